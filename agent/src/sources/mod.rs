@@ -1,0 +1,3 @@
+//! Where the agent reads from. Today: files.
+
+pub mod file;

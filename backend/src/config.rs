@@ -1,0 +1,301 @@
+//! Typed, layered configuration: defaults, then a TOML file, then `VIGIL_SECTION__KEY`
+//! environment variables. The raw layers are parsed into [`RawConfig`] and validated into
+//! [`Config`], the only form the rest of the backend sees.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+/// A value that must never be printed: its `Debug` is `[redacted]` and it has no `Display`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub storage: RawStorage,
+    pub logs: RawLogs,
+    pub ui: RawUi,
+    pub telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".to_owned(), shutdown_grace_seconds: 10 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStorage {
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; a SQLite file under `data_dir` when absent.
+    pub database_url: Option<Secret>,
+    pub database_max_connections: u32,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from("vigil-data"), database_url: None, database_max_connections: 8 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLogs {
+    /// Largest request body accepted, as sent (compressed or not).
+    pub max_body_bytes: usize,
+    /// Largest body after decompression.
+    pub max_decompressed_bytes: usize,
+    pub max_batch_records: usize,
+    pub max_message_bytes: usize,
+    /// How far in the future a record's timestamp may lie, against the server's clock.
+    pub max_future_seconds: u64,
+    /// Memory of the tantivy indexing buffer.
+    pub writer_memory_bytes: usize,
+    /// Batches waiting for the writer before ingest answers 429.
+    pub writer_queue_batches: usize,
+}
+
+impl Default for RawLogs {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_batch_records: 100_000,
+            max_message_bytes: 256 << 10,
+            max_future_seconds: 600,
+            writer_memory_bytes: 64 << 20,
+            writer_queue_batches: 64,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUi {
+    /// The folder `cargo xtask build` writes the site to.
+    pub site_root: PathBuf,
+    pub pkg_dir: String,
+    pub output_name: String,
+}
+
+impl Default for RawUi {
+    fn default() -> Self {
+        Self { site_root: PathBuf::from("target/site"), pkg_dir: "pkg".to_owned(), output_name: "vigil".to_owned() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTelemetry {
+    /// A `tracing` filter such as `info` or `vigil_backend=debug,info`.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        Self { filter: "info".to_owned(), format: LogFormat::Text }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub shutdown_grace: std::time::Duration,
+    pub data_dir: PathBuf,
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    pub logs: LogsConfig,
+    pub ui: UiConfig,
+    pub telemetry_filter: String,
+    pub telemetry_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogsConfig {
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub max_batch_records: usize,
+    pub max_message_bytes: usize,
+    pub max_future_seconds: u64,
+    pub writer_memory_bytes: usize,
+    pub writer_queue_batches: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    pub site_root: PathBuf,
+    pub pkg_dir: String,
+    pub output_name: String,
+}
+
+impl Config {
+    /// Reads the layers: defaults, the TOML file when given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!("configuration file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // Only `VIGIL_SECTION__KEY` variables are configuration; `VIGIL_FOO` is left alone.
+        figment = figment.merge(Env::prefixed("VIGIL_").filter(|key| key.as_str().contains("__")).split("__"));
+        let raw: RawConfig = figment.extract().map_err(Box::new)?;
+        raw.validate()
+    }
+
+    /// The configuration tests start from: everything under `data_dir`, a free port on loopback.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        let raw = RawConfig {
+            server: RawServer { listen: "127.0.0.1:0".to_owned(), ..RawServer::default() },
+            storage: RawStorage { data_dir: data_dir.to_owned(), ..RawStorage::default() },
+            ..RawConfig::default()
+        };
+        raw.validate().expect("the test configuration is valid")
+    }
+}
+
+impl RawConfig {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        let listen: SocketAddr = match self.server.listen.parse() {
+            Ok(address) => address,
+            Err(_) => return invalid(format!("server.listen {:?} is not an address such as 127.0.0.1:8080", self.server.listen)),
+        };
+        let database_url = match self.storage.database_url {
+            Some(url) => url,
+            None => Secret::new(format!("sqlite://{}", self.storage.data_dir.join("vigil.db").display())),
+        };
+        let url = database_url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return invalid("storage.database_url must start with sqlite:, postgres:// or postgresql://".to_owned());
+        }
+        if self.storage.database_max_connections == 0 {
+            return invalid("storage.database_max_connections must be at least 1".to_owned());
+        }
+        let logs = self.logs;
+        for (name, value) in [
+            ("logs.max_body_bytes", logs.max_body_bytes),
+            ("logs.max_decompressed_bytes", logs.max_decompressed_bytes),
+            ("logs.max_batch_records", logs.max_batch_records),
+            ("logs.max_message_bytes", logs.max_message_bytes),
+            ("logs.writer_queue_batches", logs.writer_queue_batches),
+        ] {
+            if value == 0 {
+                return invalid(format!("{name} must be greater than 0"));
+            }
+        }
+        if logs.max_decompressed_bytes < logs.max_body_bytes {
+            return invalid("logs.max_decompressed_bytes must be at least logs.max_body_bytes".to_owned());
+        }
+        if logs.writer_memory_bytes < 15 << 20 {
+            return invalid("logs.writer_memory_bytes must be at least 15 MiB (15728640)".to_owned());
+        }
+        if self.ui.output_name.is_empty() || self.ui.pkg_dir.is_empty() {
+            return invalid("ui.output_name and ui.pkg_dir must not be empty".to_owned());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.telemetry.filter).is_err() {
+            return invalid(format!("telemetry.filter {:?} is not a tracing filter", self.telemetry.filter));
+        }
+        Ok(Config {
+            listen,
+            shutdown_grace: std::time::Duration::from_secs(self.server.shutdown_grace_seconds),
+            data_dir: self.storage.data_dir,
+            database_url,
+            database_max_connections: self.storage.database_max_connections,
+            logs: LogsConfig {
+                max_body_bytes: logs.max_body_bytes,
+                max_decompressed_bytes: logs.max_decompressed_bytes,
+                max_batch_records: logs.max_batch_records,
+                max_message_bytes: logs.max_message_bytes,
+                max_future_seconds: logs.max_future_seconds,
+                writer_memory_bytes: logs.writer_memory_bytes,
+                writer_queue_batches: logs.writer_queue_batches,
+            },
+            ui: UiConfig { site_root: self.ui.site_root, pkg_dir: self.ui.pkg_dir, output_name: self.ui.output_name },
+            telemetry_filter: self.telemetry.filter,
+            telemetry_format: self.telemetry.format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = Figment::new().merge(Toml::string(toml)).extract().map_err(Box::new)?;
+        raw.validate()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = parse("").unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.database_url.expose().starts_with("sqlite://vigil-data"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(matches!(parse("[server]\nlisen = \"x\""), Err(ConfigError::Load(_))));
+        assert!(matches!(parse("[server]\nlisten = \"nowhere\""), Err(ConfigError::Invalid(_))));
+        assert!(matches!(parse("[storage]\ndatabase_url = \"mysql://x\""), Err(ConfigError::Invalid(_))));
+        assert!(matches!(parse("[logs]\nmax_body_bytes = 0"), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = parse("[storage]\ndatabase_url = \"postgres://vigil:hunter2@db/vigil\"").unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,240 @@
+//! Decoding of ingest bodies into validated log records, within the configured bounds.
+//!
+//! A body is JSON (an array of records) or NDJSON (one record a line), optionally gzip-encoded.
+//! Every failure names what is wrong, with the line of NDJSON or the index of the array
+//! element; a batch with one bad record is refused whole, so that nothing is half written.
+//!
+//! Not here: storage (see `logs`), HTTP routing (see `routes`).
+
+use std::io::Read;
+
+use vigil_proto::{ApiError, ErrorCode, LogRecord, Timestamp};
+
+use crate::config::LogsConfig;
+
+const MAX_SERVICE_BYTES: usize = 128;
+const MAX_HOST_BYTES: usize = 255;
+const MAX_LEVEL_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    Ndjson,
+}
+
+impl BodyFormat {
+    /// The format named by a `Content-Type` header.
+    pub fn from_content_type(content_type: Option<&str>) -> Result<Self, ApiError> {
+        let unsupported = |found: &str| {
+            ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!("content type {found} is not accepted: send application/json (an array of records) or application/x-ndjson (one record a line)"),
+            )
+        };
+        let Some(content_type) = content_type else {
+            return Err(unsupported("(none)"));
+        };
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" => Ok(Self::Json),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonlines" | "application/x-jsonlines" => {
+                Ok(Self::Ndjson)
+            }
+            _ => Err(unsupported(content_type)),
+        }
+    }
+}
+
+/// Undoes the `Content-Encoding`, never producing more than `limit` bytes.
+pub fn decode_content(encoding: Option<&str>, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    let encoding = encoding.map(|value| value.trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("" | "identity") => {
+            if body.len() > limit {
+                return Err(too_large(limit));
+            }
+            Ok(body.to_vec())
+        }
+        Some("gzip" | "x-gzip") => {
+            let mut decoded = Vec::new();
+            let read = flate2::read::MultiGzDecoder::new(body)
+                .take(limit as u64 + 1)
+                .read_to_end(&mut decoded)
+                .map_err(|error| ApiError::new(ErrorCode::InvalidEncoding, format!("body is not valid gzip: {error}")))?;
+            if read > limit {
+                return Err(too_large(limit));
+            }
+            Ok(decoded)
+        }
+        Some(other) => Err(ApiError::new(
+            ErrorCode::UnsupportedEncoding,
+            format!("content encoding {other:?} is not accepted: send identity or gzip"),
+        )),
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge, format!("decompressed body exceeds the limit of {limit} bytes"))
+}
+
+/// Parses and validates a decoded body.
+pub fn parse_batch(format: BodyFormat, body: &[u8], limits: &LogsConfig, now: Timestamp) -> Result<Vec<LogRecord>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|error| {
+        let offset = error.valid_up_to();
+        let line = body[..offset].iter().filter(|&&byte| byte == b'\n').count() as u64 + 1;
+        ApiError::new(ErrorCode::InvalidJson, format!("body is not valid UTF-8: invalid byte at offset {offset} (line {line})"))
+            .at_line(line)
+    })?;
+    let latest = now.saturating_add_nanos(i64::try_from(limits.max_future_seconds).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000_000));
+    let too_many = || {
+        ApiError::new(ErrorCode::PayloadTooLarge, format!("batch holds more than {} records", limits.max_batch_records))
+    };
+    match format {
+        BodyFormat::Json => {
+            let mut records: Vec<LogRecord> = serde_json::from_str(text).map_err(|error| {
+                let code = if error.is_data() { ErrorCode::InvalidRecord } else { ErrorCode::InvalidJson };
+                ApiError::new(code, format!("body is not a JSON array of log records: {error}")).at_line(error.line() as u64)
+            })?;
+            if records.len() > limits.max_batch_records {
+                return Err(too_many());
+            }
+            for (index, record) in records.iter_mut().enumerate() {
+                validate(record, limits, latest).map_err(|problem| {
+                    ApiError::new(ErrorCode::InvalidRecord, format!("record {index}: {problem}"))
+                })?;
+            }
+            Ok(records)
+        }
+        BodyFormat::Ndjson => {
+            let mut records = Vec::new();
+            for (index, line) in text.lines().enumerate() {
+                let line_number = index as u64 + 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                if records.len() == limits.max_batch_records {
+                    return Err(too_many());
+                }
+                let mut record: LogRecord = serde_json::from_str(line).map_err(|error| {
+                    let code = if error.is_data() { ErrorCode::InvalidRecord } else { ErrorCode::InvalidJson };
+                    ApiError::new(code, format!("line {line_number}: {error}")).at_line(line_number)
+                })?;
+                validate(&mut record, limits, latest).map_err(|problem| {
+                    ApiError::new(ErrorCode::InvalidRecord, format!("line {line_number}: {problem}")).at_line(line_number)
+                })?;
+                records.push(record);
+            }
+            Ok(records)
+        }
+    }
+}
+
+/// Checks the bounds of one record and normalises its level to lowercase.
+fn validate(record: &mut LogRecord, limits: &LogsConfig, latest: Timestamp) -> Result<(), String> {
+    if record.service.trim().is_empty() {
+        return Err("service must not be empty".to_owned());
+    }
+    if record.service.len() > MAX_SERVICE_BYTES {
+        return Err(format!("service is longer than {MAX_SERVICE_BYTES} bytes"));
+    }
+    if record.host.len() > MAX_HOST_BYTES {
+        return Err(format!("host is longer than {MAX_HOST_BYTES} bytes"));
+    }
+    if record.level.len() > MAX_LEVEL_BYTES {
+        return Err(format!("level is longer than {MAX_LEVEL_BYTES} bytes"));
+    }
+    if record.message.len() > limits.max_message_bytes {
+        return Err(format!("message is longer than {} bytes", limits.max_message_bytes));
+    }
+    if record.timestamp > latest {
+        return Err(format!(
+            "timestamp {} lies more than {} seconds in the future",
+            record.timestamp, limits.max_future_seconds
+        ));
+    }
+    record.level = record.level.trim().to_ascii_lowercase();
+    if record.level.is_empty() {
+        record.level = "unknown".to_owned();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn limits() -> LogsConfig {
+        crate::config::Config::for_tests(std::path::Path::new("unused")).logs
+    }
+
+    fn now() -> Timestamp {
+        "2026-11-29T09:00:00Z".parse().unwrap()
+    }
+
+    const RECORD: &str = r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api","level":"WARN","message":"slow"}"#;
+
+    #[test]
+    fn parses_json_arrays_and_ndjson_alike() {
+        let array = parse_batch(BodyFormat::Json, format!("[{RECORD},{RECORD}]").as_bytes(), &limits(), now()).unwrap();
+        let ndjson = parse_batch(BodyFormat::Ndjson, format!("{RECORD}\n\n{RECORD}\n").as_bytes(), &limits(), now()).unwrap();
+        assert_eq!(array, ndjson);
+        assert_eq!(array.len(), 2);
+        assert_eq!(array[0].level, "warn");
+    }
+
+    #[test]
+    fn a_bad_ndjson_line_is_reported_by_number() {
+        let body = format!("{RECORD}\n{RECORD}\n{{\"timestamp\":\"2026-11-29T08:00:00Z\",\"service\":\"api\"}}\n");
+        let error = parse_batch(BodyFormat::Ndjson, body.as_bytes(), &limits(), now()).unwrap_err();
+        assert_eq!(error.line, Some(3));
+        assert_eq!(error.code, ErrorCode::InvalidRecord);
+        assert!(error.message.contains("missing field `message`"), "{}", error.message);
+        let garbage = parse_batch(BodyFormat::Ndjson, format!("{RECORD}\nnot json\n").as_bytes(), &limits(), now()).unwrap_err();
+        assert_eq!((garbage.code, garbage.line), (ErrorCode::InvalidJson, Some(2)));
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line() {
+        let mut body = format!("{RECORD}\n").into_bytes();
+        body.extend_from_slice(b"{\"message\":\"\xff\"}\n");
+        let error = parse_batch(BodyFormat::Ndjson, &body, &limits(), now()).unwrap_err();
+        assert_eq!((error.code, error.line), (ErrorCode::InvalidJson, Some(2)));
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        let mut small = limits();
+        small.max_batch_records = 1;
+        small.max_message_bytes = 3;
+        let two = format!("{RECORD}\n{RECORD}\n");
+        assert_eq!(parse_batch(BodyFormat::Ndjson, two.as_bytes(), &small, now()).unwrap_err().code, ErrorCode::PayloadTooLarge);
+        let long = parse_batch(BodyFormat::Ndjson, RECORD.as_bytes(), &small, now()).unwrap_err();
+        assert!(long.message.contains("message is longer than 3 bytes"), "{}", long.message);
+        let future = RECORD.replace("2026-11-29T08:00:00Z", "2026-11-30T08:00:00Z");
+        let error = parse_batch(BodyFormat::Json, format!("[{future}]").as_bytes(), &limits(), now()).unwrap_err();
+        assert!(error.message.starts_with("record 0: timestamp"), "{}", error.message);
+        let empty_service = RECORD.replace("\"api\"", "\" \"");
+        assert_eq!(parse_batch(BodyFormat::Ndjson, empty_service.as_bytes(), &limits(), now()).unwrap_err().line, Some(1));
+    }
+
+    #[test]
+    fn gzip_is_decoded_within_the_limit() {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&vec![b' '; 10_000]).unwrap();
+        let compressed = encoder.finish().unwrap();
+        assert_eq!(decode_content(Some("gzip"), &compressed, 10_000).unwrap().len(), 10_000);
+        let bomb = decode_content(Some("gzip"), &compressed, 9_999).unwrap_err();
+        assert_eq!(bomb.code, ErrorCode::PayloadTooLarge);
+        assert_eq!(decode_content(Some("gzip"), b"plain", 100).unwrap_err().code, ErrorCode::InvalidEncoding);
+        assert_eq!(decode_content(Some("br"), b"x", 100).unwrap_err().code, ErrorCode::UnsupportedEncoding);
+    }
+
+    #[test]
+    fn content_types_are_checked() {
+        assert_eq!(BodyFormat::from_content_type(Some("application/json; charset=utf-8")).unwrap(), BodyFormat::Json);
+        assert_eq!(BodyFormat::from_content_type(Some("application/x-ndjson")).unwrap(), BodyFormat::Ndjson);
+        assert_eq!(BodyFormat::from_content_type(Some("text/plain")).unwrap_err().code, ErrorCode::UnsupportedMediaType);
+        assert_eq!(BodyFormat::from_content_type(None).unwrap_err().code, ErrorCode::UnsupportedMediaType);
+    }
+}

@@ -1,0 +1,89 @@
+//! The tantivy schema of a log record, and conversion between records and documents.
+
+use tantivy::TantivyDocument;
+use tantivy::schema::{FAST, Field, INDEXED, OwnedValue, STORED, STRING, Schema, TEXT, Value};
+use vigil_proto::{LogRecord, Timestamp};
+
+pub const TIMESTAMP: &str = "timestamp";
+pub const MESSAGE: &str = "message";
+
+/// The fields of the log schema. Timestamp (Unix nanoseconds) and level are fast fields;
+/// service, host and level match exactly; the message is full text with positions;
+/// attributes are a JSON field searchable as `attributes.key:value`.
+#[derive(Clone, Copy)]
+pub struct LogFields {
+    pub timestamp: Field,
+    pub service: Field,
+    pub host: Field,
+    pub level: Field,
+    pub message: Field,
+    pub attributes: Field,
+}
+
+impl LogFields {
+    pub fn schema() -> (Schema, Self) {
+        let mut builder = Schema::builder();
+        let fields = Self {
+            timestamp: builder.add_i64_field(TIMESTAMP, INDEXED | STORED | FAST),
+            service: builder.add_text_field("service", STRING | STORED | FAST),
+            host: builder.add_text_field("host", STRING | STORED | FAST),
+            level: builder.add_text_field("level", STRING | STORED | FAST),
+            message: builder.add_text_field(MESSAGE, TEXT | STORED),
+            attributes: builder.add_json_field("attributes", TEXT | STORED),
+        };
+        (builder.build(), fields)
+    }
+
+    pub fn document(&self, record: &LogRecord) -> TantivyDocument {
+        let mut document = TantivyDocument::new();
+        document.add_i64(self.timestamp, record.timestamp.as_unix_nanos());
+        document.add_text(self.service, &record.service);
+        document.add_text(self.host, &record.host);
+        document.add_text(self.level, &record.level);
+        document.add_text(self.message, &record.message);
+        if !record.attributes.is_empty() {
+            let attributes = OwnedValue::from(record.attributes.clone());
+            document.add_field_value(self.attributes, &attributes);
+        }
+        document
+    }
+
+    pub fn record(&self, document: &TantivyDocument) -> LogRecord {
+        let text = |field: Field| document.get_first(field).and_then(|value| value.as_str()).unwrap_or_default().to_owned();
+        let nanos = document.get_first(self.timestamp).and_then(|value| value.as_i64()).unwrap_or_default();
+        let attributes = match document.get_first(self.attributes).map(|value| serde_json::to_value(OwnedValue::from(value))) {
+            Some(Ok(serde_json::Value::Object(map))) => map,
+            _ => serde_json::Map::new(),
+        };
+        LogRecord {
+            timestamp: Timestamp::from_unix_nanos(nanos).unwrap_or(Timestamp::MIN),
+            service: text(self.service),
+            host: text(self.host),
+            level: text(self.level),
+            message: text(self.message),
+            attributes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_survives_the_round_trip_through_a_document() {
+        let (_, fields) = LogFields::schema();
+        let record = LogRecord {
+            timestamp: Timestamp::from_unix_nanos(1_795_939_200_123_456_789).unwrap(),
+            service: "checkout".to_owned(),
+            host: "web-1".to_owned(),
+            level: "error".to_owned(),
+            message: "payment provider timed out".to_owned(),
+            attributes: serde_json::json!({"order": 42, "region": "eu", "nested": {"ok": false}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        assert_eq!(fields.record(&fields.document(&record)), record);
+    }
+}

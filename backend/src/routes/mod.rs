@@ -1,0 +1,16 @@
+//! HTTP adapters: they decode requests, call the domain modules and encode answers. No
+//! business logic lives here.
+
+pub mod health;
+pub mod logs;
+
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use vigil_proto::ErrorCode;
+
+use crate::error::HttpError;
+
+/// Unknown paths: the JSON error on the API, a plain 404 elsewhere.
+pub async fn fallback(method: Method, uri: Uri) -> Response {
+    HttpError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path())).into_response()
+}

@@ -1,0 +1,160 @@
+//! Assembly of the server: [`Application::build`] opens the stores and binds the listener,
+//! [`router`] wires every route, [`Application::run_until_stopped`] serves until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::services::ServeDir;
+use vigil_frontend::services::Services;
+use vigil_proto::paths;
+
+use crate::auth::{Scope, require_scope};
+use crate::config::Config;
+use crate::logs::{LogStore, TantivyLogStore};
+use crate::routes;
+use crate::store::Database;
+use crate::telemetry::{Metrics, track_http};
+use crate::ui::BackendServices;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: Config,
+    pub database: Database,
+    pub log_store: Arc<dyn LogStore>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot create the data directory {0}")]
+    DataDir(String, #[source] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot open the log store")]
+    LogStore(#[from] crate::logs::LogStoreError),
+    #[error("cannot listen on {0}")]
+    Bind(SocketAddr, #[source] std::io::Error),
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|error| BuildError::DataDir(config.data_dir.display().to_string(), error))?;
+        let metrics = Metrics::new();
+        let database = Database::connect(config.database_url.expose(), config.database_max_connections).await?;
+        let log_store = TantivyLogStore::open(
+            &config.data_dir.join("logs"),
+            config.logs.writer_memory_bytes,
+            config.logs.writer_queue_batches,
+            metrics.clone(),
+        )?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|error| BuildError::Bind(config.listen, error))?;
+        let state = Arc::new(AppState { config, database, log_store: Arc::new(log_store), metrics });
+        Ok(Self { listener, state, shutdown: CancellationToken::new() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|address| address.port()).unwrap_or_default()
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Cancelling this token stops the server gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until `shutdown_token` is cancelled or `signal` completes, then lets requests in
+    /// flight finish (within the configured grace period) and closes the stores.
+    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let shutdown = self.shutdown.clone();
+        let grace = state.config.shutdown_grace;
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    () = signal => shutdown.cancel(),
+                    () = shutdown.cancelled() => {}
+                }
+            }
+        });
+        let address = self.listener.local_addr()?;
+        tracing::info!(address = %address, "vigil listening");
+        let server = axum::serve(self.listener, router(state.clone())).with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move { shutdown.cancelled().await }
+        });
+        let served = tokio::select! {
+            result = server => result,
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "requests still running after the grace period, stopping anyway");
+                Ok(())
+            }
+        };
+        state.log_store.close().await;
+        state.database.close().await;
+        tracing::info!("vigil stopped");
+        served
+    }
+}
+
+/// Every route of the backend.
+pub fn router(state: Arc<AppState>) -> Router {
+    let ingest = Router::new()
+        .route(paths::LOGS, post(routes::logs::ingest))
+        .route_layer(from_fn_with_state((state.clone(), Scope::Ingest), require_scope));
+    let read = Router::new()
+        .route(paths::LOGS_SEARCH, get(routes::logs::search))
+        .route_layer(from_fn_with_state((state.clone(), Scope::Read), require_scope));
+    let api = Router::new()
+        .route(paths::HEALTHZ, get(routes::health::healthz))
+        .route(paths::READYZ, get(routes::health::readyz))
+        .route(paths::METRICS, get(routes::health::metrics))
+        .merge(ingest)
+        .merge(read)
+        .with_state(state.clone());
+
+    let ui = &state.config.ui;
+    let leptos_options = LeptosOptions::builder()
+        .output_name(ui.output_name.as_str())
+        .site_root(ui.site_root.display().to_string())
+        .site_pkg_dir(ui.pkg_dir.as_str())
+        .build();
+    let services = Services(Arc::new(BackendServices::new(state.clone())));
+    let routes = generate_route_list(vigil_frontend::App);
+    let pkg = ServeDir::new(ui.site_root.join(&ui.pkg_dir));
+    let pages: Router = Router::new()
+        .leptos_routes_with_context(
+            &leptos_options,
+            routes,
+            move || provide_context(services.clone()),
+            {
+                let leptos_options = leptos_options.clone();
+                move || vigil_frontend::shell(leptos_options.clone())
+            },
+        )
+        .with_state(leptos_options);
+
+    api.merge(pages)
+        .nest_service(&format!("/{}", ui.pkg_dir), pkg)
+        .fallback(routes::fallback)
+        .layer(from_fn_with_state(state.metrics.clone(), track_http))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}

@@ -1,0 +1,89 @@
+//! Every metric the backend exports about itself, by name, in one place.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    /// The route pattern, never the raw path, so that cardinality stays bounded.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_request_duration: Family<RouteLabels, Histogram>,
+    pub log_records_ingested: Counter,
+    pub log_batches_rejected: Counter,
+    pub log_commits: Counter,
+    pub log_commit_duration: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("vigil");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        let http_request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register("http_request_duration_seconds", "Time to answer an HTTP request", http_request_duration.clone());
+        let log_records_ingested = Counter::default();
+        registry.register("log_records_ingested", "Log records made durable", log_records_ingested.clone());
+        let log_batches_rejected = Counter::default();
+        registry.register("log_batches_rejected", "Ingest batches refused as invalid or over a limit", log_batches_rejected.clone());
+        let log_commits = Counter::default();
+        registry.register("log_commits", "Commits of the log index", log_commits.clone());
+        let log_commit_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register("log_commit_duration_seconds", "Time to commit the log index", log_commit_duration.clone());
+        Arc::new(Self {
+            registry,
+            http_requests,
+            http_request_duration,
+            log_records_ingested,
+            log_batches_rejected,
+            log_commits,
+            log_commit_duration,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Middleware counting and timing every request by route pattern.
+pub async fn track_http(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels { method, route: route.clone(), status: response.status().as_u16() })
+        .inc();
+    metrics.http_request_duration.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
+    response
+}

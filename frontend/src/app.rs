@@ -1,0 +1,70 @@
+//! The document shell, the layout with its navigation, and the routes.
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::path;
+
+use crate::pages::{LogsPage, NotBuiltYet};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+const NAVIGATION: [(&str, &str); 7] = [
+    ("/", "Overview"),
+    ("/logs", "Logs"),
+    // `/metrics` is the backend's own Prometheus exposition, so the explorer lives at `/explore`.
+    ("/explore", "Metrics"),
+    ("/alerts", "Alerts"),
+    ("/rollouts", "Rollouts"),
+    ("/agents", "Agents"),
+    ("/settings", "Settings"),
+];
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="vigil" href="/pkg/vigil.css"/>
+        <Title text="Vigil"/>
+        <Router>
+            <div class="layout">
+                <nav class="sidebar">
+                    <span class="brand">"Vigil"</span>
+                    <ul>
+                        {NAVIGATION
+                            .into_iter()
+                            .map(|(href, label)| view! { <li><A href=href exact=true>{label}</A></li> })
+                            .collect_view()}
+                    </ul>
+                </nav>
+                <main class="content">
+                    <Routes fallback=|| view! { <h1>"Page not found"</h1> }>
+                        <Route path=path!("/") view=|| view! { <NotBuiltYet title="Overview"/> }/>
+                        <Route path=path!("/logs") view=LogsPage/>
+                        <Route path=path!("/explore") view=|| view! { <NotBuiltYet title="Metrics"/> }/>
+                        <Route path=path!("/alerts") view=|| view! { <NotBuiltYet title="Alerts"/> }/>
+                        <Route path=path!("/rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
+                        <Route path=path!("/agents") view=|| view! { <NotBuiltYet title="Agents"/> }/>
+                        <Route path=path!("/settings") view=|| view! { <NotBuiltYet title="Settings"/> }/>
+                    </Routes>
+                </main>
+            </div>
+        </Router>
+    }
+}

@@ -1,0 +1,16 @@
+//! One component per page of the navigation.
+
+mod logs;
+
+pub use logs::LogsPage;
+
+use leptos::prelude::*;
+
+/// A page whose capability has not been built yet.
+#[component]
+pub fn NotBuiltYet(title: &'static str) -> impl IntoView {
+    view! {
+        <h1>{title}</h1>
+        <p class="placeholder">"Not built yet."</p>
+    }
+}

@@ -1,0 +1,18 @@
+//! Vigil's wire types: what crosses a process boundary between the agent, the backend and the
+//! browser.
+//!
+//! Useful for: ingest batches ([`LogRecord`]), log queries and result pages ([`LogQuery`],
+//! [`LogPage`]), the one JSON error shape ([`ApiError`], [`ErrorCode`]) and the API paths
+//! ([`paths`]). Every type here is a compatibility promise of `/api/v1`.
+//!
+//! Not useful for: I/O of any kind. This crate builds for `wasm32` and native and depends on
+//! nothing heavier than serde and time.
+
+mod error;
+mod logs;
+pub mod paths;
+mod timestamp;
+
+pub use error::{ApiError, ErrorCode};
+pub use logs::{IngestResponse, LogPage, LogQuery, LogRecord, ParseRangeError, RelativeRange};
+pub use timestamp::{ParseTimestampError, Timestamp};

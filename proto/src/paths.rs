@@ -1,0 +1,9 @@
+//! API paths shared by the backend's router, the agent and the tests.
+
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
+pub const LOGS: &str = "/api/v1/logs";
+pub const LOGS_SEARCH: &str = "/api/v1/logs/search";
+/// Prefix of the UI's server functions.
+pub const UI_FUNCTIONS: &str = "/ui/fn";

@@ -1,0 +1,189 @@
+//! Vigil's build pipeline, in Rust so that it needs nothing but cargo:
+//!
+//! - `cargo xtask build`: the wasm bundle (`hydrate`, profile `wasm-release`), wasm-bindgen at
+//!   exactly the version in Cargo.lock (linked in as a library), wasm-opt from the npm
+//!   `binaryen` package when it is installed, the stylesheet, then the `vigil` and
+//!   `vigil-agent` binaries (debug).
+//! - `cargo xtask dev`: the same with a debug wasm bundle (fast rebuilds), then runs `vigil serve`.
+//! - `cargo xtask dist`: release binaries and the site in `dist/`.
+//! - `cargo xtask test [ARGS]`: `build`, then `cargo test --workspace ARGS`.
+//! - `cargo xtask clippy`: clippy on the workspace and on the frontend's `hydrate` build.
+//! - `cargo xtask demo`: `build`, then a backend, an agent tailing a demo log file, demo traffic
+//!   and (when installed) a Prometheus scraping the backend.
+//!
+//! Nothing here downloads anything.
+
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+const OUTPUT_NAME: &str = "vigil";
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let workspace = Workspace::locate()?;
+    match command.as_str() {
+        "build" => {
+            workspace.build_site(WasmProfile::Release)?;
+            workspace.build_binaries(false)?;
+        }
+        "dev" => {
+            workspace.build_site(WasmProfile::Dev)?;
+            workspace.cargo(&["run", "--package", "vigil-backend", "--bin", "vigil", "--", "serve"])?;
+        }
+        "dist" => workspace.dist()?,
+        "test" => {
+            workspace.build_site(WasmProfile::Release)?;
+            let mut cargo_args = vec!["test", "--workspace"];
+            cargo_args.extend(rest.iter().map(String::as_str));
+            workspace.cargo(&cargo_args)?;
+        }
+        "clippy" => {
+            workspace.cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+            workspace.cargo(&[
+                "clippy", "--package", "vigil-frontend", "--lib", "--target", WASM_TARGET,
+                "--no-default-features", "--features", "hydrate", "--", "-D", "warnings",
+            ])?;
+        }
+        "demo" => {
+            workspace.build_site(WasmProfile::Release)?;
+            workspace.build_binaries(false)?;
+            demo::run(&workspace)?;
+        }
+        _ => bail!("usage: cargo xtask build|dev|dist|test [cargo test args]|clippy|demo"),
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WasmProfile {
+    Dev,
+    Release,
+}
+
+pub struct Workspace {
+    root: PathBuf,
+    target_dir: PathBuf,
+}
+
+impl Workspace {
+    fn locate() -> anyhow::Result<Self> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the workspace")?.to_owned();
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+        Ok(Self { root, target_dir })
+    }
+
+    /// Where the site (the `pkg/` folder with the bundle and the stylesheet) is written.
+    pub fn site_root(&self) -> PathBuf {
+        self.root.join("target").join("site")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn binary(&self, name: &str, release: bool) -> PathBuf {
+        self.target_dir.join(if release { "release" } else { "debug" }).join(name)
+    }
+
+    fn cargo(&self, args: &[&str]) -> anyhow::Result<()> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        eprintln!("xtask: cargo {}", args.join(" "));
+        let status = Command::new(cargo)
+            .args(args)
+            .current_dir(&self.root)
+            // Leptos reads this at compile time to name the bundle; our names come from config.
+            .env_remove("LEPTOS_OUTPUT_NAME")
+            .status()
+            .context("cannot run cargo")?;
+        if !status.success() {
+            bail!("cargo {} failed with {status}", args.join(" "));
+        }
+        Ok(())
+    }
+
+    fn build_site(&self, profile: WasmProfile) -> anyhow::Result<()> {
+        let (profile_flag, profile_dir) = match profile {
+            WasmProfile::Dev => ("dev", "debug"),
+            WasmProfile::Release => ("wasm-release", "wasm-release"),
+        };
+        self.cargo(&[
+            "build", "--package", "vigil-frontend", "--lib", "--target", WASM_TARGET,
+            "--no-default-features", "--features", "hydrate", "--profile", profile_flag,
+        ])?;
+        let wasm = self.target_dir.join(WASM_TARGET).join(profile_dir).join("vigil_frontend.wasm");
+        let pkg = self.site_root().join("pkg");
+        std::fs::create_dir_all(&pkg).with_context(|| format!("cannot create {}", pkg.display()))?;
+        eprintln!("xtask: wasm-bindgen {} -> {}", wasm.display(), pkg.display());
+        wasm_bindgen_cli_support::Bindgen::new()
+            .input_path(&wasm)
+            .web(true)?
+            .typescript(false)
+            .out_name(OUTPUT_NAME)
+            .generate(&pkg)
+            .context("wasm-bindgen failed")?;
+        let bundle = pkg.join(format!("{OUTPUT_NAME}_bg.wasm"));
+        if profile == WasmProfile::Release {
+            self.shrink(&bundle)?;
+        }
+        let size = std::fs::metadata(&bundle).map(|metadata| metadata.len()).unwrap_or_default();
+        eprintln!("xtask: {} is {} KiB", bundle.display(), size / 1024);
+        std::fs::copy(self.root.join("style").join("vigil.css"), pkg.join("vigil.css")).context("cannot copy the stylesheet")?;
+        Ok(())
+    }
+
+    /// Runs wasm-opt from the npm `binaryen` package when it is installed (Debian's is too
+    /// old and produces broken bundles, so it is never used).
+    fn shrink(&self, bundle: &Path) -> anyhow::Result<()> {
+        let wasm_opt = self.root.join("node_modules").join(".bin").join("wasm-opt");
+        if !wasm_opt.exists() {
+            eprintln!("xtask: npm binaryen is not installed (npm ci); the bundle is not shrunk");
+            return Ok(());
+        }
+        let shrunk = bundle.with_extension("opt.wasm");
+        let status = Command::new(&wasm_opt)
+            .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext"])
+            .args(["--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"])
+            .arg(bundle)
+            .arg("-o")
+            .arg(&shrunk)
+            .status()
+            .context("cannot run wasm-opt")?;
+        if !status.success() {
+            bail!("wasm-opt failed with {status}");
+        }
+        std::fs::rename(&shrunk, bundle)?;
+        Ok(())
+    }
+
+    fn build_binaries(&self, release: bool) -> anyhow::Result<()> {
+        let mut args = vec!["build", "--package", "vigil-backend", "--package", "vigil-agent"];
+        if release {
+            args.push("--release");
+        }
+        self.cargo(&args)
+    }
+
+    fn dist(&self) -> anyhow::Result<()> {
+        self.build_site(WasmProfile::Release)?;
+        self.build_binaries(true)?;
+        let dist = self.root.join("dist");
+        let dist_pkg = dist.join("site").join("pkg");
+        std::fs::create_dir_all(&dist_pkg)?;
+        for binary in ["vigil", "vigil-agent"] {
+            std::fs::copy(self.binary(binary, true), dist.join(binary)).with_context(|| format!("cannot copy {binary}"))?;
+        }
+        for entry in std::fs::read_dir(self.site_root().join("pkg"))? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), dist_pkg.join(entry.file_name()))?;
+        }
+        eprintln!("xtask: dist/ holds vigil, vigil-agent and site/ (set ui.site_root to it)");
+        Ok(())
+    }
+}
