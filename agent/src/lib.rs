@@ -20,29 +20,51 @@ use crate::sources::file::FileSource;
 /// Lines read but not yet batched; a full channel makes the tailers wait (backpressure).
 const CHANNEL_RECORDS: usize = 8192;
 
-/// Runs the agent until `shutdown` is cancelled: one tailer thread per file source, one sink.
-pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// A started agent: its sources have opened the files that exist (so that lines appended from
+/// now on are shipped) and its tailer threads run; [`Agent::run`] ships until shutdown.
+pub struct Agent {
+    tailers: Vec<std::thread::JoinHandle<()>>,
+    receiver: mpsc::Receiver<vigil_proto::LogRecord>,
+    sink: HttpSink,
+    shutdown: CancellationToken,
+}
+
+/// Opens every source and starts its tailer thread.
+pub fn start(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<Agent> {
     let (sender, receiver) = mpsc::channel(CHANNEL_RECORDS);
     let host = config.host();
+    let sink = HttpSink::new(&config.backend, config.batch.clone())?;
     let mut tailers = Vec::new();
     for source in &config.sources {
-        let file_source = FileSource::new(source.clone(), host.clone(), config.tail.clone())
-            .with_context(|| format!("source {:?}", source.name))?;
+        let started = FileSource::new(source.clone(), host.clone(), config.tail.clone())
+            .with_context(|| format!("source {:?}", source.name))?
+            .start();
         let sender = sender.clone();
         let shutdown = shutdown.clone();
         let thread = std::thread::Builder::new()
             .name(format!("tail-{}", source.name))
-            .spawn(move || file_source.run(&sender, &shutdown))
+            .spawn(move || started.run(&sender, &shutdown))
             .context("cannot start a tailer thread")?;
         tailers.push(thread);
     }
-    drop(sender);
-    let sink = HttpSink::new(&config.backend, config.batch.clone())?;
     tracing::info!(sources = config.sources.len(), backend = %config.backend.url, "vigil-agent running");
-    sink.run(receiver, shutdown.clone()).await;
-    for tailer in tailers {
-        let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+    Ok(Agent { tailers, receiver, sink, shutdown })
+}
+
+impl Agent {
+    /// Ships until `shutdown` is cancelled, then waits for the tailers.
+    pub async fn run(self) {
+        let Self { tailers, receiver, sink, shutdown } = self;
+        sink.run(receiver, shutdown).await;
+        for tailer in tailers {
+            let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+        }
+        tracing::info!("vigil-agent stopped");
     }
-    tracing::info!("vigil-agent stopped");
+}
+
+/// Starts the agent and runs it until `shutdown` is cancelled.
+pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    start(config, shutdown)?.run().await;
     Ok(())
 }

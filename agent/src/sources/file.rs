@@ -64,18 +64,37 @@ impl FileSource {
         paths
     }
 
-    /// Polls the files until `shutdown`; blocks the calling thread.
-    pub fn run(self, sender: &mpsc::Sender<LogRecord>, shutdown: &CancellationToken) {
-        let mut followed: HashMap<PathBuf, Followed> = HashMap::new();
-        // Files that exist now are followed from their end.
+    /// Opens the files that exist now, at their end: what they already hold is not shipped.
+    pub fn start(self) -> StartedFileSource {
+        let mut followed = HashMap::new();
         for path in self.matching_paths() {
             if let Some(file) = open(&path, true) {
                 followed.insert(path, file);
             }
         }
+        StartedFileSource { source: self, followed }
+    }
+}
+
+/// A file source whose existing files have been opened; [`StartedFileSource::run`] follows them.
+pub struct StartedFileSource {
+    source: FileSource,
+    followed: HashMap<PathBuf, Followed>,
+}
+
+impl StartedFileSource {
+    /// Polls the files until `shutdown`; blocks the calling thread.
+    pub fn run(self, sender: &mpsc::Sender<LogRecord>, shutdown: &CancellationToken) {
+        let Self { source, mut followed } = self;
+        source.follow(&mut followed, sender, shutdown);
+    }
+}
+
+impl FileSource {
+    fn follow(&self, followed: &mut HashMap<PathBuf, Followed>, sender: &mpsc::Sender<LogRecord>, shutdown: &CancellationToken) {
         let interval = Duration::from_millis(self.tail.poll_interval_ms);
         while !shutdown.is_cancelled() {
-            if !self.poll(&mut followed, sender) {
+            if !self.poll(followed, sender) {
                 return;
             }
             std::thread::sleep(interval);
@@ -236,10 +255,7 @@ mod tests {
         append(&app, "old line\n");
         let source = source(directory.path());
         let (sender, mut receiver) = mpsc::channel(100);
-        let mut followed = HashMap::new();
-        for path in source.matching_paths() {
-            followed.insert(path.clone(), open(&path, true).unwrap());
-        }
+        let StartedFileSource { source, mut followed } = source.start();
 
         append(&app, "first\nsecond\nhalf");
         assert!(source.poll(&mut followed, &sender));

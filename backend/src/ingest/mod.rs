@@ -204,12 +204,13 @@ mod tests {
 
     #[test]
     fn bounds_are_enforced() {
-        let mut small = limits();
-        small.max_batch_records = 1;
-        small.max_message_bytes = 3;
+        let mut one_record = limits();
+        one_record.max_batch_records = 1;
         let two = format!("{RECORD}\n{RECORD}\n");
-        assert_eq!(parse_batch(BodyFormat::Ndjson, two.as_bytes(), &small, now()).unwrap_err().code, ErrorCode::PayloadTooLarge);
-        let long = parse_batch(BodyFormat::Ndjson, RECORD.as_bytes(), &small, now()).unwrap_err();
+        assert_eq!(parse_batch(BodyFormat::Ndjson, two.as_bytes(), &one_record, now()).unwrap_err().code, ErrorCode::PayloadTooLarge);
+        let mut short_messages = limits();
+        short_messages.max_message_bytes = 3;
+        let long = parse_batch(BodyFormat::Ndjson, RECORD.as_bytes(), &short_messages, now()).unwrap_err();
         assert!(long.message.contains("message is longer than 3 bytes"), "{}", long.message);
         let future = RECORD.replace("2026-11-29T08:00:00Z", "2026-11-30T08:00:00Z");
         let error = parse_batch(BodyFormat::Json, format!("[{future}]").as_bytes(), &limits(), now()).unwrap_err();

@@ -1,1 +1,15 @@
+//! The backend's integration tests: real servers on loopback (the backend itself, PostgreSQL,
+//! Prometheus, Chromium), nothing mocked.
 
+mod browser;
+mod helpers;
+mod postgres;
+mod prometheus;
+
+mod auth;
+mod end_to_end;
+mod health;
+mod ingest;
+mod restart;
+mod search;
+mod store;

@@ -1,0 +1,150 @@
+//! A headless browser for the tests: Debian's Chromium driven through Debian's ChromeDriver
+//! with the W3C WebDriver protocol. Each [`Browser`] has its own driver process, profile
+//! directory and session; dropping it ends them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::helpers::{eventually, free_port};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    client: reqwest::Client,
+    session: String,
+    driver: tokio::process::Child,
+    _profile: TempDir,
+}
+
+#[derive(Clone, Debug)]
+pub struct Element(String);
+
+impl Browser {
+    pub async fn start() -> Self {
+        for binary in [CHROMIUM, CHROMEDRIVER] {
+            assert!(Path::new(binary).exists(), "{binary} is missing: apt-get install chromium chromium-driver (scripts/setup.sh does)");
+        }
+        let port = free_port();
+        let driver = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        eventually(30, "chromedriver to listen", || {
+            let request = client.get(format!("{base}/status")).send();
+            async move { request.await.ok().filter(|response| response.status().is_success()) }
+        })
+        .await;
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        }}});
+        let created: Value = client
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .expect("new session request")
+            .json()
+            .await
+            .expect("new session answer");
+        let session_id = created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}"));
+        Self { session: format!("{base}/session/{session_id}"), client, driver, _profile: profile }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.client.request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.expect("webdriver request").json().await.expect("webdriver answer");
+        if let Some(error) = answer["value"].get("error") {
+            panic!("webdriver {path}: {error}: {}", answer["value"]["message"]);
+        }
+        answer["value"].clone()
+    }
+
+    /// Ends the session, which closes the browser.
+    pub async fn quit(self) {
+        let _ = self.client.delete(&self.session).send().await;
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    pub async fn current_url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
+    pub async fn execute(&self, script: &str, args: Vec<Value>) -> Value {
+        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": args}))).await
+    }
+
+    /// The elements matching a CSS selector now.
+    pub async fn find_all(&self, selector: &str) -> Vec<Element> {
+        let found = self.call(reqwest::Method::POST, "/elements", Some(json!({"using": "css selector", "value": selector}))).await;
+        found
+            .as_array()
+            .map(|elements| elements.iter().filter_map(|element| element[ELEMENT_KEY].as_str()).map(|id| Element(id.to_owned())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits for an element matching the selector.
+    pub async fn wait_for(&self, selector: &str) -> Element {
+        eventually(20, &format!("an element matching {selector}"), || async {
+            self.find_all(selector).await.into_iter().next()
+        })
+        .await
+    }
+
+    pub async fn text(&self, element: &Element) -> String {
+        self.call(reqwest::Method::GET, &format!("/element/{}/text", element.0), None).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    pub async fn type_text(&self, element: &Element, text: &str) {
+        self.call(reqwest::Method::POST, &format!("/element/{}/value", element.0), Some(json!({"text": text}))).await;
+    }
+
+    pub async fn click(&self, element: &Element) {
+        self.call(reqwest::Method::POST, &format!("/element/{}/click", element.0), Some(json!({}))).await;
+    }
+
+    /// A PNG of the page, for looking at what a failing test saw.
+    pub async fn screenshot(&self, path: &Path) {
+        use base64::Engine;
+        let encoded = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        if let Some(bytes) = encoded.as_str().and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok()) {
+            let _ = std::fs::write(path, bytes);
+        }
+    }
+}
+
+impl Drop for Browser {
+    /// Kills the driver's process group, which holds the browser it started.
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! A line appended to a log file on a host travels through the agent and the backend to the
+//! browser: the Logs page, hydrated, finds it by search.
+
+use std::io::Write;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use vigil_agent::config::{AgentConfig, BackendConfig, BatchConfig, FileSourceConfig, TailConfig, Token};
+
+use crate::browser::Browser;
+use crate::helpers::{eventually, site_root, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_appended_to_a_file_is_found_in_the_browser() {
+    assert!(
+        site_root().join("pkg/vigil_bg.wasm").exists(),
+        "the wasm bundle is missing: run `cargo xtask build` (or `cargo xtask test`) first"
+    );
+    let app = spawn_app().await;
+    let logs = tempfile::tempdir().unwrap();
+    let agent_config = AgentConfig {
+        backend: BackendConfig { url: app.address.clone(), token: Token::new(app.ingest_token.clone()), timeout_seconds: 5 },
+        host: Some("web-7".to_owned()),
+        sources: vec![FileSourceConfig {
+            name: "shop".to_owned(),
+            service: "shop".to_owned(),
+            include: vec![format!("{}/*.log", logs.path().display())],
+            exclude: vec![],
+        }],
+        batch: BatchConfig { max_wait_ms: 50, ..BatchConfig::default() },
+        tail: TailConfig { poll_interval_ms: 50, ..TailConfig::default() },
+    };
+    agent_config.validate().unwrap();
+    // What the file holds before the agent starts is not shipped: new lines only.
+    let marker = format!("zebra{}", std::process::id());
+    let path = logs.path().join("shop.log");
+    std::fs::write(&path, format!("INFO old line {marker}old\n")).unwrap();
+    let agent_shutdown = CancellationToken::new();
+    let agent = tokio::spawn(vigil_agent::start(agent_config, agent_shutdown.clone()).unwrap().run());
+
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    writeln!(file, "INFO GET /products 200").unwrap();
+    writeln!(file, "ERROR checkout failed for order {marker}").unwrap();
+    file.sync_all().unwrap();
+
+    let shipped = eventually(20, "the agent to ship the line", || async {
+        let page = app.search(&[("q", marker.as_str())]).await;
+        page.records.into_iter().next()
+    })
+    .await;
+    assert_eq!((shipped.service.as_str(), shipped.host.as_str(), shipped.level.as_str()), ("shop", "web-7", "error"));
+    assert_eq!(app.search(&[("q", &format!("{marker}old"))]).await.total, 0, "a line older than the agent was shipped");
+
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/logs")).await;
+    // Interactive only once the wasm bundle has hydrated the page.
+    browser.wait_for(".search-bar[data-hydrated='true']").await;
+    // A marker on the window survives client-side navigation but not a full page load.
+    browser.execute("window.__vigilSamePage = true;", vec![]).await;
+
+    let query = browser.wait_for("input.query").await;
+    browser.type_text(&query, &marker).await;
+    browser.click(&browser.wait_for("button[type='submit']").await).await;
+
+    let hit = eventually(20, "the hit in the result list", || async {
+        for element in browser.find_all(".record .message").await {
+            let text = browser.text(&element).await;
+            if text.contains(&marker) {
+                return Some(text);
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(hit, format!("ERROR checkout failed for order {marker}"));
+    let level = browser.text(&browser.wait_for(".record .level").await).await;
+    assert_eq!(level.to_lowercase(), "error");
+    assert!(browser.current_url().await.contains(&format!("q={marker}")), "the query is in the URL");
+    let same_page = browser.execute("return window.__vigilSamePage === true;", vec![]).await;
+    assert_eq!(same_page, json!(true), "the search ran without a full page reload");
+    if std::env::var_os("VIGIL_TEST_SCREENSHOTS").is_some() {
+        browser.screenshot(&std::env::temp_dir().join("vigil-logs-page.png")).await;
+    }
+    browser.quit().await;
+
+    agent_shutdown.cancel();
+    agent.await.unwrap();
+}

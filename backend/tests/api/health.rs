@@ -1,0 +1,62 @@
+use crate::helpers::{assert_error, spawn_app};
+use crate::prometheus::TestPrometheus;
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_without_a_token() {
+    let app = spawn_app().await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["database"]["status"], "ok");
+    assert_eq!(ready["checks"]["log_store"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_fails_when_the_log_store_is_closed() {
+    let app = spawn_app().await;
+    app.state.log_store.close().await;
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["log_store"]["status"], "failing");
+    assert_eq!(body["checks"]["database"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn unknown_api_routes_get_a_json_404() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/api/v1/nothing")).send().await.unwrap();
+    assert_error(response, 404, "not_found", "/api/v1/nothing").await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route() {
+    let app = spawn_app().await;
+    app.client.get(app.url("/healthz")).send().await.unwrap();
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = response.text().await.unwrap();
+    assert!(text.contains(r#"vigil_http_requests_total{method="GET",route="/healthz",status="200"} 1"#), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+/// A real Prometheus scrapes the backend's `/metrics` and can query what it exposes.
+#[tokio::test]
+async fn prometheus_scrapes_the_backend() {
+    let app = spawn_app().await;
+    app.post_logs(&[crate::helpers::record("2026-11-29T08:00:00Z", "api", "info", "scraped")]).await;
+    let prometheus = TestPrometheus::start(&format!(
+        "  - job_name: vigil\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        app.port
+    ))
+    .await;
+    let ingested = crate::helpers::eventually(60, "Prometheus to scrape vigil", || async {
+        let result = prometheus.query(r#"vigil_log_records_ingested_total{job="vigil"}"#).await;
+        result.first().map(|series| series["value"][1].as_str().unwrap_or_default().to_owned())
+    })
+    .await;
+    assert_eq!(ingested, "1");
+    let up = prometheus.query(r#"up{job="vigil"}"#).await;
+    assert_eq!(up[0]["value"][1], "1");
+}

@@ -1,0 +1,98 @@
+use std::io::Write;
+
+use crate::helpers::{assert_error, record, spawn_app, spawn_app_with, Db};
+
+const LINE: &str = r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api","message":"ok"}"#;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn a_json_batch_is_acknowledged_and_searchable() {
+    let app = spawn_app().await;
+    let records = [
+        record("2026-11-29T08:00:00Z", "checkout", "ERROR", "payment provider timed out"),
+        record("2026-11-29T08:00:01Z", "checkout", "info", "order placed"),
+    ];
+    let response = app.post_logs(&records).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["accepted"], 2);
+    // Acknowledged means searchable: no waiting.
+    let page = app.search(&[("q", "payment")]).await;
+    assert_eq!(page.total, 1);
+    assert_eq!(page.records[0].level, "error");
+    assert_eq!(page.records[0].service, "checkout");
+}
+
+#[tokio::test]
+async fn gzipped_ndjson_is_accepted() {
+    let app = spawn_app().await;
+    let body = format!("{LINE}\n{}\n", LINE.replace("\"ok\"", "\"second\""));
+    let response = app.post_raw(gzip(body.as_bytes()), "application/x-ndjson", Some("gzip")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.search(&[]).await.total, 2);
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_clear_errors_and_store_nothing() {
+    let app = spawn_app().await;
+    assert_error(app.post_raw(b"[{".to_vec(), "application/json", None).await, 400, "invalid_json", "EOF while parsing").await;
+    assert_error(app.post_raw(LINE.as_bytes().to_vec(), "text/plain", None).await, 415, "unsupported_media_type", "text/plain").await;
+    assert_error(app.post_raw(LINE.as_bytes().to_vec(), "application/x-ndjson", Some("br")).await, 415, "unsupported_encoding", "br").await;
+    assert_error(app.post_raw(b"not gzip".to_vec(), "application/x-ndjson", Some("gzip")).await, 400, "invalid_encoding", "gzip").await;
+    let missing = r#"[{"timestamp":"2026-11-29T08:00:00Z","message":"no service"}]"#;
+    assert_error(app.post_raw(missing.as_bytes().to_vec(), "application/json", None).await, 400, "invalid_record", "missing field `service`").await;
+    let future = LINE.replace("2026-11-29T08:00:00Z", "2262-01-01T00:00:00Z");
+    assert_error(app.post_raw(future.into_bytes(), "application/x-ndjson", None).await, 400, "invalid_record", "in the future").await;
+    let ancient = LINE.replace("2026-11-29T08:00:00Z", "1969-07-20T20:17:00Z");
+    assert_error(app.post_raw(ancient.into_bytes(), "application/x-ndjson", None).await, 400, "invalid_record", "out of range").await;
+
+    // One bad line refuses the batch, naming the line; the good lines are not half written.
+    let body = format!("{LINE}\n{LINE}\n{{\"timestamp\":\"2026-11-29T08:00:00Z\",\"service\":\"api\",\"message\":7}}\n");
+    let error = assert_error(app.post_raw(body.into_bytes(), "application/x-ndjson", None).await, 400, "invalid_record", "line 3").await;
+    assert_eq!(error["line"], 3);
+
+    let mut invalid_utf8 = format!("{LINE}\n").into_bytes();
+    invalid_utf8.extend_from_slice(b"{\"message\":\"\xc3\x28\"}\n");
+    let error = assert_error(app.post_raw(invalid_utf8, "application/x-ndjson", None).await, 400, "invalid_json", "UTF-8").await;
+    assert_eq!(error["line"], 2);
+
+    assert_eq!(app.search(&[]).await.total, 0, "nothing from a refused batch may be stored");
+    // And the server keeps serving.
+    assert_eq!(app.post_raw(LINE.as_bytes().to_vec(), "application/x-ndjson", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn oversized_and_over_compressed_bodies_are_refused() {
+    let app = spawn_app_with(Db::Sqlite, |config| {
+        config.logs.max_body_bytes = 4096;
+        config.logs.max_decompressed_bytes = 64 * 1024;
+    })
+    .await;
+    let big = format!("{LINE}\n").repeat(100);
+    assert_error(app.post_raw(big.into_bytes(), "application/x-ndjson", None).await, 413, "payload_too_large", "4096 bytes").await;
+    // A small gzip body that inflates past the decompressed limit.
+    let bomb = gzip(&vec![b' '; 1 << 20]);
+    assert!(bomb.len() < 4096);
+    assert_error(app.post_raw(bomb, "application/x-ndjson", Some("gzip")).await, 413, "payload_too_large", "decompressed").await;
+    assert_eq!(app.post_raw(LINE.as_bytes().to_vec(), "application/x-ndjson", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn too_many_records_in_a_batch_are_refused() {
+    let app = spawn_app_with(Db::Sqlite, |config| config.logs.max_batch_records = 2).await;
+    let three = format!("{LINE}\n{LINE}\n{LINE}\n");
+    assert_error(app.post_raw(three.into_bytes(), "application/x-ndjson", None).await, 413, "payload_too_large", "more than 2 records").await;
+}
+
+#[tokio::test]
+async fn ingest_and_search_work_on_postgresql() {
+    let app = spawn_app_with(Db::Postgres, |_| {}).await;
+    let response = app.post_logs(&[record("2026-11-29T08:00:00Z", "api", "warn", "stored with tokens in postgres")]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.search(&[("q", "postgres")]).await.total, 1);
+}
