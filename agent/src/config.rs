@@ -191,6 +191,12 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let example = parse(include_str!("../../config/agent.example.toml")).unwrap();
+        assert_eq!(example.sources[0].include, ["/var/log/app/*.log"]);
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let error = parse(&VALID.replace("http://", "ftp://")).unwrap_err().to_string();
         assert!(error.contains("backend.url"), "{error}");

@@ -99,7 +99,12 @@ impl HttpSink {
                 }
                 Delivery::Retry(retry_after) => {
                     let delay = retry_after.unwrap_or_else(|| jitter(backoff)).min(MAX_BACKOFF);
-                    tracing::warn!(records = count, attempt, delay_ms = delay.as_millis() as u64, "backend unavailable, retrying");
+                    tracing::warn!(
+                        records = count,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "backend unavailable, retrying"
+                    );
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = shutdown.cancelled() => {

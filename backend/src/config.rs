@@ -208,7 +208,12 @@ impl RawConfig {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         let listen: SocketAddr = match self.server.listen.parse() {
             Ok(address) => address,
-            Err(_) => return invalid(format!("server.listen {:?} is not an address such as 127.0.0.1:8080", self.server.listen)),
+            Err(_) => {
+                return invalid(format!(
+                    "server.listen {:?} is not an address such as 127.0.0.1:8080",
+                    self.server.listen
+                ));
+            }
         };
         let database_url = match self.storage.database_url {
             Some(url) => url,
@@ -289,6 +294,13 @@ mod tests {
         assert!(matches!(parse("[server]\nlisten = \"nowhere\""), Err(ConfigError::Invalid(_))));
         assert!(matches!(parse("[storage]\ndatabase_url = \"mysql://x\""), Err(ConfigError::Invalid(_))));
         assert!(matches!(parse("[logs]\nmax_body_bytes = 0"), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_holds_the_defaults() {
+        let example = parse(include_str!("../../config/vigil.example.toml")).unwrap();
+        let defaults = parse("").unwrap();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
     }
 
     #[test]

@@ -88,7 +88,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 TokenCommand::List => {
                     for token in database.tokens().await? {
                         let last_used = token.last_used_at_millis.map_or_else(|| "never".to_owned(), format_millis);
-                        println!("{}\t{}\tcreated {}\tlast used {last_used}", token.name, token.scope, format_millis(token.created_at_millis));
+                        println!(
+                            "{}\t{}\tcreated {}\tlast used {last_used}",
+                            token.name,
+                            token.scope,
+                            format_millis(token.created_at_millis)
+                        );
                     }
                 }
             }
@@ -99,7 +104,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 fn format_millis(millis: i64) -> String {
-    vigil_proto::Timestamp::from_unix_nanos(millis.saturating_mul(1_000_000)).map_or_else(|_| millis.to_string(), |at| at.to_rfc3339())
+    vigil_proto::Timestamp::from_unix_nanos(millis.saturating_mul(1_000_000))
+        .map_or_else(|_| millis.to_string(), |at| at.to_rfc3339())
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -62,7 +62,8 @@ impl Application {
             config.logs.writer_queue_batches,
             metrics.clone(),
         )?;
-        let listener = TcpListener::bind(config.listen).await.map_err(|error| BuildError::Bind(config.listen, error))?;
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|error| BuildError::Bind(config.listen, error))?;
         let state = Arc::new(AppState { config, database, log_store: Arc::new(log_store), metrics });
         Ok(Self { listener, state, shutdown: CancellationToken::new() })
     }
@@ -141,15 +142,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     let routes = generate_route_list(vigil_frontend::App);
     let pkg = ServeDir::new(ui.site_root.join(&ui.pkg_dir));
     let pages: Router = Router::new()
-        .leptos_routes_with_context(
-            &leptos_options,
-            routes,
-            move || provide_context(services.clone()),
-            {
-                let leptos_options = leptos_options.clone();
-                move || vigil_frontend::shell(leptos_options.clone())
-            },
-        )
+        .leptos_routes_with_context(&leptos_options, routes, move || provide_context(services.clone()), {
+            let leptos_options = leptos_options.clone();
+            move || vigil_frontend::shell(leptos_options.clone())
+        })
         .with_state(leptos_options);
 
     api.merge(pages)

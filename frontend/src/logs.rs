@@ -9,7 +9,8 @@ use vigil_proto::LogPage;
 pub async fn search_logs(q: String, range: String, limit: u32) -> Result<LogPage, ServerFnError> {
     use vigil_proto::{LogQuery, RelativeRange, Timestamp};
 
-    let range: RelativeRange = range.parse().map_err(|error: vigil_proto::ParseRangeError| ServerFnError::new(error))?;
+    let range: RelativeRange =
+        range.parse().map_err(|error: vigil_proto::ParseRangeError| ServerFnError::new(error))?;
     let now = Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).map_err(ServerFnError::new)?;
     let query = LogQuery {
         q,

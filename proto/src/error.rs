@@ -31,7 +31,11 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidJson | Self::InvalidEncoding | Self::InvalidRecord | Self::InvalidParameter | Self::InvalidQuery => 400,
+            Self::InvalidJson
+            | Self::InvalidEncoding
+            | Self::InvalidRecord
+            | Self::InvalidParameter
+            | Self::InvalidQuery => 400,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
@@ -75,17 +79,16 @@ mod tests {
     fn serializes_as_code_and_message() {
         let error = ApiError::new(ErrorCode::InvalidJson, "expected value at line 1 column 1");
         let json = serde_json::to_value(&error).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"code": "invalid_json", "message": "expected value at line 1 column 1"})
-        );
+        assert_eq!(json, serde_json::json!({"code": "invalid_json", "message": "expected value at line 1 column 1"}));
         let with_line = serde_json::to_value(error.at_line(3)).unwrap();
         assert_eq!(with_line["line"], 3);
     }
 
     #[test]
     fn client_errors_map_to_4xx() {
-        for code in [ErrorCode::InvalidJson, ErrorCode::InvalidRecord, ErrorCode::PayloadTooLarge, ErrorCode::Unauthorized] {
+        for code in
+            [ErrorCode::InvalidJson, ErrorCode::InvalidRecord, ErrorCode::PayloadTooLarge, ErrorCode::Unauthorized]
+        {
             assert!((400..500).contains(&code.http_status()), "{code:?}");
         }
         assert_eq!(ErrorCode::Internal.http_status(), 500);

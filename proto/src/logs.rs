@@ -105,14 +105,13 @@ mod tests {
 
     #[test]
     fn a_record_needs_timestamp_service_and_message() {
-        let record: LogRecord = serde_json::from_str(
-            r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api","message":"started"}"#,
-        )
-        .unwrap();
+        let record: LogRecord =
+            serde_json::from_str(r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api","message":"started"}"#)
+                .unwrap();
         assert_eq!(record.level, "unknown");
         assert_eq!(record.host, "");
-        let missing = serde_json::from_str::<LogRecord>(r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api"}"#)
-            .unwrap_err();
+        let missing =
+            serde_json::from_str::<LogRecord>(r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api"}"#).unwrap_err();
         assert!(missing.to_string().contains("missing field `message`"), "{missing}");
         let unknown = serde_json::from_str::<LogRecord>(
             r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api","msg":"x","message":"y"}"#,

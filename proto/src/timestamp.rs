@@ -105,8 +105,8 @@ impl<'de> Deserialize<'de> for Timestamp {
             }
 
             fn visit_u64<E: de::Error>(self, nanos: u64) -> Result<Timestamp, E> {
-                let nanos = i64::try_from(nanos)
-                    .map_err(|_| E::custom(ParseTimestampError::OutOfRange(nanos.to_string())))?;
+                let nanos =
+                    i64::try_from(nanos).map_err(|_| E::custom(ParseTimestampError::OutOfRange(nanos.to_string())))?;
                 Timestamp::from_unix_nanos(nanos).map_err(E::custom)
             }
 

@@ -19,7 +19,8 @@ const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 pub fn run(workspace: &Workspace) -> anyhow::Result<()> {
     let port: u16 = std::env::var("VIGIL_DEMO_PORT").ok().and_then(|port| port.parse().ok()).unwrap_or(8080);
-    let prometheus_port: u16 = std::env::var("VIGIL_DEMO_PROMETHEUS_PORT").ok().and_then(|port| port.parse().ok()).unwrap_or(9090);
+    let prometheus_port: u16 =
+        std::env::var("VIGIL_DEMO_PROMETHEUS_PORT").ok().and_then(|port| port.parse().ok()).unwrap_or(9090);
     let demo = workspace.root().join(".vigil-demo");
     if demo.exists() {
         std::fs::remove_dir_all(&demo).context("cannot clear .vigil-demo")?;
@@ -61,12 +62,8 @@ pub fn run(workspace: &Workspace) -> anyhow::Result<()> {
     )?;
 
     let mut children: Vec<Child> = Vec::new();
-    let mut backend = Command::new(&vigil)
-        .arg("--config")
-        .arg(&backend_config)
-        .arg("serve")
-        .spawn()
-        .context("cannot start vigil")?;
+    let mut backend =
+        Command::new(&vigil).arg("--config").arg(&backend_config).arg("serve").spawn().context("cannot start vigil")?;
     if let Err(error) = wait_ready(port) {
         let _ = backend.kill();
         return Err(error);
@@ -84,7 +81,9 @@ pub fn run(workspace: &Workspace) -> anyhow::Result<()> {
         let prometheus_config = prometheus_dir.join("prometheus.yml");
         std::fs::write(
             &prometheus_config,
-            format!("global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: vigil\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
+            format!(
+                "global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: vigil\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            ),
         )?;
         children.push(
             Command::new(PROMETHEUS)

@@ -47,8 +47,18 @@ fn main() -> anyhow::Result<()> {
         "clippy" => {
             workspace.cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
             workspace.cargo(&[
-                "clippy", "--package", "vigil-frontend", "--lib", "--target", WASM_TARGET,
-                "--no-default-features", "--features", "hydrate", "--", "-D", "warnings",
+                "clippy",
+                "--package",
+                "vigil-frontend",
+                "--lib",
+                "--target",
+                WASM_TARGET,
+                "--no-default-features",
+                "--features",
+                "hydrate",
+                "--",
+                "-D",
+                "warnings",
             ])?;
         }
         "demo" => {
@@ -114,8 +124,17 @@ impl Workspace {
             WasmProfile::Release => ("wasm-release", "wasm-release"),
         };
         self.cargo(&[
-            "build", "--package", "vigil-frontend", "--lib", "--target", WASM_TARGET,
-            "--no-default-features", "--features", "hydrate", "--profile", profile_flag,
+            "build",
+            "--package",
+            "vigil-frontend",
+            "--lib",
+            "--target",
+            WASM_TARGET,
+            "--no-default-features",
+            "--features",
+            "hydrate",
+            "--profile",
+            profile_flag,
         ])?;
         let wasm = self.target_dir.join(WASM_TARGET).join(profile_dir).join("vigil_frontend.wasm");
         let pkg = self.site_root().join("pkg");
@@ -134,7 +153,8 @@ impl Workspace {
         }
         let size = std::fs::metadata(&bundle).map(|metadata| metadata.len()).unwrap_or_default();
         eprintln!("xtask: {} is {} KiB", bundle.display(), size / 1024);
-        std::fs::copy(self.root.join("style").join("vigil.css"), pkg.join("vigil.css")).context("cannot copy the stylesheet")?;
+        std::fs::copy(self.root.join("style").join("vigil.css"), pkg.join("vigil.css"))
+            .context("cannot copy the stylesheet")?;
         Ok(())
     }
 
@@ -177,7 +197,8 @@ impl Workspace {
         let dist_pkg = dist.join("site").join("pkg");
         std::fs::create_dir_all(&dist_pkg)?;
         for binary in ["vigil", "vigil-agent"] {
-            std::fs::copy(self.binary(binary, true), dist.join(binary)).with_context(|| format!("cannot copy {binary}"))?;
+            std::fs::copy(self.binary(binary, true), dist.join(binary))
+                .with_context(|| format!("cannot copy {binary}"))?;
         }
         for entry in std::fs::read_dir(self.site_root().join("pkg"))? {
             let entry = entry?;

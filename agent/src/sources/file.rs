@@ -8,7 +8,7 @@
 //!
 //! Not yet here: checkpoints across restarts, content fingerprints, multiline grouping.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -66,7 +66,7 @@ impl FileSource {
 
     /// Opens the files that exist now, at their end: what they already hold is not shipped.
     pub fn start(self) -> StartedFileSource {
-        let mut followed = HashMap::new();
+        let mut followed = BTreeMap::new();
         for path in self.matching_paths() {
             if let Some(file) = open(&path, true) {
                 followed.insert(path, file);
@@ -79,7 +79,7 @@ impl FileSource {
 /// A file source whose existing files have been opened; [`StartedFileSource::run`] follows them.
 pub struct StartedFileSource {
     source: FileSource,
-    followed: HashMap<PathBuf, Followed>,
+    followed: BTreeMap<PathBuf, Followed>,
 }
 
 impl StartedFileSource {
@@ -91,7 +91,12 @@ impl StartedFileSource {
 }
 
 impl FileSource {
-    fn follow(&self, followed: &mut HashMap<PathBuf, Followed>, sender: &mpsc::Sender<LogRecord>, shutdown: &CancellationToken) {
+    fn follow(
+        &self,
+        followed: &mut BTreeMap<PathBuf, Followed>,
+        sender: &mpsc::Sender<LogRecord>,
+        shutdown: &CancellationToken,
+    ) {
         let interval = Duration::from_millis(self.tail.poll_interval_ms);
         while !shutdown.is_cancelled() {
             if !self.poll(followed, sender) {
@@ -102,13 +107,13 @@ impl FileSource {
     }
 
     /// One pass over the files; `false` when the receiver is gone.
-    fn poll(&self, followed: &mut HashMap<PathBuf, Followed>, sender: &mpsc::Sender<LogRecord>) -> bool {
+    fn poll(&self, followed: &mut BTreeMap<PathBuf, Followed>, sender: &mpsc::Sender<LogRecord>) -> bool {
         let paths = self.matching_paths();
         for path in &paths {
-            if !followed.contains_key(path) {
-                if let Some(file) = open(path, false) {
-                    followed.insert(path.clone(), file);
-                }
+            if !followed.contains_key(path)
+                && let Some(file) = open(path, false)
+            {
+                followed.insert(path.clone(), file);
             }
         }
         let mut gone = Vec::new();
@@ -142,14 +147,14 @@ impl FileSource {
 
     /// Reads everything new in the file and sends its complete lines.
     fn drain(&self, path: &Path, state: &mut Followed, sender: &mpsc::Sender<LogRecord>) -> bool {
-        if let Ok(metadata) = state.file.metadata() {
-            if metadata.len() < state.offset {
-                tracing::info!(file = %path.display(), "file truncated, reading it from its start");
-                state.offset = 0;
-                state.partial.clear();
-                if state.file.seek(SeekFrom::Start(0)).is_err() {
-                    return true;
-                }
+        if let Ok(metadata) = state.file.metadata()
+            && metadata.len() < state.offset
+        {
+            tracing::info!(file = %path.display(), "file truncated, reading it from its start");
+            state.offset = 0;
+            state.partial.clear();
+            if state.file.seek(SeekFrom::Start(0)).is_err() {
+                return true;
             }
         }
         let mut buffer = vec![0u8; READ_CHUNK];

@@ -83,7 +83,11 @@ pub enum CreateTokenError {
 }
 
 /// Creates a token and returns it in clear, the only time it is available.
-pub async fn create_token(database: &Database, name: &str, scope: Scope) -> Result<(String, TokenRow), CreateTokenError> {
+pub async fn create_token(
+    database: &Database,
+    name: &str,
+    scope: Scope,
+) -> Result<(String, TokenRow), CreateTokenError> {
     let valid_name = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
@@ -139,7 +143,12 @@ pub async fn require_scope(
     if !caller.scope.allows(required) {
         return HttpError::new(
             ErrorCode::Forbidden,
-            format!("token {:?} has scope {} but this route needs {}", caller.token_name, caller.scope.as_str(), required.as_str()),
+            format!(
+                "token {:?} has scope {} but this route needs {}",
+                caller.token_name,
+                caller.scope.as_str(),
+                required.as_str()
+            ),
         )
         .into_response();
     }

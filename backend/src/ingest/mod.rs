@@ -28,7 +28,9 @@ impl BodyFormat {
         let unsupported = |found: &str| {
             ApiError::new(
                 ErrorCode::UnsupportedMediaType,
-                format!("content type {found} is not accepted: send application/json (an array of records) or application/x-ndjson (one record a line)"),
+                format!(
+                    "content type {found} is not accepted: send application/json (an array of records) or application/x-ndjson (one record a line)"
+                ),
             )
         };
         let Some(content_type) = content_type else {
@@ -57,10 +59,10 @@ pub fn decode_content(encoding: Option<&str>, body: &[u8], limit: usize) -> Resu
         }
         Some("gzip" | "x-gzip") => {
             let mut decoded = Vec::new();
-            let read = flate2::read::MultiGzDecoder::new(body)
-                .take(limit as u64 + 1)
-                .read_to_end(&mut decoded)
-                .map_err(|error| ApiError::new(ErrorCode::InvalidEncoding, format!("body is not valid gzip: {error}")))?;
+            let read =
+                flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1).read_to_end(&mut decoded).map_err(
+                    |error| ApiError::new(ErrorCode::InvalidEncoding, format!("body is not valid gzip: {error}")),
+                )?;
             if read > limit {
                 return Err(too_large(limit));
             }
@@ -78,14 +80,24 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// Parses and validates a decoded body.
-pub fn parse_batch(format: BodyFormat, body: &[u8], limits: &LogsConfig, now: Timestamp) -> Result<Vec<LogRecord>, ApiError> {
+pub fn parse_batch(
+    format: BodyFormat,
+    body: &[u8],
+    limits: &LogsConfig,
+    now: Timestamp,
+) -> Result<Vec<LogRecord>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|error| {
         let offset = error.valid_up_to();
         let line = body[..offset].iter().filter(|&&byte| byte == b'\n').count() as u64 + 1;
-        ApiError::new(ErrorCode::InvalidJson, format!("body is not valid UTF-8: invalid byte at offset {offset} (line {line})"))
-            .at_line(line)
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("body is not valid UTF-8: invalid byte at offset {offset} (line {line})"),
+        )
+        .at_line(line)
     })?;
-    let latest = now.saturating_add_nanos(i64::try_from(limits.max_future_seconds).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000_000));
+    let latest = now.saturating_add_nanos(
+        i64::try_from(limits.max_future_seconds).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000_000),
+    );
     let too_many = || {
         ApiError::new(ErrorCode::PayloadTooLarge, format!("batch holds more than {} records", limits.max_batch_records))
     };
@@ -93,15 +105,15 @@ pub fn parse_batch(format: BodyFormat, body: &[u8], limits: &LogsConfig, now: Ti
         BodyFormat::Json => {
             let mut records: Vec<LogRecord> = serde_json::from_str(text).map_err(|error| {
                 let code = if error.is_data() { ErrorCode::InvalidRecord } else { ErrorCode::InvalidJson };
-                ApiError::new(code, format!("body is not a JSON array of log records: {error}")).at_line(error.line() as u64)
+                ApiError::new(code, format!("body is not a JSON array of log records: {error}"))
+                    .at_line(error.line() as u64)
             })?;
             if records.len() > limits.max_batch_records {
                 return Err(too_many());
             }
             for (index, record) in records.iter_mut().enumerate() {
-                validate(record, limits, latest).map_err(|problem| {
-                    ApiError::new(ErrorCode::InvalidRecord, format!("record {index}: {problem}"))
-                })?;
+                validate(record, limits, latest)
+                    .map_err(|problem| ApiError::new(ErrorCode::InvalidRecord, format!("record {index}: {problem}")))?;
             }
             Ok(records)
         }
@@ -120,7 +132,8 @@ pub fn parse_batch(format: BodyFormat, body: &[u8], limits: &LogsConfig, now: Ti
                     ApiError::new(code, format!("line {line_number}: {error}")).at_line(line_number)
                 })?;
                 validate(&mut record, limits, latest).map_err(|problem| {
-                    ApiError::new(ErrorCode::InvalidRecord, format!("line {line_number}: {problem}")).at_line(line_number)
+                    ApiError::new(ErrorCode::InvalidRecord, format!("line {line_number}: {problem}"))
+                        .at_line(line_number)
                 })?;
                 records.push(record);
             }
@@ -177,7 +190,8 @@ mod tests {
     #[test]
     fn parses_json_arrays_and_ndjson_alike() {
         let array = parse_batch(BodyFormat::Json, format!("[{RECORD},{RECORD}]").as_bytes(), &limits(), now()).unwrap();
-        let ndjson = parse_batch(BodyFormat::Ndjson, format!("{RECORD}\n\n{RECORD}\n").as_bytes(), &limits(), now()).unwrap();
+        let ndjson =
+            parse_batch(BodyFormat::Ndjson, format!("{RECORD}\n\n{RECORD}\n").as_bytes(), &limits(), now()).unwrap();
         assert_eq!(array, ndjson);
         assert_eq!(array.len(), 2);
         assert_eq!(array[0].level, "warn");
@@ -190,7 +204,8 @@ mod tests {
         assert_eq!(error.line, Some(3));
         assert_eq!(error.code, ErrorCode::InvalidRecord);
         assert!(error.message.contains("missing field `message`"), "{}", error.message);
-        let garbage = parse_batch(BodyFormat::Ndjson, format!("{RECORD}\nnot json\n").as_bytes(), &limits(), now()).unwrap_err();
+        let garbage =
+            parse_batch(BodyFormat::Ndjson, format!("{RECORD}\nnot json\n").as_bytes(), &limits(), now()).unwrap_err();
         assert_eq!((garbage.code, garbage.line), (ErrorCode::InvalidJson, Some(2)));
     }
 
@@ -207,7 +222,10 @@ mod tests {
         let mut one_record = limits();
         one_record.max_batch_records = 1;
         let two = format!("{RECORD}\n{RECORD}\n");
-        assert_eq!(parse_batch(BodyFormat::Ndjson, two.as_bytes(), &one_record, now()).unwrap_err().code, ErrorCode::PayloadTooLarge);
+        assert_eq!(
+            parse_batch(BodyFormat::Ndjson, two.as_bytes(), &one_record, now()).unwrap_err().code,
+            ErrorCode::PayloadTooLarge
+        );
         let mut short_messages = limits();
         short_messages.max_message_bytes = 3;
         let long = parse_batch(BodyFormat::Ndjson, RECORD.as_bytes(), &short_messages, now()).unwrap_err();
@@ -216,7 +234,10 @@ mod tests {
         let error = parse_batch(BodyFormat::Json, format!("[{future}]").as_bytes(), &limits(), now()).unwrap_err();
         assert!(error.message.starts_with("record 0: timestamp"), "{}", error.message);
         let empty_service = RECORD.replace("\"api\"", "\" \"");
-        assert_eq!(parse_batch(BodyFormat::Ndjson, empty_service.as_bytes(), &limits(), now()).unwrap_err().line, Some(1));
+        assert_eq!(
+            parse_batch(BodyFormat::Ndjson, empty_service.as_bytes(), &limits(), now()).unwrap_err().line,
+            Some(1)
+        );
     }
 
     #[test]
@@ -235,7 +256,10 @@ mod tests {
     fn content_types_are_checked() {
         assert_eq!(BodyFormat::from_content_type(Some("application/json; charset=utf-8")).unwrap(), BodyFormat::Json);
         assert_eq!(BodyFormat::from_content_type(Some("application/x-ndjson")).unwrap(), BodyFormat::Ndjson);
-        assert_eq!(BodyFormat::from_content_type(Some("text/plain")).unwrap_err().code, ErrorCode::UnsupportedMediaType);
+        assert_eq!(
+            BodyFormat::from_content_type(Some("text/plain")).unwrap_err().code,
+            ErrorCode::UnsupportedMediaType
+        );
         assert_eq!(BodyFormat::from_content_type(None).unwrap_err().code, ErrorCode::UnsupportedMediaType);
     }
 }

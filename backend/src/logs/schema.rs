@@ -49,12 +49,14 @@ impl LogFields {
     }
 
     pub fn record(&self, document: &TantivyDocument) -> LogRecord {
-        let text = |field: Field| document.get_first(field).and_then(|value| value.as_str()).unwrap_or_default().to_owned();
+        let text =
+            |field: Field| document.get_first(field).and_then(|value| value.as_str()).unwrap_or_default().to_owned();
         let nanos = document.get_first(self.timestamp).and_then(|value| value.as_i64()).unwrap_or_default();
-        let attributes = match document.get_first(self.attributes).map(|value| serde_json::to_value(OwnedValue::from(value))) {
-            Some(Ok(serde_json::Value::Object(map))) => map,
-            _ => serde_json::Map::new(),
-        };
+        let attributes =
+            match document.get_first(self.attributes).map(|value| serde_json::to_value(OwnedValue::from(value))) {
+                Some(Ok(serde_json::Value::Object(map))) => map,
+                _ => serde_json::Map::new(),
+            };
         LogRecord {
             timestamp: Timestamp::from_unix_nanos(nanos).unwrap_or(Timestamp::MIN),
             service: text(self.service),

@@ -49,7 +49,8 @@ impl TantivyLogStore {
     ) -> Result<Self, LogStoreError> {
         std::fs::create_dir_all(directory)?;
         let (schema, fields) = LogFields::schema();
-        let index = Index::open_or_create(MmapDirectory::open(directory).map_err(tantivy::TantivyError::from)?, schema)?;
+        let index =
+            Index::open_or_create(MmapDirectory::open(directory).map_err(tantivy::TantivyError::from)?, schema)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let writer: IndexWriter<TantivyDocument> = index.writer_with_num_threads(1, writer_memory_bytes)?;
         let (sender, receiver) = mpsc::channel(queue_batches);
@@ -143,9 +144,9 @@ fn build_query(index: &Index, fields: &LogFields, query: &LogQuery) -> Result<Bo
     let lower = query.start.map_or(Bound::Unbounded, |start| {
         Bound::Included(Term::from_field_i64(fields.timestamp, start.as_unix_nanos()))
     });
-    let upper = query.end.map_or(Bound::Unbounded, |end| {
-        Bound::Excluded(Term::from_field_i64(fields.timestamp, end.as_unix_nanos()))
-    });
+    let upper = query
+        .end
+        .map_or(Bound::Unbounded, |end| Bound::Excluded(Term::from_field_i64(fields.timestamp, end.as_unix_nanos())));
     if matches!((&lower, &upper), (Bound::Unbounded, Bound::Unbounded)) {
         return Ok(text_query);
     }

@@ -27,7 +27,7 @@ impl From<LogStoreError> for HttpError {
     }
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
@@ -75,18 +75,18 @@ pub async fn search(
 }
 
 pub fn validate_query(query: &LogQuery) -> Result<(), HttpError> {
-    if let Some(limit) = query.limit {
-        if limit == 0 || limit > LogQuery::MAX_LIMIT {
-            return Err(HttpError::new(
-                ErrorCode::InvalidParameter,
-                format!("limit must be between 1 and {}", LogQuery::MAX_LIMIT),
-            ));
-        }
+    if let Some(limit) = query.limit
+        && (limit == 0 || limit > LogQuery::MAX_LIMIT)
+    {
+        return Err(HttpError::new(
+            ErrorCode::InvalidParameter,
+            format!("limit must be between 1 and {}", LogQuery::MAX_LIMIT),
+        ));
     }
-    if let (Some(start), Some(end)) = (query.start, query.end) {
-        if start >= end {
-            return Err(HttpError::new(ErrorCode::InvalidParameter, "start must be before end"));
-        }
+    if let (Some(start), Some(end)) = (query.start, query.end)
+        && start >= end
+    {
+        return Err(HttpError::new(ErrorCode::InvalidParameter, "start must be before end"));
     }
     Ok(())
 }

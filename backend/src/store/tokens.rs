@@ -52,12 +52,10 @@ impl Database {
     }
 
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, scope, created_at, last_used_at FROM api_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(self.pool())
-        .await?;
+        let row = sqlx::query("SELECT id, name, scope, created_at, last_used_at FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(self.pool())
+            .await?;
         row.map(|row| token_row(&row)).transpose()
     }
 

@@ -43,11 +43,19 @@ impl Metrics {
         let http_request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
-        registry.register("http_request_duration_seconds", "Time to answer an HTTP request", http_request_duration.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            http_request_duration.clone(),
+        );
         let log_records_ingested = Counter::default();
         registry.register("log_records_ingested", "Log records made durable", log_records_ingested.clone());
         let log_batches_rejected = Counter::default();
-        registry.register("log_batches_rejected", "Ingest batches refused as invalid or over a limit", log_batches_rejected.clone());
+        registry.register(
+            "log_batches_rejected",
+            "Ingest batches refused as invalid or over a limit",
+            log_batches_rejected.clone(),
+        );
         let log_commits = Counter::default();
         registry.register("log_commits", "Commits of the log index", log_commits.clone());
         let log_commit_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));

@@ -5,7 +5,13 @@ use crate::helpers::{assert_error, record, spawn_app};
 #[tokio::test]
 async fn ingest_without_a_token_is_refused_with_401() {
     let app = spawn_app().await;
-    let response = app.client.post(app.url(paths::LOGS)).json(&[record("2026-11-29T08:00:00Z", "api", "info", "x")]).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url(paths::LOGS))
+        .json(&[record("2026-11-29T08:00:00Z", "api", "info", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_error(response, 401, "unauthorized", "missing bearer token").await;
 }
 
@@ -41,7 +47,9 @@ async fn scopes_limit_what_a_token_may_do() {
     assert_error(response, 403, "forbidden", "needs read").await;
 
     // An admin token may do both.
-    let (admin, _) = vigil_backend::auth::create_token(&app.state.database, "admin", vigil_backend::auth::Scope::Admin).await.unwrap();
+    let (admin, _) = vigil_backend::auth::create_token(&app.state.database, "admin", vigil_backend::auth::Scope::Admin)
+        .await
+        .unwrap();
     let response = app
         .client
         .post(app.url(paths::LOGS))

@@ -27,7 +27,10 @@ pub struct Element(String);
 impl Browser {
     pub async fn start() -> Self {
         for binary in [CHROMIUM, CHROMEDRIVER] {
-            assert!(Path::new(binary).exists(), "{binary} is missing: apt-get install chromium chromium-driver (scripts/setup.sh does)");
+            assert!(
+                Path::new(binary).exists(),
+                "{binary} is missing: apt-get install chromium chromium-driver (scripts/setup.sh does)"
+            );
         }
         let port = free_port();
         let driver = tokio::process::Command::new(CHROMEDRIVER)
@@ -103,10 +106,18 @@ impl Browser {
 
     /// The elements matching a CSS selector now.
     pub async fn find_all(&self, selector: &str) -> Vec<Element> {
-        let found = self.call(reqwest::Method::POST, "/elements", Some(json!({"using": "css selector", "value": selector}))).await;
+        let found = self
+            .call(reqwest::Method::POST, "/elements", Some(json!({"using": "css selector", "value": selector})))
+            .await;
         found
             .as_array()
-            .map(|elements| elements.iter().filter_map(|element| element[ELEMENT_KEY].as_str()).map(|id| Element(id.to_owned())).collect())
+            .map(|elements| {
+                elements
+                    .iter()
+                    .filter_map(|element| element[ELEMENT_KEY].as_str())
+                    .map(|id| Element(id.to_owned()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -119,7 +130,11 @@ impl Browser {
     }
 
     pub async fn text(&self, element: &Element) -> String {
-        self.call(reqwest::Method::GET, &format!("/element/{}/text", element.0), None).await.as_str().unwrap_or_default().to_owned()
+        self.call(reqwest::Method::GET, &format!("/element/{}/text", element.0), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub async fn type_text(&self, element: &Element, text: &str) {
@@ -134,7 +149,9 @@ impl Browser {
     pub async fn screenshot(&self, path: &Path) {
         use base64::Engine;
         let encoded = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        if let Some(bytes) = encoded.as_str().and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok()) {
+        if let Some(bytes) =
+            encoded.as_str().and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+        {
             let _ = std::fs::write(path, bytes);
         }
     }

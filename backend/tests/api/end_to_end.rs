@@ -19,7 +19,11 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     let app = spawn_app().await;
     let logs = tempfile::tempdir().unwrap();
     let agent_config = AgentConfig {
-        backend: BackendConfig { url: app.address.clone(), token: Token::new(app.ingest_token.clone()), timeout_seconds: 5 },
+        backend: BackendConfig {
+            url: app.address.clone(),
+            token: Token::new(app.ingest_token.clone()),
+            timeout_seconds: 5,
+        },
         host: Some("web-7".to_owned()),
         sources: vec![FileSourceConfig {
             name: "shop".to_owned(),

@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use crate::helpers::{assert_error, record, spawn_app, spawn_app_with, Db};
+use crate::helpers::{Db, assert_error, record, spawn_app, spawn_app_with};
 
 const LINE: &str = r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api","message":"ok"}"#;
 
@@ -40,25 +40,76 @@ async fn gzipped_ndjson_is_accepted() {
 #[tokio::test]
 async fn malformed_bodies_get_clear_errors_and_store_nothing() {
     let app = spawn_app().await;
-    assert_error(app.post_raw(b"[{".to_vec(), "application/json", None).await, 400, "invalid_json", "EOF while parsing").await;
-    assert_error(app.post_raw(LINE.as_bytes().to_vec(), "text/plain", None).await, 415, "unsupported_media_type", "text/plain").await;
-    assert_error(app.post_raw(LINE.as_bytes().to_vec(), "application/x-ndjson", Some("br")).await, 415, "unsupported_encoding", "br").await;
-    assert_error(app.post_raw(b"not gzip".to_vec(), "application/x-ndjson", Some("gzip")).await, 400, "invalid_encoding", "gzip").await;
+    assert_error(
+        app.post_raw(b"[{".to_vec(), "application/json", None).await,
+        400,
+        "invalid_json",
+        "EOF while parsing",
+    )
+    .await;
+    assert_error(
+        app.post_raw(LINE.as_bytes().to_vec(), "text/plain", None).await,
+        415,
+        "unsupported_media_type",
+        "text/plain",
+    )
+    .await;
+    assert_error(
+        app.post_raw(LINE.as_bytes().to_vec(), "application/x-ndjson", Some("br")).await,
+        415,
+        "unsupported_encoding",
+        "br",
+    )
+    .await;
+    assert_error(
+        app.post_raw(b"not gzip".to_vec(), "application/x-ndjson", Some("gzip")).await,
+        400,
+        "invalid_encoding",
+        "gzip",
+    )
+    .await;
     let missing = r#"[{"timestamp":"2026-11-29T08:00:00Z","message":"no service"}]"#;
-    assert_error(app.post_raw(missing.as_bytes().to_vec(), "application/json", None).await, 400, "invalid_record", "missing field `service`").await;
+    assert_error(
+        app.post_raw(missing.as_bytes().to_vec(), "application/json", None).await,
+        400,
+        "invalid_record",
+        "missing field `service`",
+    )
+    .await;
     let future = LINE.replace("2026-11-29T08:00:00Z", "2262-01-01T00:00:00Z");
-    assert_error(app.post_raw(future.into_bytes(), "application/x-ndjson", None).await, 400, "invalid_record", "in the future").await;
+    assert_error(
+        app.post_raw(future.into_bytes(), "application/x-ndjson", None).await,
+        400,
+        "invalid_record",
+        "in the future",
+    )
+    .await;
     let ancient = LINE.replace("2026-11-29T08:00:00Z", "1969-07-20T20:17:00Z");
-    assert_error(app.post_raw(ancient.into_bytes(), "application/x-ndjson", None).await, 400, "invalid_record", "out of range").await;
+    assert_error(
+        app.post_raw(ancient.into_bytes(), "application/x-ndjson", None).await,
+        400,
+        "invalid_record",
+        "out of range",
+    )
+    .await;
 
     // One bad line refuses the batch, naming the line; the good lines are not half written.
-    let body = format!("{LINE}\n{LINE}\n{{\"timestamp\":\"2026-11-29T08:00:00Z\",\"service\":\"api\",\"message\":7}}\n");
-    let error = assert_error(app.post_raw(body.into_bytes(), "application/x-ndjson", None).await, 400, "invalid_record", "line 3").await;
+    let body =
+        format!("{LINE}\n{LINE}\n{{\"timestamp\":\"2026-11-29T08:00:00Z\",\"service\":\"api\",\"message\":7}}\n");
+    let error = assert_error(
+        app.post_raw(body.into_bytes(), "application/x-ndjson", None).await,
+        400,
+        "invalid_record",
+        "line 3",
+    )
+    .await;
     assert_eq!(error["line"], 3);
 
     let mut invalid_utf8 = format!("{LINE}\n").into_bytes();
     invalid_utf8.extend_from_slice(b"{\"message\":\"\xc3\x28\"}\n");
-    let error = assert_error(app.post_raw(invalid_utf8, "application/x-ndjson", None).await, 400, "invalid_json", "UTF-8").await;
+    let error =
+        assert_error(app.post_raw(invalid_utf8, "application/x-ndjson", None).await, 400, "invalid_json", "UTF-8")
+            .await;
     assert_eq!(error["line"], 2);
 
     assert_eq!(app.search(&[]).await.total, 0, "nothing from a refused batch may be stored");
@@ -74,11 +125,23 @@ async fn oversized_and_over_compressed_bodies_are_refused() {
     })
     .await;
     let big = format!("{LINE}\n").repeat(100);
-    assert_error(app.post_raw(big.into_bytes(), "application/x-ndjson", None).await, 413, "payload_too_large", "4096 bytes").await;
+    assert_error(
+        app.post_raw(big.into_bytes(), "application/x-ndjson", None).await,
+        413,
+        "payload_too_large",
+        "4096 bytes",
+    )
+    .await;
     // A small gzip body that inflates past the decompressed limit.
     let bomb = gzip(&vec![b' '; 1 << 20]);
     assert!(bomb.len() < 4096);
-    assert_error(app.post_raw(bomb, "application/x-ndjson", Some("gzip")).await, 413, "payload_too_large", "decompressed").await;
+    assert_error(
+        app.post_raw(bomb, "application/x-ndjson", Some("gzip")).await,
+        413,
+        "payload_too_large",
+        "decompressed",
+    )
+    .await;
     assert_eq!(app.post_raw(LINE.as_bytes().to_vec(), "application/x-ndjson", None).await.status(), 200);
 }
 
@@ -86,13 +149,20 @@ async fn oversized_and_over_compressed_bodies_are_refused() {
 async fn too_many_records_in_a_batch_are_refused() {
     let app = spawn_app_with(Db::Sqlite, |config| config.logs.max_batch_records = 2).await;
     let three = format!("{LINE}\n{LINE}\n{LINE}\n");
-    assert_error(app.post_raw(three.into_bytes(), "application/x-ndjson", None).await, 413, "payload_too_large", "more than 2 records").await;
+    assert_error(
+        app.post_raw(three.into_bytes(), "application/x-ndjson", None).await,
+        413,
+        "payload_too_large",
+        "more than 2 records",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn ingest_and_search_work_on_postgresql() {
     let app = spawn_app_with(Db::Postgres, |_| {}).await;
-    let response = app.post_logs(&[record("2026-11-29T08:00:00Z", "api", "warn", "stored with tokens in postgres")]).await;
+    let response =
+        app.post_logs(&[record("2026-11-29T08:00:00Z", "api", "warn", "stored with tokens in postgres")]).await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.search(&[("q", "postgres")]).await.total, 1);
 }

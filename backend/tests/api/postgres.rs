@@ -14,6 +14,8 @@ use sqlx::{Connection, Executor, PgConnection};
 
 pub struct TestPostgres {
     port: u16,
+    /// Outlives the test process on purpose: it stops the server once this process is gone.
+    _watchdog: std::process::Child,
 }
 
 static SHARED: OnceLock<TestPostgres> = OnceLock::new();
@@ -26,7 +28,8 @@ fn bin_dir() -> PathBuf {
         .map(|entry| entry.path().join("bin"))
         .filter(|bin| bin.join("initdb").exists())
         .collect();
-    candidates.sort_by_key(|bin| bin.parent().and_then(Path::file_name).and_then(|name| name.to_str()?.parse::<u32>().ok()));
+    candidates
+        .sort_by_key(|bin| bin.parent().and_then(Path::file_name).and_then(|name| name.to_str()?.parse::<u32>().ok()));
     candidates.pop().expect("no /usr/lib/postgresql/*/bin/initdb")
 }
 
@@ -93,7 +96,7 @@ impl TestPostgres {
         if let Some((uid, gid)) = user {
             watchdog.uid(uid).gid(gid);
         }
-        watchdog
+        let watchdog = watchdog
             .arg("-c")
             .arg(script)
             .arg("watchdog")
@@ -121,7 +124,7 @@ impl TestPostgres {
             assert!(Instant::now() < deadline, "PostgreSQL did not start within 60 s:\n{log}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { port }
+        Self { port, _watchdog: watchdog }
     }
 
     /// A new, empty database; returns its URL.

@@ -21,10 +21,17 @@ impl TestPrometheus {
     /// Starts Prometheus with `scrape_configs` (YAML, indented as under the top level) and the
     /// remote-write receiver on; returns once it is ready.
     pub async fn start(scrape_configs: &str) -> Self {
-        assert!(Path::new(BINARY).exists(), "Prometheus is not installed: apt-get install prometheus (scripts/setup.sh does)");
+        assert!(
+            Path::new(BINARY).exists(),
+            "Prometheus is not installed: apt-get install prometheus (scripts/setup.sh does)"
+        );
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}")).unwrap();
+        std::fs::write(
+            &config,
+            format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"),
+        )
+        .unwrap();
         let port = free_port();
         let child = tokio::process::Command::new(BINARY)
             .arg(format!("--config.file={}", config.display()))

@@ -1,4 +1,4 @@
-use crate::helpers::{assert_error, record, spawn_app, TestApp};
+use crate::helpers::{TestApp, assert_error, record, spawn_app};
 
 async fn seeded() -> TestApp {
     let app = spawn_app().await;

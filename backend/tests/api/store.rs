@@ -10,7 +10,8 @@ async fn tokens_round_trip(database: Database) {
     let created = database.insert_token(NewToken { name: "host-a", scope: "ingest", token_hash: &hash }).await.unwrap();
     assert_eq!(created.name, "host-a");
 
-    let duplicate = database.insert_token(NewToken { name: "host-a", scope: "read", token_hash: &hash_token("other") }).await;
+    let duplicate =
+        database.insert_token(NewToken { name: "host-a", scope: "read", token_hash: &hash_token("other") }).await;
     assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
 
     let found = database.token_by_hash(&hash).await.unwrap().expect("found by hash");

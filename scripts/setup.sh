@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what Vigil needs on Debian, idempotently.
+#   scripts/setup.sh run    build and run: the wasm32 target, npm's binaryen (wasm-opt), Prometheus
+#   scripts/setup.sh test   the above, plus Chromium, ChromeDriver and PostgreSQL for the tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:-test}"
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is missing. Install Rust with rustup (https://rustup.rs), then run this again." >&2
+  exit 1
+fi
+
+packages=(prometheus)
+if [ "$profile" = test ]; then
+  packages+=(chromium chromium-driver postgresql)
+fi
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if command -v rustup >/dev/null 2>&1; then
+  rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-opt comes from npm's binaryen; Debian's is too old and breaks the bundle.
+if [ ! -x node_modules/.bin/wasm-opt ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every check and test of Vigil: formatting, clippy (server and browser builds), then the
+# unit, integration, PostgreSQL, Prometheus and browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil/target}"
+cargo fmt --all -- --check
+cargo xtask clippy
+cargo xtask test
