@@ -151,6 +151,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     api.merge(pages)
         .nest_service(&format!("/{}", ui.pkg_dir), pkg)
         .fallback(routes::fallback)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(from_fn_with_state(state.metrics.clone(), track_http))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -10,7 +10,12 @@ use vigil_proto::ErrorCode;
 
 use crate::error::HttpError;
 
-/// Unknown paths: the JSON error on the API, a plain 404 elsewhere.
+/// A known path with a method it does not serve.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    HttpError::new(ErrorCode::MethodNotAllowed, format!("{} does not accept {method}", uri.path())).into_response()
+}
+
+/// Unknown paths.
 pub async fn fallback(method: Method, uri: Uri) -> Response {
     HttpError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path())).into_response()
 }

@@ -31,6 +31,13 @@ async fn unknown_api_routes_get_a_json_404() {
 }
 
 #[tokio::test]
+async fn a_wrong_method_gets_a_json_405() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/api/v1/logs")).bearer_auth(&app.ingest_token).send().await.unwrap();
+    assert_error(response, 405, "method_not_allowed", "does not accept GET").await;
+}
+
+#[tokio::test]
 async fn metrics_count_requests_by_route() {
     let app = spawn_app().await;
     app.client.get(app.url("/healthz")).send().await.unwrap();
