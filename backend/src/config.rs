@@ -44,8 +44,8 @@ pub enum ConfigError {
 pub struct RawConfig {
     pub server: RawServer,
     pub storage: RawStorage,
-    pub logs: RawLogs,
-    pub ui: RawUi,
+    pub logs: LogsConfig,
+    pub ui: UiConfig,
     pub telemetry: RawTelemetry,
 }
 
@@ -77,9 +77,10 @@ impl Default for RawStorage {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Bounds of log ingest and the log writer (section `[logs]`).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RawLogs {
+pub struct LogsConfig {
     /// Largest request body accepted, as sent (compressed or not).
     pub max_body_bytes: usize,
     /// Largest body after decompression.
@@ -94,7 +95,7 @@ pub struct RawLogs {
     pub writer_queue_batches: usize,
 }
 
-impl Default for RawLogs {
+impl Default for LogsConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 16 << 20,
@@ -108,16 +109,17 @@ impl Default for RawLogs {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Where the built site is (section `[ui]`).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RawUi {
+pub struct UiConfig {
     /// The folder `cargo xtask build` writes the site to.
     pub site_root: PathBuf,
     pub pkg_dir: String,
     pub output_name: String,
 }
 
-impl Default for RawUi {
+impl Default for UiConfig {
     fn default() -> Self {
         Self { site_root: PathBuf::from("target/site"), pkg_dir: "pkg".to_owned(), output_name: "vigil".to_owned() }
     }
@@ -156,24 +158,6 @@ pub struct Config {
     pub ui: UiConfig,
     pub telemetry_filter: String,
     pub telemetry_format: LogFormat,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogsConfig {
-    pub max_body_bytes: usize,
-    pub max_decompressed_bytes: usize,
-    pub max_batch_records: usize,
-    pub max_message_bytes: usize,
-    pub max_future_seconds: u64,
-    pub writer_memory_bytes: usize,
-    pub writer_queue_batches: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct UiConfig {
-    pub site_root: PathBuf,
-    pub pkg_dir: String,
-    pub output_name: String,
 }
 
 impl Config {
@@ -256,16 +240,8 @@ impl RawConfig {
             data_dir: self.storage.data_dir,
             database_url,
             database_max_connections: self.storage.database_max_connections,
-            logs: LogsConfig {
-                max_body_bytes: logs.max_body_bytes,
-                max_decompressed_bytes: logs.max_decompressed_bytes,
-                max_batch_records: logs.max_batch_records,
-                max_message_bytes: logs.max_message_bytes,
-                max_future_seconds: logs.max_future_seconds,
-                writer_memory_bytes: logs.writer_memory_bytes,
-                writer_queue_batches: logs.writer_queue_batches,
-            },
-            ui: UiConfig { site_root: self.ui.site_root, pkg_dir: self.ui.pkg_dir, output_name: self.ui.output_name },
+            logs,
+            ui: self.ui,
             telemetry_filter: self.telemetry.filter,
             telemetry_format: self.telemetry.format,
         })

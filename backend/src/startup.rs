@@ -97,8 +97,9 @@ impl Application {
             }
         });
         let address = self.listener.local_addr()?;
+        let app = router(state.clone());
         tracing::info!(address = %address, "vigil listening");
-        let server = axum::serve(self.listener, router(state.clone())).with_graceful_shutdown({
+        let server = axum::serve(self.listener, app).with_graceful_shutdown({
             let shutdown = shutdown.clone();
             async move { shutdown.cancelled().await }
         });

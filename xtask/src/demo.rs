@@ -21,6 +21,11 @@ pub fn run(workspace: &Workspace) -> anyhow::Result<()> {
     let port: u16 = std::env::var("VIGIL_DEMO_PORT").ok().and_then(|port| port.parse().ok()).unwrap_or(8080);
     let prometheus_port: u16 =
         std::env::var("VIGIL_DEMO_PROMETHEUS_PORT").ok().and_then(|port| port.parse().ok()).unwrap_or(9090);
+    for (port, variable) in [(port, "VIGIL_DEMO_PORT"), (prometheus_port, "VIGIL_DEMO_PROMETHEUS_PORT")] {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!("port {port} is in use: stop what listens there or choose another port with {variable}=...");
+        }
+    }
     let demo = workspace.root().join(".vigil-demo");
     if demo.exists() {
         std::fs::remove_dir_all(&demo).context("cannot clear .vigil-demo")?;

@@ -22,6 +22,9 @@ use anyhow::{Context, bail};
 
 const OUTPUT_NAME: &str = "vigil";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// The frontend as the browser gets it: the library, for wasm32, with `hydrate` only.
+const HYDRATE_BUILD: [&str; 8] =
+    ["--package", "vigil-frontend", "--lib", "--target", WASM_TARGET, "--no-default-features", "--features", "hydrate"];
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -46,20 +49,7 @@ fn main() -> anyhow::Result<()> {
         }
         "clippy" => {
             workspace.cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-            workspace.cargo(&[
-                "clippy",
-                "--package",
-                "vigil-frontend",
-                "--lib",
-                "--target",
-                WASM_TARGET,
-                "--no-default-features",
-                "--features",
-                "hydrate",
-                "--",
-                "-D",
-                "warnings",
-            ])?;
+            workspace.cargo(&[&["clippy"][..], &HYDRATE_BUILD, &["--", "-D", "warnings"]].concat())?;
         }
         "demo" => {
             workspace.build_site(WasmProfile::Release)?;
@@ -123,19 +113,7 @@ impl Workspace {
             WasmProfile::Dev => ("dev", "debug"),
             WasmProfile::Release => ("wasm-release", "wasm-release"),
         };
-        self.cargo(&[
-            "build",
-            "--package",
-            "vigil-frontend",
-            "--lib",
-            "--target",
-            WASM_TARGET,
-            "--no-default-features",
-            "--features",
-            "hydrate",
-            "--profile",
-            profile_flag,
-        ])?;
+        self.cargo(&[&["build"][..], &HYDRATE_BUILD, &["--profile", profile_flag]].concat())?;
         let wasm = self.target_dir.join(WASM_TARGET).join(profile_dir).join("vigil_frontend.wasm");
         let pkg = self.site_root().join("pkg");
         std::fs::create_dir_all(&pkg).with_context(|| format!("cannot create {}", pkg.display()))?;

@@ -12,7 +12,8 @@ use crate::helpers::{eventually, free_port};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// The W3C key under which WebDriver names an element.
+pub const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     client: reqwest::Client,
@@ -23,6 +24,13 @@ pub struct Browser {
 
 #[derive(Clone, Debug)]
 pub struct Element(String);
+
+impl Element {
+    /// The WebDriver id, for passing the element to a script.
+    pub fn id(&self) -> &str {
+        &self.0
+    }
+}
 
 impl Browser {
     pub async fn start() -> Self {
@@ -114,7 +122,7 @@ impl Browser {
             .map(|elements| {
                 elements
                     .iter()
-                    .filter_map(|element| element[ELEMENT_KEY].as_str())
+                    .filter_map(|element| element[ELEMENT].as_str())
                     .map(|id| Element(id.to_owned()))
                     .collect()
             })

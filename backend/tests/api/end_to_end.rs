@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use vigil_agent::config::{AgentConfig, BackendConfig, BatchConfig, FileSourceConfig, TailConfig, Token};
 
-use crate::browser::Browser;
+use crate::browser::{Browser, ELEMENT};
 use crate::helpers::{eventually, site_root, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,6 +85,14 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     if std::env::var_os("VIGIL_TEST_SCREENSHOTS").is_some() {
         browser.screenshot(&std::env::temp_dir().join("vigil-logs-page.png")).await;
     }
+
+    // A query that does not parse shows the parser's message instead of results.
+    let query = browser.wait_for("input.query").await;
+    browser.execute("arguments[0].value = '';", vec![json!({ELEMENT: query.id()})]).await;
+    browser.type_text(&query, "service:(").await;
+    browser.click(&browser.wait_for("button[type='submit']").await).await;
+    let error = browser.text(&browser.wait_for("p.error").await).await;
+    assert!(error.contains("Syntax Error"), "{error}");
     browser.quit().await;
 
     agent_shutdown.cancel();
