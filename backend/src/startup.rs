@@ -124,6 +124,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(from_fn_with_state((state.clone(), Scope::Ingest), require_scope));
     let read = Router::new()
         .route(paths::LOGS_SEARCH, get(routes::logs::search))
+        .route(paths::LOGS_HISTOGRAM, get(routes::logs::histogram))
+        .route(paths::LOGS_FIELDS, get(routes::logs::fields))
+        .route(paths::LOGS_CONTEXT, get(routes::logs::context))
         .route_layer(from_fn_with_state((state.clone(), Scope::Read), require_scope));
     let api = Router::new()
         .route(paths::HEALTHZ, get(routes::health::healthz))

@@ -17,6 +17,7 @@ pub async fn search_logs(q: String, range: String, limit: u32) -> Result<LogPage
         start: Some(now.saturating_add_nanos(-range.as_nanos())),
         end: None,
         limit: Some(limit.min(LogQuery::MAX_LIMIT)),
+        cursor: None,
     };
     crate::services::services()?.search_logs(query).await.map_err(|error| ServerFnError::new(error.message))
 }

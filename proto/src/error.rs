@@ -58,15 +58,23 @@ pub struct ApiError {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
+    /// For a query that does not parse: the character offset where parsing failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), line: None }
+        Self { code, message: message.into(), line: None, position: None }
     }
 
     pub fn at_line(mut self, line: u64) -> Self {
         self.line = Some(line);
+        self
+    }
+
+    pub fn at_position(mut self, position: u64) -> Self {
+        self.position = Some(position);
         self
     }
 }

@@ -14,5 +14,8 @@ pub mod paths;
 mod timestamp;
 
 pub use error::{ApiError, ErrorCode};
-pub use logs::{IngestResponse, LogPage, LogQuery, LogRecord, ParseRangeError, RelativeRange};
+pub use logs::{
+    ContextQuery, FieldValue, FieldValues, FieldsQuery, HistogramBucket, HistogramQuery, IngestResponse, LogContext,
+    LogHistogram, LogHit, LogPage, LogQuery, LogRecord, ParseRangeError, ParseRecordIdError, RecordId, RelativeRange,
+};
 pub use timestamp::{ParseTimestampError, Timestamp};

@@ -29,6 +29,64 @@ pub struct IngestResponse {
     pub accepted: u64,
 }
 
+/// A stored record as search returns it: the record and its `id`, which orders records
+/// (newest first) and serves as a pagination cursor and as the anchor of a context request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogHit {
+    pub id: RecordId,
+    pub timestamp: Timestamp,
+    pub service: String,
+    pub host: String,
+    pub level: String,
+    pub message: String,
+    pub attributes: Map<String, Value>,
+}
+
+/// Identifies a stored record: its timestamp and the sequence number the store gave it.
+/// Written as `<unix nanoseconds>-<sequence>`; records sort by (timestamp, sequence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordId {
+    pub timestamp: Timestamp,
+    pub sequence: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record id {0:?} is not <unix nanoseconds>-<sequence>")]
+pub struct ParseRecordIdError(String);
+
+impl std::str::FromStr for RecordId {
+    type Err = ParseRecordIdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || ParseRecordIdError(text.to_owned());
+        let (nanos, sequence) = text.split_once('-').ok_or_else(error)?;
+        let nanos: i64 = nanos.parse().map_err(|_| error())?;
+        Ok(Self {
+            timestamp: Timestamp::from_unix_nanos(nanos).map_err(|_| error())?,
+            sequence: sequence.parse().map_err(|_| error())?,
+        })
+    }
+}
+
+impl std::fmt::Display for RecordId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}-{}", self.timestamp.as_unix_nanos(), self.sequence)
+    }
+}
+
+impl Serialize for RecordId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A log search: a query in tantivy syntax over a time range, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogQuery {
@@ -43,6 +101,9 @@ pub struct LogQuery {
     pub end: Option<Timestamp>,
     #[serde(default)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page: only records older than it.
+    #[serde(default)]
+    pub cursor: Option<RecordId>,
 }
 
 impl LogQuery {
@@ -50,12 +111,100 @@ impl LogQuery {
     pub const MAX_LIMIT: u32 = 1000;
 }
 
+/// A histogram request: the query's matches per time bucket. `end` defaults to now and `start`
+/// to an hour before `end`; `interval` (`30s`, `5m`, `1h`) is chosen from the range when absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub start: Option<Timestamp>,
+    #[serde(default)]
+    pub end: Option<Timestamp>,
+    #[serde(default)]
+    pub interval: Option<String>,
+}
+
+/// A request for the most frequent field values among the query's matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldsQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub start: Option<Timestamp>,
+    #[serde(default)]
+    pub end: Option<Timestamp>,
+    /// Values per field; 10 when absent, at most 100.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A request for the records around one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextQuery {
+    pub id: RecordId,
+    /// Records before it; 10 when absent, at most 500.
+    #[serde(default)]
+    pub before: Option<u32>,
+    /// Records after it; 10 when absent, at most 500.
+    #[serde(default)]
+    pub after: Option<u32>,
+}
+
 /// One page of search results, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogPage {
-    pub records: Vec<LogRecord>,
-    /// How many records match the query in the range, of which `records` is the newest part.
+    pub records: Vec<LogHit>,
+    /// How many records match the query in the range (and before the cursor, if any).
     pub total: u64,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<RecordId>,
+}
+
+/// Counts of matching records per time bucket, split by level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHistogram {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Width of every bucket.
+    pub interval_ms: u64,
+    pub buckets: Vec<HistogramBucket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramBucket {
+    pub start: Timestamp,
+    /// Records per level; levels without records are left out.
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
+impl HistogramBucket {
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+}
+
+/// The most frequent values of `service`, `host` and `level` among matching records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldValues {
+    pub service: Vec<FieldValue>,
+    pub host: Vec<FieldValue>,
+    pub level: Vec<FieldValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldValue {
+    pub value: String,
+    pub count: u64,
+}
+
+/// The records around one record, from the same service and host, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogContext {
+    pub before: Vec<LogHit>,
+    pub record: LogHit,
+    pub after: Vec<LogHit>,
 }
 
 /// A time range relative to now, as the UI offers it: `15m`, `1h`, `24h`, `7d`.
@@ -118,6 +267,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(unknown.to_string().contains("unknown field `msg`"), "{unknown}");
+    }
+
+    #[test]
+    fn record_ids_round_trip_and_order() {
+        let id: RecordId = "1795939200000000000-42".parse().unwrap();
+        assert_eq!(id.sequence, 42);
+        assert_eq!(id.to_string(), "1795939200000000000-42");
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"1795939200000000000-42\"");
+        let later: RecordId = "1795939200000000000-43".parse().unwrap();
+        assert!(later > id);
+        for bad in ["", "42", "x-1", "1-x", "-5-1", "1-"] {
+            assert!(bad.parse::<RecordId>().is_err(), "{bad}");
+        }
     }
 
     #[test]

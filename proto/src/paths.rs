@@ -5,5 +5,8 @@ pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 pub const LOGS: &str = "/api/v1/logs";
 pub const LOGS_SEARCH: &str = "/api/v1/logs/search";
+pub const LOGS_HISTOGRAM: &str = "/api/v1/logs/histogram";
+pub const LOGS_FIELDS: &str = "/api/v1/logs/fields";
+pub const LOGS_CONTEXT: &str = "/api/v1/logs/context";
 /// Prefix of the UI's server functions.
 pub const UI_FUNCTIONS: &str = "/ui/fn";

@@ -5,17 +5,21 @@
 //!
 //! Not here: decoding of ingest bodies (see `ingest`), HTTP (see `routes`).
 
+mod collectors;
+mod histogram;
+mod query;
 mod schema;
 mod tantivy_store;
 
+pub use histogram::{MAX_BUCKETS, choose_interval};
 pub use tantivy_store::TantivyLogStore;
 
-use vigil_proto::{LogPage, LogQuery, LogRecord};
+use vigil_proto::{FieldValues, LogContext, LogHistogram, LogPage, LogQuery, LogRecord, RecordId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogStoreError {
-    #[error("invalid query: {0}")]
-    InvalidQuery(String),
+    #[error("invalid query: {message}")]
+    InvalidQuery { message: String, position: Option<usize> },
     #[error("the log writer is saturated")]
     Busy,
     #[error("the log store is shut down")]
@@ -34,8 +38,19 @@ pub trait LogStore: Send + Sync + 'static {
     /// searchable.
     async fn append(&self, records: Vec<LogRecord>) -> Result<(), LogStoreError>;
 
-    /// The newest records matching the query in its time range.
+    /// The newest records matching the query in its time range, older than its cursor.
     async fn search(&self, query: LogQuery) -> Result<LogPage, LogStoreError>;
+
+    /// Counts of matching records per bucket of `interval_nanos` over the query's range (which
+    /// must have a start and an end), per level.
+    async fn histogram(&self, query: LogQuery, interval_nanos: i64) -> Result<LogHistogram, LogStoreError>;
+
+    /// The `limit` most frequent services, hosts and levels among matching records.
+    async fn field_values(&self, query: LogQuery, limit: usize) -> Result<FieldValues, LogStoreError>;
+
+    /// Up to `before` and `after` records of the same service and host around `id`; `None`
+    /// when no record has that id.
+    async fn context(&self, id: RecordId, before: usize, after: usize) -> Result<Option<LogContext>, LogStoreError>;
 
     /// Fails when the store cannot serve reads or writes.
     async fn check(&self) -> Result<(), LogStoreError>;

@@ -2,17 +2,23 @@
 
 use tantivy::TantivyDocument;
 use tantivy::schema::{FAST, Field, INDEXED, OwnedValue, STORED, STRING, Schema, TEXT, Value};
-use vigil_proto::{LogRecord, Timestamp};
+use vigil_proto::{LogHit, LogRecord, RecordId, Timestamp};
 
 pub const TIMESTAMP: &str = "timestamp";
+pub const SEQUENCE: &str = "seq";
+pub const LEVEL: &str = "level";
+pub const SERVICE: &str = "service";
+pub const HOST: &str = "host";
 pub const MESSAGE: &str = "message";
 
-/// The fields of the log schema. Timestamp (Unix nanoseconds) and level are fast fields;
-/// service, host and level match exactly; the message is full text with positions;
-/// attributes are a JSON field searchable as `attributes.key:value`.
+/// The fields of the log schema. Timestamp (Unix nanoseconds), sequence and level are fast
+/// fields; service, host and level match exactly; the message is full text with positions;
+/// attributes are a JSON field searchable as `attributes.key:value`. The sequence number,
+/// given by the writer, makes (timestamp, sequence) unique: the record's id.
 #[derive(Clone, Copy)]
 pub struct LogFields {
     pub timestamp: Field,
+    pub sequence: Field,
     pub service: Field,
     pub host: Field,
     pub level: Field,
@@ -25,18 +31,20 @@ impl LogFields {
         let mut builder = Schema::builder();
         let fields = Self {
             timestamp: builder.add_i64_field(TIMESTAMP, INDEXED | STORED | FAST),
-            service: builder.add_text_field("service", STRING | STORED | FAST),
-            host: builder.add_text_field("host", STRING | STORED | FAST),
-            level: builder.add_text_field("level", STRING | STORED | FAST),
+            sequence: builder.add_u64_field(SEQUENCE, INDEXED | STORED | FAST),
+            service: builder.add_text_field(SERVICE, STRING | STORED | FAST),
+            host: builder.add_text_field(HOST, STRING | STORED | FAST),
+            level: builder.add_text_field(LEVEL, STRING | STORED | FAST),
             message: builder.add_text_field(MESSAGE, TEXT | STORED),
             attributes: builder.add_json_field("attributes", TEXT | STORED),
         };
         (builder.build(), fields)
     }
 
-    pub fn document(&self, record: &LogRecord) -> TantivyDocument {
+    pub fn document(&self, record: &LogRecord, sequence: u64) -> TantivyDocument {
         let mut document = TantivyDocument::new();
         document.add_i64(self.timestamp, record.timestamp.as_unix_nanos());
+        document.add_u64(self.sequence, sequence);
         document.add_text(self.service, &record.service);
         document.add_text(self.host, &record.host);
         document.add_text(self.level, &record.level);
@@ -48,7 +56,7 @@ impl LogFields {
         document
     }
 
-    pub fn record(&self, document: &TantivyDocument) -> LogRecord {
+    pub fn hit(&self, document: &TantivyDocument) -> LogHit {
         let text =
             |field: Field| document.get_first(field).and_then(|value| value.as_str()).unwrap_or_default().to_owned();
         let nanos = document.get_first(self.timestamp).and_then(|value| value.as_i64()).unwrap_or_default();
@@ -57,8 +65,11 @@ impl LogFields {
                 Some(Ok(serde_json::Value::Object(map))) => map,
                 _ => serde_json::Map::new(),
             };
-        LogRecord {
-            timestamp: Timestamp::from_unix_nanos(nanos).unwrap_or(Timestamp::MIN),
+        let timestamp = Timestamp::from_unix_nanos(nanos).unwrap_or(Timestamp::MIN);
+        let sequence = document.get_first(self.sequence).and_then(|value| value.as_u64()).unwrap_or_default();
+        LogHit {
+            id: RecordId { timestamp, sequence },
+            timestamp,
             service: text(self.service),
             host: text(self.host),
             level: text(self.level),
@@ -86,6 +97,11 @@ mod tests {
                 .unwrap()
                 .clone(),
         };
-        assert_eq!(fields.record(&fields.document(&record)), record);
+        let hit = fields.hit(&fields.document(&record, 7));
+        assert_eq!(hit.id, RecordId { timestamp: record.timestamp, sequence: 7 });
+        assert_eq!(
+            (hit.timestamp, hit.service, hit.host, hit.level, hit.message, hit.attributes),
+            (record.timestamp, record.service, record.host, record.level, record.message, record.attributes)
+        );
     }
 }

@@ -5,7 +5,6 @@
 //! fsyncs the segment files and the meta file), reloads the reader, and only then answers each
 //! waiting request. A full queue answers [`LogStoreError::Busy`] at once instead of buffering.
 
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,14 +12,16 @@ use std::time::Instant;
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery};
-use tantivy::schema::Term;
-use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument};
 use tokio::sync::{mpsc, oneshot};
-use vigil_proto::{LogPage, LogQuery, LogRecord};
+use vigil_proto::{
+    FieldValue, FieldValues, HistogramBucket, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId,
+};
 
+use super::collectors::{ByTime, HistogramCollector, TermCounts};
 use super::schema::{self, LogFields};
-use super::{LogStore, LogStoreError};
+use super::{LogStore, LogStoreError, query};
 use crate::telemetry::Metrics;
 
 /// Batches taken into one commit at most.
@@ -53,12 +54,13 @@ impl TantivyLogStore {
             Index::open_or_create(MmapDirectory::open(directory).map_err(tantivy::TantivyError::from)?, schema)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let writer: IndexWriter<TantivyDocument> = index.writer_with_num_threads(1, writer_memory_bytes)?;
+        let next_sequence = last_sequence(&reader.searcher())?.map_or(0, |last| last + 1);
         let (sender, receiver) = mpsc::channel(queue_batches);
         // Clones of a reader share its state: the writer's reload is seen by searches.
         let writer_reader = reader.clone();
         let writer_thread = std::thread::Builder::new()
             .name("log-writer".to_owned())
-            .spawn(move || write_loop(writer, writer_reader, fields, receiver, &metrics))?;
+            .spawn(move || write_loop(writer, writer_reader, fields, next_sequence, receiver, &metrics))?;
         Ok(Self {
             index,
             reader,
@@ -73,10 +75,18 @@ impl TantivyLogStore {
     }
 }
 
+/// The highest sequence number in the index.
+fn last_sequence(searcher: &Searcher) -> tantivy::Result<Option<u64>> {
+    let top = searcher
+        .search(&AllQuery, &TopDocs::with_limit(1).order_by_fast_field::<u64>(schema::SEQUENCE, Order::Desc))?;
+    Ok(top.first().map(|(sequence, _)| *sequence))
+}
+
 fn write_loop(
     mut writer: IndexWriter<TantivyDocument>,
     reader: IndexReader,
     fields: LogFields,
+    mut next_sequence: u64,
     mut receiver: mpsc::Receiver<WriteRequest>,
     metrics: &Metrics,
 ) {
@@ -89,7 +99,8 @@ fn write_loop(
             }
         }
         let started = Instant::now();
-        let result = commit(&mut writer, &reader, &fields, &pending);
+        let first_sequence = next_sequence;
+        let result = commit(&mut writer, &reader, &fields, &mut next_sequence, &pending);
         metrics.log_commit_duration.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(records) => {
@@ -104,6 +115,7 @@ fn write_loop(
                 if let Err(rollback_error) = writer.rollback() {
                     tracing::error!(error = %rollback_error, "log writer rollback failed");
                 }
+                next_sequence = first_sequence;
                 for request in pending {
                     let _receiver_gone = request.reply.send(Err(LogStoreError::Index(error.clone())));
                 }
@@ -119,12 +131,14 @@ fn commit(
     writer: &mut IndexWriter<TantivyDocument>,
     reader: &IndexReader,
     fields: &LogFields,
+    next_sequence: &mut u64,
     pending: &[WriteRequest],
 ) -> tantivy::Result<u64> {
     let mut records = 0;
     for request in pending {
         for record in &request.records {
-            writer.add_document(fields.document(record))?;
+            writer.add_document(fields.document(record, *next_sequence))?;
+            *next_sequence += 1;
             records += 1;
         }
     }
@@ -133,25 +147,23 @@ fn commit(
     Ok(records)
 }
 
-fn build_query(index: &Index, fields: &LogFields, query: &LogQuery) -> Result<Box<dyn Query>, LogStoreError> {
-    let text_query: Box<dyn Query> = if query.q.trim().is_empty() {
-        Box::new(AllQuery)
-    } else {
-        let mut parser = QueryParser::for_index(index, vec![fields.message]);
-        parser.set_conjunction_by_default();
-        parser.parse_query(&query.q).map_err(|error| LogStoreError::InvalidQuery(error.to_string()))?
-    };
-    let lower = query.start.map_or(Bound::Unbounded, |start| {
-        Bound::Included(Term::from_field_i64(fields.timestamp, start.as_unix_nanos()))
-    });
-    let upper = query
-        .end
-        .map_or(Bound::Unbounded, |end| Bound::Excluded(Term::from_field_i64(fields.timestamp, end.as_unix_nanos())));
-    if matches!((&lower, &upper), (Bound::Unbounded, Bound::Unbounded)) {
-        return Ok(text_query);
-    }
-    let range: Box<dyn Query> = Box::new(RangeQuery::new(lower, upper));
-    Ok(Box::new(BooleanQuery::new(vec![(Occur::Must, text_query), (Occur::Must, range)])))
+/// Up to `limit` records matching `query`, in time order, with the number of matches.
+fn top_by_time(
+    searcher: &Searcher,
+    fields: &LogFields,
+    query: &dyn Query,
+    limit: usize,
+    newest_first: bool,
+) -> tantivy::Result<(Vec<LogHit>, usize)> {
+    let collector = (TopDocs::with_limit(limit.max(1)).custom_score(ByTime { newest_first }), Count);
+    let (top, total) = searcher.search(query, &collector)?;
+    let hits = top
+        .into_iter()
+        .map(|(_, address): ((i64, u64), DocAddress)| {
+            searcher.doc::<TantivyDocument>(address).map(|document| fields.hit(&document))
+        })
+        .collect::<tantivy::Result<Vec<_>>>()?;
+    Ok((hits, total))
 }
 
 #[async_trait::async_trait]
@@ -174,16 +186,89 @@ impl LogStore for TantivyLogStore {
         let reader = self.reader.clone();
         let fields = self.fields;
         tokio::task::spawn_blocking(move || {
-            let tantivy_query = build_query(&index, &fields, &query)?;
+            let tantivy_query = query::build(&index, &fields, &query)?;
             let limit = query.limit.unwrap_or(LogQuery::DEFAULT_LIMIT).clamp(1, LogQuery::MAX_LIMIT) as usize;
-            let searcher = reader.searcher();
-            let newest_first = TopDocs::with_limit(limit).order_by_fast_field::<i64>(schema::TIMESTAMP, Order::Desc);
-            let (top, total) = searcher.search(&tantivy_query, &(newest_first, Count))?;
-            let records = top
+            let (records, total) = top_by_time(&reader.searcher(), &fields, &*tantivy_query, limit, true)?;
+            let next_cursor = (records.len() == limit && total > limit).then(|| records[limit - 1].id);
+            Ok(LogPage { records, total: total as u64, next_cursor })
+        })
+        .await?
+    }
+
+    async fn histogram(&self, query: LogQuery, interval_nanos: i64) -> Result<LogHistogram, LogStoreError> {
+        let (index, reader, fields) = (self.index.clone(), self.reader.clone(), self.fields);
+        let (Some(start), Some(end)) = (query.start, query.end) else {
+            return Err(LogStoreError::InvalidQuery {
+                message: "a histogram needs a start and an end".to_owned(),
+                position: None,
+            });
+        };
+        let interval = interval_nanos.max(1);
+        let range = (end.as_unix_nanos() - start.as_unix_nanos()).max(0);
+        let buckets = usize::try_from((range + interval - 1) / interval).unwrap_or(0);
+        tokio::task::spawn_blocking(move || {
+            let tantivy_query = query::build(&index, &fields, &query)?;
+            let collector = HistogramCollector { start: start.as_unix_nanos(), interval, buckets };
+            let counts = reader.searcher().search(&*tantivy_query, &collector)?;
+            let buckets = counts
                 .into_iter()
-                .map(|(_, address)| searcher.doc::<TantivyDocument>(address).map(|document| fields.record(&document)))
-                .collect::<tantivy::Result<Vec<_>>>()?;
-            Ok(LogPage { records, total: total as u64 })
+                .enumerate()
+                .map(|(index, counts)| HistogramBucket {
+                    start: start.saturating_add_nanos(interval.saturating_mul(index as i64)),
+                    counts,
+                })
+                .collect();
+            Ok(LogHistogram { start, end, interval_ms: (interval / 1_000_000).max(1) as u64, buckets })
+        })
+        .await?
+    }
+
+    async fn field_values(&self, query: LogQuery, limit: usize) -> Result<FieldValues, LogStoreError> {
+        let (index, reader, fields) = (self.index.clone(), self.reader.clone(), self.fields);
+        tokio::task::spawn_blocking(move || {
+            let tantivy_query = query::build(&index, &fields, &query)?;
+            let searcher = reader.searcher();
+            let collector = (
+                TermCounts { field: schema::SERVICE },
+                TermCounts { field: schema::HOST },
+                TermCounts { field: schema::LEVEL },
+            );
+            let (services, hosts, levels) = searcher.search(&*tantivy_query, &collector)?;
+            let top = |counts: std::collections::HashMap<String, u64>| {
+                let mut values: Vec<FieldValue> =
+                    counts.into_iter().map(|(value, count)| FieldValue { value, count }).collect();
+                values.sort_by(|left, right| right.count.cmp(&left.count).then_with(|| left.value.cmp(&right.value)));
+                values.truncate(limit);
+                values
+            };
+            Ok(FieldValues { service: top(services), host: top(hosts), level: top(levels) })
+        })
+        .await?
+    }
+
+    async fn context(&self, id: RecordId, before: usize, after: usize) -> Result<Option<LogContext>, LogStoreError> {
+        let (reader, fields) = (self.reader.clone(), self.fields);
+        tokio::task::spawn_blocking(move || {
+            let searcher = reader.searcher();
+            let (mut found, _) = top_by_time(&searcher, &fields, &*query::exactly(&fields, id), 1, true)?;
+            let Some(record) = found.pop() else {
+                return Ok(None);
+            };
+            let around = |older: bool, limit: usize| -> tantivy::Result<Vec<LogHit>> {
+                if limit == 0 {
+                    return Ok(Vec::new());
+                }
+                let same_source = BooleanQuery::new(vec![
+                    (Occur::Must, query::term(fields.service, &record.service)),
+                    (Occur::Must, query::term(fields.host, &record.host)),
+                    (Occur::Must, query::beyond(&fields, id, older)),
+                ]);
+                Ok(top_by_time(&searcher, &fields, &same_source, limit, older)?.0)
+            };
+            let mut before = around(true, before)?;
+            before.reverse();
+            let after = around(false, after)?;
+            Ok(Some(LogContext { before, record, after }))
         })
         .await?
     }

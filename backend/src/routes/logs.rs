@@ -1,4 +1,5 @@
-//! `POST /api/v1/logs` and `GET /api/v1/logs/search`.
+//! The log API: ingest (`POST /api/v1/logs`) and reads (`search`, `histogram`, `fields`,
+//! `context` under `/api/v1/logs/`).
 
 use std::sync::Arc;
 
@@ -7,17 +8,32 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use vigil_proto::{ErrorCode, IngestResponse, LogPage, LogQuery, Timestamp};
+use vigil_proto::{
+    ApiError, ContextQuery, ErrorCode, FieldValues, FieldsQuery, HistogramQuery, IngestResponse, LogContext,
+    LogHistogram, LogPage, LogQuery, RelativeRange, Timestamp,
+};
 
 use crate::error::HttpError;
 use crate::ingest::{BodyFormat, decode_content, parse_batch};
-use crate::logs::LogStoreError;
+use crate::logs::{LogStoreError, MAX_BUCKETS, choose_interval};
 use crate::startup::AppState;
+
+const DEFAULT_FIELD_VALUES: u32 = 10;
+const MAX_FIELD_VALUES: u32 = 100;
+const DEFAULT_CONTEXT: u32 = 10;
+const MAX_CONTEXT: u32 = 500;
+const HOUR_NANOS: i64 = 3_600_000_000_000;
 
 impl From<LogStoreError> for HttpError {
     fn from(error: LogStoreError) -> Self {
         match error {
-            LogStoreError::InvalidQuery(message) => HttpError::new(ErrorCode::InvalidQuery, message),
+            LogStoreError::InvalidQuery { message, position } => {
+                let error = ApiError::new(ErrorCode::InvalidQuery, message);
+                HttpError::from(match position {
+                    Some(position) => error.at_position(position as u64),
+                    None => error,
+                })
+            }
             LogStoreError::Busy => {
                 HttpError::new(ErrorCode::TooManyRequests, "the log writer is saturated; retry later").retry_after(1)
             }
@@ -29,6 +45,14 @@ impl From<LogStoreError> for HttpError {
 
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn now() -> Result<Timestamp, HttpError> {
+    Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).map_err(|error| HttpError::internal(&error))
+}
+
+fn invalid(message: impl Into<String>) -> HttpError {
+    HttpError::new(ErrorCode::InvalidParameter, message)
 }
 
 pub async fn ingest(
@@ -51,8 +75,7 @@ async fn ingest_batch(state: &Arc<AppState>, headers: &HeaderMap, body: Body) ->
     let body = axum::body::to_bytes(body, limits.max_body_bytes).await.map_err(|_| {
         HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {} bytes", limits.max_body_bytes))
     })?;
-    let now = Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc())
-        .map_err(|error| HttpError::internal(&error))?;
+    let now = now()?;
     // Decompression and parsing are CPU work: keep them off the async workers.
     let records = tokio::task::spawn_blocking(move || {
         let decoded = decode_content(encoding.as_deref(), &body, limits.max_decompressed_bytes)?;
@@ -78,15 +101,68 @@ pub fn validate_query(query: &LogQuery) -> Result<(), HttpError> {
     if let Some(limit) = query.limit
         && (limit == 0 || limit > LogQuery::MAX_LIMIT)
     {
-        return Err(HttpError::new(
-            ErrorCode::InvalidParameter,
-            format!("limit must be between 1 and {}", LogQuery::MAX_LIMIT),
-        ));
+        return Err(invalid(format!("limit must be between 1 and {}", LogQuery::MAX_LIMIT)));
     }
-    if let (Some(start), Some(end)) = (query.start, query.end)
-        && start >= end
-    {
-        return Err(HttpError::new(ErrorCode::InvalidParameter, "start must be before end"));
+    validate_range(query.start, query.end)
+}
+
+fn validate_range(start: Option<Timestamp>, end: Option<Timestamp>) -> Result<(), HttpError> {
+    match (start, end) {
+        (Some(start), Some(end)) if start >= end => Err(invalid("start must be before end")),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// The histogram's range and bucket width, from what the request gave.
+pub fn histogram_plan(request: &HistogramQuery, now: Timestamp) -> Result<(LogQuery, i64), HttpError> {
+    let end = request.end.unwrap_or(now);
+    let start = request.start.unwrap_or_else(|| end.saturating_add_nanos(-HOUR_NANOS));
+    validate_range(Some(start), Some(end))?;
+    let range = end.as_unix_nanos() - start.as_unix_nanos();
+    let interval = match &request.interval {
+        Some(interval) => interval.parse::<RelativeRange>().map_err(|error| invalid(error.to_string()))?.as_nanos(),
+        None => choose_interval(range),
+    };
+    if range / interval >= MAX_BUCKETS {
+        return Err(invalid(format!("interval is too small: the range would need more than {MAX_BUCKETS} buckets")));
+    }
+    let query = LogQuery { q: request.q.clone(), start: Some(start), end: Some(end), limit: None, cursor: None };
+    Ok((query, interval))
+}
+
+pub async fn histogram(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<HistogramQuery>, QueryRejection>,
+) -> Result<Json<LogHistogram>, HttpError> {
+    let Query(request) = query?;
+    let (query, interval) = histogram_plan(&request, now()?)?;
+    Ok(Json(state.log_store.histogram(query, interval).await?))
+}
+
+pub async fn fields(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<FieldsQuery>, QueryRejection>,
+) -> Result<Json<FieldValues>, HttpError> {
+    let Query(request) = query?;
+    validate_range(request.start, request.end)?;
+    let limit = request.limit.unwrap_or(DEFAULT_FIELD_VALUES);
+    if limit == 0 || limit > MAX_FIELD_VALUES {
+        return Err(invalid(format!("limit must be between 1 and {MAX_FIELD_VALUES}")));
+    }
+    let query = LogQuery { q: request.q, start: request.start, end: request.end, limit: None, cursor: None };
+    Ok(Json(state.log_store.field_values(query, limit as usize).await?))
+}
+
+pub async fn context(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<ContextQuery>, QueryRejection>,
+) -> Result<Json<LogContext>, HttpError> {
+    let Query(request) = query?;
+    let before = request.before.unwrap_or(DEFAULT_CONTEXT);
+    let after = request.after.unwrap_or(DEFAULT_CONTEXT);
+    if before > MAX_CONTEXT || after > MAX_CONTEXT {
+        return Err(invalid(format!("before and after must be at most {MAX_CONTEXT}")));
+    }
+    let context = state.log_store.context(request.id, before as usize, after as usize).await?;
+    context.map(Json).ok_or_else(|| HttpError::new(ErrorCode::NotFound, format!("no record has id {}", request.id)))
 }

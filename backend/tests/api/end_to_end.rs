@@ -92,7 +92,7 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     browser.type_text(&query, "service:(").await;
     browser.click(&browser.wait_for("button[type='submit']").await).await;
     let error = browser.text(&browser.wait_for("p.error").await).await;
-    assert!(error.contains("Syntax Error"), "{error}");
+    assert!(error.contains("syntax error at position"), "{error}");
     browser.quit().await;
 
     agent_shutdown.cancel();

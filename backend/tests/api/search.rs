@@ -53,7 +53,7 @@ async fn the_time_range_is_start_inclusive_and_end_exclusive() {
 #[tokio::test]
 async fn bad_queries_and_parameters_get_400() {
     let app = seeded().await;
-    assert_error(app.search_raw(&[("q", "service:(")]).await, 400, "invalid_query", "Syntax Error").await;
+    assert_error(app.search_raw(&[("q", "service:(")]).await, 400, "invalid_query", "syntax error at position").await;
     assert_error(app.search_raw(&[("q", "nosuchfield:x")]).await, 400, "invalid_query", "nosuchfield").await;
     assert_error(app.search_raw(&[("start", "yesterday")]).await, 400, "invalid_parameter", "yesterday").await;
     assert_error(app.search_raw(&[("limit", "0")]).await, 400, "invalid_parameter", "limit").await;
@@ -65,4 +65,169 @@ async fn bad_queries_and_parameters_get_400() {
         "start must be before end",
     )
     .await;
+}
+
+#[tokio::test]
+async fn invalid_queries_name_the_position() {
+    let app = seeded().await;
+    let body =
+        assert_error(app.search_raw(&[("q", "level:error AND (timeout")]).await, 400, "invalid_query", "position")
+            .await;
+    assert!(body["position"].as_u64().is_some(), "{body}");
+}
+
+#[tokio::test]
+async fn cursor_pages_neither_skip_nor_repeat_under_concurrent_ingest() {
+    let app = spawn_app().await;
+    // 60 records share one timestamp, so that pages split inside a run of equal timestamps.
+    let mut records: Vec<_> =
+        (0..60).map(|index| record("2026-11-29T08:00:00Z", "api", "info", &format!("same {index}"))).collect();
+    records.extend((0..90).map(|index| {
+        let timestamp = format!("2026-11-29T07:{:02}:{:02}Z", index / 60, index % 60);
+        record(&timestamp, "api", "info", &format!("older {index}"))
+    }));
+    assert_eq!(app.post_logs(&records).await.status(), 200);
+
+    let writer = {
+        let app_client = app.client.clone();
+        let url = app.url(vigil_proto::paths::LOGS);
+        let token = app.ingest_token.clone();
+        tokio::spawn(async move {
+            for round in 0..20 {
+                let batch = [
+                    record("2026-11-29T09:00:00Z", "api", "info", &format!("newer {round}")),
+                    record("2026-11-29T08:00:00Z", "api", "info", &format!("late same {round}")),
+                ];
+                let response = app_client.post(&url).bearer_auth(&token).json(&batch).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        })
+    };
+
+    let mut seen = std::collections::HashSet::new();
+    let mut messages = Vec::new();
+    let mut cursor: Option<String> = None;
+    let end = "2026-11-29T08:30:00Z";
+    loop {
+        let mut params = vec![("limit", "25"), ("end", end)];
+        if let Some(cursor) = &cursor {
+            params.push(("cursor", cursor.as_str()));
+        }
+        let page = app.search(&params).await;
+        for hit in &page.records {
+            assert!(seen.insert(hit.id), "record {} repeated", hit.id);
+            messages.push(hit.message.clone());
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    writer.await.unwrap();
+    for original in &records {
+        assert!(messages.contains(&original.message), "{} was skipped", original.message);
+    }
+    // Newest first, and by sequence within one timestamp.
+    let ids: Vec<_> = seen.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    assert!(ids.len() >= records.len());
+    assert!(
+        messages.iter().position(|message| message == "same 59")
+            < messages.iter().position(|message| message == "same 0")
+    );
+}
+
+#[tokio::test]
+async fn the_histogram_counts_per_bucket_and_level() {
+    let app = seeded().await;
+    let response = app
+        .client
+        .get(app.url(vigil_proto::paths::LOGS_HISTOGRAM))
+        .bearer_auth(&app.read_token)
+        .query(&[("start", "2026-11-29T08:00:00Z"), ("end", "2026-11-29T08:00:04Z"), ("interval", "2s")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let histogram: vigil_proto::LogHistogram = response.json().await.unwrap();
+    assert_eq!(histogram.interval_ms, 2000);
+    assert_eq!(histogram.buckets.len(), 2);
+    let counts = |index: usize| histogram.buckets[index].counts.clone().into_iter().collect::<Vec<_>>();
+    assert_eq!(counts(0), [("info".to_owned(), 1), ("warn".to_owned(), 1)]);
+    assert_eq!(counts(1), [("error".to_owned(), 2)]);
+    assert_eq!(histogram.buckets[1].start.to_rfc3339(), "2026-11-29T08:00:02Z");
+
+    // Without an interval, one is chosen from the range; a query narrows the counts.
+    let chosen: vigil_proto::LogHistogram = app
+        .client
+        .get(app.url(vigil_proto::paths::LOGS_HISTOGRAM))
+        .bearer_auth(&app.read_token)
+        .query(&[("q", "level:error"), ("start", "2026-11-29T07:00:00Z"), ("end", "2026-11-29T09:00:00Z")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(chosen.interval_ms, 120_000);
+    assert_eq!(chosen.buckets.iter().map(vigil_proto::HistogramBucket::total).sum::<u64>(), 2);
+
+    let too_fine = app
+        .client
+        .get(app.url(vigil_proto::paths::LOGS_HISTOGRAM))
+        .bearer_auth(&app.read_token)
+        .query(&[("start", "2026-11-29T07:00:00Z"), ("end", "2026-11-29T09:00:00Z"), ("interval", "1s")])
+        .send()
+        .await
+        .unwrap();
+    assert_error(too_fine, 400, "invalid_parameter", "buckets").await;
+}
+
+#[tokio::test]
+async fn fields_list_the_most_frequent_values() {
+    let app = seeded().await;
+    let values: vigil_proto::FieldValues = app
+        .client
+        .get(app.url(vigil_proto::paths::LOGS_FIELDS))
+        .bearer_auth(&app.read_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pairs = |values: &[vigil_proto::FieldValue]| {
+        values.iter().map(|value| (value.value.clone(), value.count)).collect::<Vec<_>>()
+    };
+    assert_eq!(pairs(&values.service), [("api".to_owned(), 3), ("checkout".to_owned(), 1)]);
+    assert_eq!(pairs(&values.level), [("error".to_owned(), 2), ("info".to_owned(), 1), ("warn".to_owned(), 1)]);
+    assert_eq!(pairs(&values.host), [("host-a".to_owned(), 4)]);
+}
+
+#[tokio::test]
+async fn context_shows_the_lines_around_a_record_from_its_source() {
+    let app = spawn_app().await;
+    let mut records: Vec<_> = (0..9)
+        .map(|index| record(&format!("2026-11-29T08:00:0{index}Z"), "api", "info", &format!("line {index}")))
+        .collect();
+    // Another service in between is not part of the context.
+    records.push(record("2026-11-29T08:00:04Z", "worker", "info", "elsewhere"));
+    assert_eq!(app.post_logs(&records).await.status(), 200);
+    let anchor = app.search(&[("q", "\"line 4\"")]).await.records[0].id.to_string();
+    let get = |params: Vec<(&'static str, String)>| {
+        app.client.get(app.url(vigil_proto::paths::LOGS_CONTEXT)).bearer_auth(&app.read_token).query(&params).send()
+    };
+    let context: vigil_proto::LogContext =
+        get(vec![("id", anchor.clone()), ("before", "2".into()), ("after", "3".into())])
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let messages = |hits: &[vigil_proto::LogHit]| hits.iter().map(|hit| hit.message.clone()).collect::<Vec<_>>();
+    assert_eq!(messages(&context.before), ["line 2", "line 3"]);
+    assert_eq!(context.record.message, "line 4");
+    assert_eq!(messages(&context.after), ["line 5", "line 6", "line 7"]);
+
+    assert_error(get(vec![("id", "1-1".into())]).await.unwrap(), 404, "not_found", "1-1").await;
+    assert_error(get(vec![("id", "nonsense".into())]).await.unwrap(), 400, "invalid_parameter", "nonsense").await;
 }

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
-use vigil_proto::{LogPage, LogRecord};
+use vigil_proto::{LogHit, LogPage};
 
 use crate::logs::search_logs;
 
@@ -75,7 +75,7 @@ fn Results(page: LogPage) -> impl IntoView {
 }
 
 #[component]
-fn Record(record: LogRecord) -> impl IntoView {
+fn Record(record: LogHit) -> impl IntoView {
     let level_class = format!("level level-{}", record.level);
     view! {
         <li class="record">
