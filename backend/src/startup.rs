@@ -121,6 +121,8 @@ impl Application {
 pub fn router(state: Arc<AppState>) -> Router {
     let ingest = Router::new()
         .route(paths::LOGS, post(routes::logs::ingest))
+        .route(paths::ELASTICSEARCH_BULK, post(routes::elasticsearch::bulk))
+        .route(paths::ELASTICSEARCH_INDEX_BULK, post(routes::elasticsearch::index_bulk))
         .route_layer(from_fn_with_state((state.clone(), Scope::Ingest), require_scope));
     let read = Router::new()
         .route(paths::LOGS_SEARCH, get(routes::logs::search))
@@ -156,6 +158,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest_service(&format!("/{}", ui.pkg_dir), pkg)
         .fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn(routes::elasticsearch::root_info))
         .layer(from_fn_with_state(state.metrics.clone(), track_http))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

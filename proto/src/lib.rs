@@ -8,6 +8,7 @@
 //! Not useful for: I/O of any kind. This crate builds for `wasm32` and native and depends on
 //! nothing heavier than serde and time.
 
+pub mod elasticsearch;
 mod error;
 mod logs;
 pub mod paths;

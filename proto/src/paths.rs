@@ -10,3 +10,6 @@ pub const LOGS_FIELDS: &str = "/api/v1/logs/fields";
 pub const LOGS_CONTEXT: &str = "/api/v1/logs/context";
 /// Prefix of the UI's server functions.
 pub const UI_FUNCTIONS: &str = "/ui/fn";
+/// Elasticsearch `_bulk`, for shippers that speak it.
+pub const ELASTICSEARCH_BULK: &str = "/_bulk";
+pub const ELASTICSEARCH_INDEX_BULK: &str = "/{index}/_bulk";

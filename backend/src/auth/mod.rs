@@ -118,6 +118,26 @@ pub async fn authenticate(database: &Database, token: &str) -> Result<Option<Cal
     Ok(Some(Caller { token_name: row.name, scope }))
 }
 
+/// The token in an `Authorization` header: `Bearer <token>`, or, for shippers that speak the
+/// Elasticsearch API, `ApiKey <token>`, `ApiKey base64(<id>:<token>)` (Filebeat's `api_key`) and
+/// `Basic base64(<user>:<token>)` (a password field).
+pub fn presented_token(authorization: &str) -> Option<String> {
+    use base64::Engine;
+    let (scheme, credentials) = authorization.trim().split_once(' ')?;
+    let credentials = credentials.trim();
+    let decoded_secret = || {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        text.split_once(':').map(|(_, secret)| secret.to_owned())
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Some(credentials.to_owned()),
+        "apikey" if credentials.starts_with(TOKEN_PREFIX) => Some(credentials.to_owned()),
+        "apikey" | "basic" => decoded_secret(),
+        _ => None,
+    }
+}
+
 /// Middleware: the request must carry `Authorization: Bearer <token>` of a scope that allows
 /// `required`.
 pub async fn require_scope(
@@ -125,17 +145,13 @@ pub async fn require_scope(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = bearer else {
+    let presented =
+        request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(presented_token);
+    let Some(token) = presented else {
         return HttpError::new(ErrorCode::Unauthorized, "missing bearer token: send Authorization: Bearer <token>")
             .into_response();
     };
-    let caller = match authenticate(&state.database, token).await {
+    let caller = match authenticate(&state.database, &token).await {
         Ok(Some(caller)) => caller,
         Ok(None) => return HttpError::new(ErrorCode::Unauthorized, "unknown or revoked token").into_response(),
         Err(error) => return HttpError::internal(&error).into_response(),
@@ -169,6 +185,19 @@ mod tests {
         assert_eq!(hash_token(&first).len(), 64);
         assert_ne!(hash_token(&first), hash_token(&second));
         assert_eq!(hash_token("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn tokens_are_read_from_bearer_api_key_and_basic_credentials() {
+        use base64::Engine;
+        let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        assert_eq!(presented_token("Bearer vgl_abc").as_deref(), Some("vgl_abc"));
+        assert_eq!(presented_token("ApiKey vgl_abc").as_deref(), Some("vgl_abc"));
+        assert_eq!(presented_token(&format!("ApiKey {}", encode("filebeat:vgl_abc"))).as_deref(), Some("vgl_abc"));
+        assert_eq!(presented_token(&format!("Basic {}", encode("fluentbit:vgl_abc"))).as_deref(), Some("vgl_abc"));
+        assert_eq!(presented_token("Basic not-base64"), None);
+        assert_eq!(presented_token("Digest x"), None);
+        assert_eq!(presented_token("vgl_abc"), None);
     }
 
     #[test]

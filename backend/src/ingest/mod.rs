@@ -6,6 +6,8 @@
 //!
 //! Not here: storage (see `logs`), HTTP routing (see `routes`).
 
+pub mod elasticsearch;
+
 use std::io::Read;
 
 use vigil_proto::{ApiError, ErrorCode, LogRecord, Timestamp};
@@ -95,9 +97,7 @@ pub fn parse_batch(
         )
         .at_line(line)
     })?;
-    let latest = now.saturating_add_nanos(
-        i64::try_from(limits.max_future_seconds).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000_000),
-    );
+    let latest = latest_timestamp(limits, now);
     let too_many = || {
         ApiError::new(ErrorCode::PayloadTooLarge, format!("batch holds more than {} records", limits.max_batch_records))
     };
@@ -142,8 +142,15 @@ pub fn parse_batch(
     }
 }
 
+/// The latest timestamp a record may carry when received at `now`.
+pub(crate) fn latest_timestamp(limits: &LogsConfig, now: Timestamp) -> Timestamp {
+    now.saturating_add_nanos(
+        i64::try_from(limits.max_future_seconds).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000_000),
+    )
+}
+
 /// Checks the bounds of one record and normalises its level to lowercase.
-fn validate(record: &mut LogRecord, limits: &LogsConfig, latest: Timestamp) -> Result<(), String> {
+pub(crate) fn validate(record: &mut LogRecord, limits: &LogsConfig, latest: Timestamp) -> Result<(), String> {
     if record.service.trim().is_empty() {
         return Err("service must not be empty".to_owned());
     }

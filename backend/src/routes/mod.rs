@@ -1,6 +1,7 @@
 //! HTTP adapters: they decode requests, call the domain modules and encode answers. No
 //! business logic lives here.
 
+pub mod elasticsearch;
 pub mod health;
 pub mod logs;
 

@@ -7,6 +7,7 @@ mod postgres;
 mod prometheus;
 
 mod auth;
+mod elasticsearch;
 mod end_to_end;
 mod health;
 mod ingest;
