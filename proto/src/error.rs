@@ -9,6 +9,8 @@ pub enum ErrorCode {
     InvalidJson,
     /// The body does not decode with its `Content-Encoding`.
     InvalidEncoding,
+    /// The body is not the protobuf message the endpoint takes.
+    InvalidProtobuf,
     /// A record is well-formed JSON but misses a field or carries an invalid value.
     InvalidRecord,
     /// A query parameter is missing or malformed.
@@ -33,6 +35,7 @@ impl ErrorCode {
         match self {
             Self::InvalidJson
             | Self::InvalidEncoding
+            | Self::InvalidProtobuf
             | Self::InvalidRecord
             | Self::InvalidParameter
             | Self::InvalidQuery => 400,

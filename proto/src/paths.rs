@@ -13,3 +13,5 @@ pub const UI_FUNCTIONS: &str = "/ui/fn";
 /// Elasticsearch `_bulk`, for shippers that speak it.
 pub const ELASTICSEARCH_BULK: &str = "/_bulk";
 pub const ELASTICSEARCH_INDEX_BULK: &str = "/{index}/_bulk";
+/// OTLP/HTTP logs.
+pub const OTLP_LOGS: &str = "/v1/logs";

@@ -1,7 +1,7 @@
 //! The tantivy schema of a log record, and conversion between records and documents.
 
 use tantivy::TantivyDocument;
-use tantivy::schema::{FAST, Field, INDEXED, OwnedValue, STORED, STRING, Schema, TEXT, Value};
+use tantivy::schema::{FAST, Field, INDEXED, JsonObjectOptions, OwnedValue, STORED, STRING, Schema, TEXT, Value};
 use vigil_proto::{LogHit, LogRecord, RecordId, Timestamp};
 
 pub const TIMESTAMP: &str = "timestamp";
@@ -36,7 +36,10 @@ impl LogFields {
             host: builder.add_text_field(HOST, STRING | STORED | FAST),
             level: builder.add_text_field(LEVEL, STRING | STORED | FAST),
             message: builder.add_text_field(MESSAGE, TEXT | STORED),
-            attributes: builder.add_json_field("attributes", TEXT | STORED),
+            // Dotted keys (`http.method`, as OpenTelemetry writes them) are paths, so that
+            // `attributes.http.method:GET` finds them as it finds nested objects.
+            attributes: builder
+                .add_json_field("attributes", JsonObjectOptions::from(TEXT | STORED).set_expand_dots_enabled()),
         };
         (builder.build(), fields)
     }
