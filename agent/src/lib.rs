@@ -5,7 +5,6 @@
 //! Prometheus scraping and host metrics.
 
 pub mod config;
-pub mod level;
 pub mod sink;
 pub mod sources;
 

@@ -124,6 +124,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::ELASTICSEARCH_BULK, post(routes::elasticsearch::bulk))
         .route(paths::ELASTICSEARCH_INDEX_BULK, post(routes::elasticsearch::index_bulk))
         .route(paths::OTLP_LOGS, post(routes::otlp::export))
+        .route(paths::LOKI_PUSH, post(routes::loki::push))
         .route_layer(from_fn_with_state((state.clone(), Scope::Ingest), require_scope));
     let read = Router::new()
         .route(paths::LOGS_SEARCH, get(routes::logs::search))

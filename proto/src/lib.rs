@@ -3,13 +3,15 @@
 //!
 //! Useful for: ingest batches ([`LogRecord`]), log queries and result pages ([`LogQuery`],
 //! [`LogPage`]), the one JSON error shape ([`ApiError`], [`ErrorCode`]) and the API paths
-//! ([`paths`]). Every type here is a compatibility promise of `/api/v1`.
+//! ([`paths`]). Every type here is a compatibility promise of `/api/v1`. Also the one piece of
+//! shared text logic, [`level::detect_level`], which the agent and the backend both apply.
 //!
 //! Not useful for: I/O of any kind. This crate builds for `wasm32` and native and depends on
 //! nothing heavier than serde and time.
 
 pub mod elasticsearch;
 mod error;
+pub mod level;
 mod logs;
 pub mod paths;
 mod timestamp;

@@ -15,3 +15,5 @@ pub const ELASTICSEARCH_BULK: &str = "/_bulk";
 pub const ELASTICSEARCH_INDEX_BULK: &str = "/{index}/_bulk";
 /// OTLP/HTTP logs.
 pub const OTLP_LOGS: &str = "/v1/logs";
+/// Loki's push API.
+pub const LOKI_PUSH: &str = "/loki/api/v1/push";

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_proto::{LogRecord, Timestamp};
 
 use crate::config::{FileSourceConfig, TailConfig};
-use crate::level::detect_level;
+use vigil_proto::level::detect_level;
 
 const READ_CHUNK: usize = 64 << 10;
 

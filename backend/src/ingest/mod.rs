@@ -7,6 +7,7 @@
 //! Not here: storage (see `logs`), HTTP routing (see `routes`).
 
 pub mod elasticsearch;
+pub mod loki;
 pub mod otlp;
 
 use std::io::Read;

@@ -4,6 +4,7 @@
 pub mod elasticsearch;
 pub mod health;
 pub mod logs;
+pub mod loki;
 pub mod otlp;
 
 use axum::http::{Method, Uri};

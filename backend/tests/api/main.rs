@@ -11,6 +11,7 @@ mod elasticsearch;
 mod end_to_end;
 mod health;
 mod ingest;
+mod loki;
 mod otlp;
 mod restart;
 mod search;

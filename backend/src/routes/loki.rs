@@ -1,0 +1,47 @@
+//! `POST /loki/api/v1/push`: Loki's push API. JSON when the content type says so (gzip
+//! allowed), snappy-compressed protobuf otherwise, as in Loki. Success is 204 No Content; when
+//! entries were refused the others are still stored and the answer is 400 naming why, which
+//! Loki clients do not retry.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use vigil_proto::{ErrorCode, Timestamp};
+
+use crate::error::HttpError;
+use crate::ingest::{decode_content, loki};
+use crate::startup::AppState;
+
+pub async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<StatusCode, HttpError> {
+    let limits = state.config.logs.clone();
+    let is_json = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| {
+        value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json")
+    });
+    let content_encoding =
+        headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let body = axum::body::to_bytes(body, limits.max_body_bytes).await.map_err(|_| {
+        HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {} bytes", limits.max_body_bytes))
+    })?;
+    let now = Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc())
+        .map_err(|error| HttpError::internal(&error))?;
+    let push = tokio::task::spawn_blocking(move || {
+        let streams = if is_json {
+            loki::decode_json(&decode_content(content_encoding.as_deref(), &body, limits.max_decompressed_bytes)?)?
+        } else {
+            loki::decode_protobuf(&body, limits.max_decompressed_bytes)?
+        };
+        loki::records(streams, &limits, now)
+    })
+    .await
+    .map_err(|error| HttpError::internal(&error))??;
+    state.log_store.append(push.records).await?;
+    if push.rejected > 0 {
+        return Err(HttpError::new(
+            ErrorCode::InvalidRecord,
+            format!("{} entries refused, the others stored: {}", push.rejected, push.errors.join("; ")),
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
