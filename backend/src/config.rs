@@ -93,6 +93,8 @@ pub struct LogsConfig {
     pub writer_memory_bytes: usize,
     /// Batches waiting for the writer before ingest answers 429.
     pub writer_queue_batches: usize,
+    /// How often a quiet live tail sends a heartbeat frame.
+    pub tail_heartbeat_seconds: u64,
 }
 
 impl Default for LogsConfig {
@@ -105,6 +107,7 @@ impl Default for LogsConfig {
             max_future_seconds: 600,
             writer_memory_bytes: 64 << 20,
             writer_queue_batches: 64,
+            tail_heartbeat_seconds: 15,
         }
     }
 }
@@ -217,6 +220,7 @@ impl RawConfig {
             ("logs.max_batch_records", logs.max_batch_records),
             ("logs.max_message_bytes", logs.max_message_bytes),
             ("logs.writer_queue_batches", logs.writer_queue_batches),
+            ("logs.tail_heartbeat_seconds", logs.tail_heartbeat_seconds as usize),
         ] {
             if value == 0 {
                 return invalid(format!("{name} must be greater than 0"));

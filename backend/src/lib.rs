@@ -13,5 +13,6 @@ pub mod logs;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod tail;
 pub mod telemetry;
 pub mod ui;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub database: Database,
     pub log_store: Arc<dyn LogStore>,
     pub metrics: Arc<Metrics>,
+    /// Cancelled when the server stops; long-lived connections (live tails) end with it.
+    pub shutdown: CancellationToken,
 }
 
 pub struct Application {
@@ -64,8 +66,15 @@ impl Application {
         )?;
         let listener =
             TcpListener::bind(config.listen).await.map_err(|error| BuildError::Bind(config.listen, error))?;
-        let state = Arc::new(AppState { config, database, log_store: Arc::new(log_store), metrics });
-        Ok(Self { listener, state, shutdown: CancellationToken::new() })
+        let shutdown = CancellationToken::new();
+        let state = Arc::new(AppState {
+            config,
+            database,
+            log_store: Arc::new(log_store),
+            metrics,
+            shutdown: shutdown.clone(),
+        });
+        Ok(Self { listener, state, shutdown })
     }
 
     pub fn port(&self) -> u16 {
@@ -131,6 +140,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::LOGS_HISTOGRAM, get(routes::logs::histogram))
         .route(paths::LOGS_FIELDS, get(routes::logs::fields))
         .route(paths::LOGS_CONTEXT, get(routes::logs::context))
+        .route(paths::LOGS_TAIL, get(routes::logs::tail))
         .route_layer(from_fn_with_state((state.clone(), Scope::Read), require_scope));
     let api = Router::new()
         .route(paths::HEALTHZ, get(routes::health::healthz))

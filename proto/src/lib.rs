@@ -20,5 +20,6 @@ pub use error::{ApiError, ErrorCode};
 pub use logs::{
     ContextQuery, FieldValue, FieldValues, FieldsQuery, HistogramBucket, HistogramQuery, IngestResponse, LogContext,
     LogHistogram, LogHit, LogPage, LogQuery, LogRecord, ParseRangeError, ParseRecordIdError, RecordId, RelativeRange,
+    TailFrame, TailQuery,
 };
 pub use timestamp::{ParseTimestampError, Timestamp};

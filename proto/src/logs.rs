@@ -139,6 +139,29 @@ pub struct FieldsQuery {
     pub limit: Option<u32>,
 }
 
+/// Parameters of the live tail (`/api/v1/logs/tail`, a WebSocket).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailQuery {
+    #[serde(default)]
+    pub q: String,
+    /// The `cursor` of the last frame received: the tail resumes right after it. Without it,
+    /// the tail starts with the next record stored.
+    #[serde(default)]
+    pub cursor: Option<u64>,
+}
+
+/// A frame of the live tail, as JSON text: `{"type": "records", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TailFrame {
+    /// New matching records in the order they were stored; `cursor` resumes after them.
+    Records { records: Vec<LogHit>, cursor: u64 },
+    /// The client fell behind: `skipped` matching records were left out to catch up.
+    Lagged { skipped: u64, cursor: u64 },
+    /// Nothing new; sent every few seconds so that proxies keep the connection.
+    Heartbeat { cursor: Option<u64> },
+}
+
 /// A request for the records around one record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextQuery {

@@ -8,6 +8,8 @@ pub const LOGS_SEARCH: &str = "/api/v1/logs/search";
 pub const LOGS_HISTOGRAM: &str = "/api/v1/logs/histogram";
 pub const LOGS_FIELDS: &str = "/api/v1/logs/fields";
 pub const LOGS_CONTEXT: &str = "/api/v1/logs/context";
+/// The live tail, a WebSocket.
+pub const LOGS_TAIL: &str = "/api/v1/logs/tail";
 /// Prefix of the UI's server functions.
 pub const UI_FUNCTIONS: &str = "/ui/fn";
 /// Elasticsearch `_bulk`, for shippers that speak it.

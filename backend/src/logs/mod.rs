@@ -14,7 +14,7 @@ mod tantivy_store;
 pub use histogram::{MAX_BUCKETS, choose_interval};
 pub use tantivy_store::TantivyLogStore;
 
-use vigil_proto::{FieldValues, LogContext, LogHistogram, LogPage, LogQuery, LogRecord, RecordId};
+use vigil_proto::{FieldValues, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogStoreError {
@@ -51,6 +51,23 @@ pub trait LogStore: Send + Sync + 'static {
     /// Up to `before` and `after` records of the same service and host around `id`; `None`
     /// when no record has that id.
     async fn context(&self, id: RecordId, before: usize, after: usize) -> Result<Option<LogContext>, LogStoreError>;
+
+    /// The highest sequence number committed so far (`None` while the store is empty); it
+    /// changes after every commit.
+    fn committed(&self) -> tokio::sync::watch::Receiver<Option<u64>>;
+
+    /// Records matching `q` whose sequence number is above `after`, at most `limit`, in the
+    /// order they were stored (or the newest first), with how many match in all.
+    async fn since(
+        &self,
+        q: String,
+        after: Option<u64>,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<(Vec<LogHit>, u64), LogStoreError>;
+
+    /// Checks that `q` parses.
+    fn parse_query(&self, q: &str) -> Result<(), LogStoreError>;
 
     /// Fails when the store cannot serve reads or writes.
     async fn check(&self) -> Result<(), LogStoreError>;

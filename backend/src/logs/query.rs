@@ -70,6 +70,11 @@ pub fn exactly(fields: &LogFields, id: RecordId) -> Box<dyn Query> {
     ]))
 }
 
+/// Records stored after the one with sequence number `after`.
+pub fn sequences_after(fields: &LogFields, after: u64) -> Box<dyn Query> {
+    u64_range(fields.sequence, Bound::Excluded(after), Bound::Unbounded)
+}
+
 /// An exact match on a `STRING` field.
 pub fn term(field: Field, value: &str) -> Box<dyn Query> {
     Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))

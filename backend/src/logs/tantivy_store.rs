@@ -14,7 +14,7 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use vigil_proto::{
     FieldValue, FieldValues, HistogramBucket, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId,
 };
@@ -38,6 +38,7 @@ pub struct TantivyLogStore {
     fields: LogFields,
     sender: Mutex<Option<mpsc::Sender<WriteRequest>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    committed: watch::Receiver<Option<u64>>,
 }
 
 impl TantivyLogStore {
@@ -54,19 +55,22 @@ impl TantivyLogStore {
             Index::open_or_create(MmapDirectory::open(directory).map_err(tantivy::TantivyError::from)?, schema)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let writer: IndexWriter<TantivyDocument> = index.writer_with_num_threads(1, writer_memory_bytes)?;
-        let next_sequence = last_sequence(&reader.searcher())?.map_or(0, |last| last + 1);
+        let last = last_sequence(&reader.searcher())?;
+        let next_sequence = last.map_or(0, |last| last + 1);
+        let (committed_sender, committed) = watch::channel(last);
         let (sender, receiver) = mpsc::channel(queue_batches);
         // Clones of a reader share its state: the writer's reload is seen by searches.
         let writer_reader = reader.clone();
-        let writer_thread = std::thread::Builder::new()
-            .name("log-writer".to_owned())
-            .spawn(move || write_loop(writer, writer_reader, fields, next_sequence, receiver, &metrics))?;
+        let writer_thread = std::thread::Builder::new().name("log-writer".to_owned()).spawn(move || {
+            write_loop(writer, writer_reader, fields, next_sequence, receiver, &committed_sender, &metrics)
+        })?;
         Ok(Self {
             index,
             reader,
             fields,
             sender: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
+            committed,
         })
     }
 
@@ -88,6 +92,7 @@ fn write_loop(
     fields: LogFields,
     mut next_sequence: u64,
     mut receiver: mpsc::Receiver<WriteRequest>,
+    committed: &watch::Sender<Option<u64>>,
     metrics: &Metrics,
 ) {
     while let Some(first) = receiver.blocking_recv() {
@@ -104,6 +109,9 @@ fn write_loop(
         metrics.log_commit_duration.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(records) => {
+                if records > 0 {
+                    committed.send_replace(Some(next_sequence - 1));
+                }
                 metrics.log_commits.inc();
                 metrics.log_records_ingested.inc_by(records);
                 for request in pending {
@@ -271,6 +279,40 @@ impl LogStore for TantivyLogStore {
             Ok(Some(LogContext { before, record, after }))
         })
         .await?
+    }
+
+    fn committed(&self) -> watch::Receiver<Option<u64>> {
+        self.committed.clone()
+    }
+
+    async fn since(
+        &self,
+        q: String,
+        after: Option<u64>,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<(Vec<LogHit>, u64), LogStoreError> {
+        let (index, reader, fields) = (self.index.clone(), self.reader.clone(), self.fields);
+        tokio::task::spawn_blocking(move || {
+            let mut clauses = vec![(Occur::Must, query::parse_text(&index, &fields, &q)?)];
+            if let Some(after) = after {
+                clauses.push((Occur::Must, query::sequences_after(&fields, after)));
+            }
+            let order = if newest_first { Order::Desc } else { Order::Asc };
+            let by_sequence = TopDocs::with_limit(limit.max(1)).order_by_fast_field::<u64>(schema::SEQUENCE, order);
+            let searcher = reader.searcher();
+            let (top, total) = searcher.search(&BooleanQuery::new(clauses), &(by_sequence, Count))?;
+            let hits = top
+                .into_iter()
+                .map(|(_, address)| searcher.doc::<TantivyDocument>(address).map(|document| fields.hit(&document)))
+                .collect::<tantivy::Result<Vec<_>>>()?;
+            Ok((hits, total as u64))
+        })
+        .await?
+    }
+
+    fn parse_query(&self, q: &str) -> Result<(), LogStoreError> {
+        query::parse_text(&self.index, &self.fields, q).map(drop)
     }
 
     async fn check(&self) -> Result<(), LogStoreError> {

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
 use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, FieldValues, FieldsQuery, HistogramQuery, IngestResponse, LogContext,
-    LogHistogram, LogPage, LogQuery, RelativeRange, Timestamp,
+    LogHistogram, LogPage, LogQuery, RelativeRange, TailQuery, Timestamp,
 };
 
 use crate::error::HttpError;
@@ -165,4 +167,20 @@ pub async fn context(
     }
     let context = state.log_store.context(request.id, before as usize, after as usize).await?;
     context.map(Json).ok_or_else(|| HttpError::new(ErrorCode::NotFound, format!("no record has id {}", request.id)))
+}
+
+/// `GET /api/v1/logs/tail`: upgrades to a WebSocket streaming matching records (see `tail`).
+pub async fn tail(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<TailQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, HttpError> {
+    let Query(query) = query?;
+    state.log_store.parse_query(&query.q)?;
+    let upgrade = upgrade.map_err(|rejection| {
+        HttpError::new(ErrorCode::InvalidParameter, format!("the live tail is a WebSocket: {}", rejection.body_text()))
+    })?;
+    let heartbeat = std::time::Duration::from_secs(state.config.logs.tail_heartbeat_seconds);
+    let (store, shutdown) = (state.log_store.clone(), state.shutdown.clone());
+    Ok(upgrade.on_upgrade(move |socket| crate::tail::run(socket, store, query, heartbeat, shutdown)))
 }

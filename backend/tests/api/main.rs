@@ -16,3 +16,4 @@ mod otlp;
 mod restart;
 mod search;
 mod store;
+mod tail;
