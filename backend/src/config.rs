@@ -95,6 +95,13 @@ pub struct LogsConfig {
     pub writer_queue_batches: usize,
     /// How often a quiet live tail sends a heartbeat frame.
     pub tail_heartbeat_seconds: u64,
+    /// Days records are kept; 0 keeps them forever. Whole days go at once.
+    pub retention_days: u32,
+    /// Services kept longer or shorter than `retention_days` (their records are stored in
+    /// partitions of their own, so that dropping them is deleting directories).
+    pub retention_days_by_service: std::collections::BTreeMap<String, u32>,
+    /// How often retention is applied.
+    pub retention_check_seconds: u64,
 }
 
 impl Default for LogsConfig {
@@ -108,6 +115,9 @@ impl Default for LogsConfig {
             writer_memory_bytes: 64 << 20,
             writer_queue_batches: 64,
             tail_heartbeat_seconds: 15,
+            retention_days: 0,
+            retention_days_by_service: std::collections::BTreeMap::new(),
+            retention_check_seconds: 3600,
         }
     }
 }
@@ -161,6 +171,19 @@ pub struct Config {
     pub ui: UiConfig,
     pub telemetry_filter: String,
     pub telemetry_format: LogFormat,
+}
+
+impl LogsConfig {
+    /// The retention policy of the log store.
+    pub fn retention(&self) -> crate::logs::Retention {
+        crate::logs::Retention { days: self.retention_days, days_by_service: self.retention_days_by_service.clone() }
+    }
+
+    /// The oldest timestamp a service's records may carry at `now`; `None` keeps forever.
+    pub fn earliest(&self, service: &str, now: vigil_proto::Timestamp) -> Option<vigil_proto::Timestamp> {
+        let days = self.retention_days_by_service.get(service).copied().unwrap_or(self.retention_days);
+        (days > 0).then(|| now.saturating_add_nanos(-(i64::from(days) * 86_400_000_000_000)))
+    }
 }
 
 impl Config {
@@ -221,9 +244,21 @@ impl RawConfig {
             ("logs.max_message_bytes", logs.max_message_bytes),
             ("logs.writer_queue_batches", logs.writer_queue_batches),
             ("logs.tail_heartbeat_seconds", logs.tail_heartbeat_seconds as usize),
+            ("logs.retention_check_seconds", logs.retention_check_seconds as usize),
         ] {
             if value == 0 {
                 return invalid(format!("{name} must be greater than 0"));
+            }
+        }
+        for service in logs.retention_days_by_service.keys() {
+            let valid = !service.is_empty()
+                && service.len() <= 128
+                && !service.starts_with(['.', '_'])
+                && service.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
+            if !valid {
+                return invalid(format!(
+                    "logs.retention_days_by_service: {service:?} is not a service name of letters, digits, '-', '_' and '.'"
+                ));
             }
         }
         if logs.max_decompressed_bytes < logs.max_body_bytes {

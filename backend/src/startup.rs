@@ -62,6 +62,7 @@ impl Application {
             &config.data_dir.join("logs"),
             config.logs.writer_memory_bytes,
             config.logs.writer_queue_batches,
+            config.logs.retention(),
             metrics.clone(),
         )?;
         let listener =
@@ -105,6 +106,7 @@ impl Application {
                 }
             }
         });
+        tokio::spawn(apply_retention_periodically(state.clone()));
         let address = self.listener.local_addr()?;
         let app = router(state.clone());
         tracing::info!(address = %address, "vigil listening");
@@ -123,6 +125,30 @@ impl Application {
         state.database.close().await;
         tracing::info!("vigil stopped");
         served
+    }
+}
+
+/// Applies log retention at start and then every `logs.retention_check_seconds`, until
+/// shutdown.
+async fn apply_retention_periodically(state: Arc<AppState>) {
+    let logs = &state.config.logs;
+    if logs.retention_days == 0 && logs.retention_days_by_service.is_empty() {
+        return;
+    }
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(logs.retention_check_seconds));
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        let Ok(now) = vigil_proto::Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()) else {
+            continue;
+        };
+        match state.log_store.apply_retention(now).await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(partitions = dropped, "retention applied"),
+            Err(error) => tracing::warn!(error = %crate::error::error_chain(&error), "retention failed"),
+        }
     }
 }
 

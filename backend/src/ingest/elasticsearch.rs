@@ -145,7 +145,7 @@ fn record_from_source(
     };
     let mut record = LogRecord { timestamp, service, host, level, message, attributes: document };
     record.attributes.insert("index".to_owned(), Value::String(index.to_owned()));
-    validate(&mut record, limits, latest).map_err(|reason| item_error("document_parsing_exception", reason))?;
+    validate(&mut record, limits, latest, now).map_err(|reason| item_error("document_parsing_exception", reason))?;
     Ok(record)
 }
 

@@ -268,7 +268,7 @@ pub fn records(streams: Vec<Stream>, limits: &LogsConfig, now: Timestamp) -> Res
                 message: line,
                 attributes,
             };
-            match validate(&mut record, limits, latest) {
+            match validate(&mut record, limits, latest, now) {
                 Ok(()) => push.records.push(record),
                 Err(problem) => {
                     push.rejected += 1;

@@ -114,7 +114,7 @@ pub fn parse_batch(
                 return Err(too_many());
             }
             for (index, record) in records.iter_mut().enumerate() {
-                validate(record, limits, latest)
+                validate(record, limits, latest, now)
                     .map_err(|problem| ApiError::new(ErrorCode::InvalidRecord, format!("record {index}: {problem}")))?;
             }
             Ok(records)
@@ -133,7 +133,7 @@ pub fn parse_batch(
                     let code = if error.is_data() { ErrorCode::InvalidRecord } else { ErrorCode::InvalidJson };
                     ApiError::new(code, format!("line {line_number}: {error}")).at_line(line_number)
                 })?;
-                validate(&mut record, limits, latest).map_err(|problem| {
+                validate(&mut record, limits, latest, now).map_err(|problem| {
                     ApiError::new(ErrorCode::InvalidRecord, format!("line {line_number}: {problem}"))
                         .at_line(line_number)
                 })?;
@@ -151,8 +151,14 @@ pub(crate) fn latest_timestamp(limits: &LogsConfig, now: Timestamp) -> Timestamp
     )
 }
 
-/// Checks the bounds of one record and normalises its level to lowercase.
-pub(crate) fn validate(record: &mut LogRecord, limits: &LogsConfig, latest: Timestamp) -> Result<(), String> {
+/// Checks the bounds of one record and normalises its level to lowercase; `latest` is
+/// [`latest_timestamp`] at `now`.
+pub(crate) fn validate(
+    record: &mut LogRecord,
+    limits: &LogsConfig,
+    latest: Timestamp,
+    now: Timestamp,
+) -> Result<(), String> {
     if record.service.trim().is_empty() {
         return Err("service must not be empty".to_owned());
     }
@@ -172,6 +178,14 @@ pub(crate) fn validate(record: &mut LogRecord, limits: &LogsConfig, latest: Time
         return Err(format!(
             "timestamp {} lies more than {} seconds in the future",
             record.timestamp, limits.max_future_seconds
+        ));
+    }
+    if let Some(earliest) = limits.earliest(&record.service, now)
+        && record.timestamp < earliest
+    {
+        return Err(format!(
+            "timestamp {} is older than the retention of service {:?}",
+            record.timestamp, record.service
         ));
     }
     record.level = record.level.trim().to_ascii_lowercase();

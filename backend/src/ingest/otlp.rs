@@ -198,7 +198,7 @@ pub fn records(request: ExportLogsServiceRequest, limits: &LogsConfig, now: Time
             }
             for log in scope_logs.log_records {
                 let mut record = record(log, &service, &host, &shared, now);
-                match validate(&mut record, limits, latest) {
+                match validate(&mut record, limits, latest, now) {
                     Ok(()) => export.records.push(record),
                     Err(problem) => {
                         export.rejected += 1;

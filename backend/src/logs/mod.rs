@@ -7,11 +7,14 @@
 
 mod collectors;
 mod histogram;
+mod partition;
 mod query;
 mod schema;
 mod tantivy_store;
+mod writer;
 
 pub use histogram::{MAX_BUCKETS, choose_interval};
+pub use partition::Retention;
 pub use tantivy_store::TantivyLogStore;
 
 use vigil_proto::{FieldValues, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId};
@@ -68,6 +71,9 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Checks that `q` parses.
     fn parse_query(&self, q: &str) -> Result<(), LogStoreError>;
+
+    /// Drops what is past its retention at `now`; returns how many partitions went.
+    async fn apply_retention(&self, now: vigil_proto::Timestamp) -> Result<usize, LogStoreError>;
 
     /// Fails when the store cannot serve reads or writes.
     async fn check(&self) -> Result<(), LogStoreError>;

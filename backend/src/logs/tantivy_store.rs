@@ -1,161 +1,120 @@
-//! The tantivy engine behind [`LogStore`].
-//!
-//! Durability is commit-before-acknowledge with group commit: one writer thread owns the
-//! `IndexWriter`; it takes every batch waiting in its queue, adds them, commits once (tantivy
-//! fsyncs the segment files and the meta file), reloads the reader, and only then answers each
-//! waiting request. A full queue answers [`LogStoreError::Busy`] at once instead of buffering.
+//! The tantivy engine behind [`LogStore`]: time partitions (see `partition`) written by one
+//! writer thread (see `writer`), read by merging what each overlapping partition answers.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use tantivy::collector::{Count, TopDocs};
-use tantivy::directory::MmapDirectory;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::{DocAddress, Index, Order, Searcher, TantivyDocument};
 use tokio::sync::{mpsc, oneshot, watch};
 use vigil_proto::{
     FieldValue, FieldValues, HistogramBucket, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId,
+    Timestamp,
 };
 
 use super::collectors::{ByTime, HistogramCollector, TermCounts};
+use super::partition::{Partition, PartitionKey, Partitions, Retention};
 use super::schema::{self, LogFields};
+use super::writer::{Command, Reply, Writer};
 use super::{LogStore, LogStoreError, query};
 use crate::telemetry::Metrics;
 
-/// Batches taken into one commit at most.
-const MAX_BATCHES_PER_COMMIT: usize = 256;
-
-struct WriteRequest {
-    records: Vec<LogRecord>,
-    reply: oneshot::Sender<Result<(), LogStoreError>>,
-}
-
 pub struct TantivyLogStore {
-    index: Index,
-    reader: IndexReader,
+    partitions: Partitions,
+    /// An empty index with the schema: parses queries even before any partition exists.
+    parsing_index: Index,
     fields: LogFields,
-    sender: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    retention: Retention,
+    sender: Mutex<Option<mpsc::Sender<Command>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     committed: watch::Receiver<Option<u64>>,
 }
 
 impl TantivyLogStore {
-    /// Opens the index in `directory`, creating it when empty, and starts the writer thread.
+    /// Opens the partitions under `directory` and starts the writer thread.
     pub fn open(
         directory: &Path,
         writer_memory_bytes: usize,
         queue_batches: usize,
+        retention: Retention,
         metrics: Arc<Metrics>,
     ) -> Result<Self, LogStoreError> {
-        std::fs::create_dir_all(directory)?;
         let (schema, fields) = LogFields::schema();
-        let index =
-            Index::open_or_create(MmapDirectory::open(directory).map_err(tantivy::TantivyError::from)?, schema)?;
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let writer: IndexWriter<TantivyDocument> = index.writer_with_num_threads(1, writer_memory_bytes)?;
-        let last = last_sequence(&reader.searcher())?;
-        let next_sequence = last.map_or(0, |last| last + 1);
+        let partitions = Partitions::open(directory, schema.clone())?;
+        let mut last = None;
+        for (_, partition) in partitions.all() {
+            let partition_last = last_sequence(&partition.reader.searcher())?;
+            if let Some(partition_last) = partition_last {
+                partition.sequence_end.store(partition_last + 1, std::sync::atomic::Ordering::Release);
+            }
+            last = last.max(partition_last);
+        }
         let (committed_sender, committed) = watch::channel(last);
         let (sender, receiver) = mpsc::channel(queue_batches);
-        // Clones of a reader share its state: the writer's reload is seen by searches.
-        let writer_reader = reader.clone();
-        let writer_thread = std::thread::Builder::new().name("log-writer".to_owned()).spawn(move || {
-            write_loop(writer, writer_reader, fields, next_sequence, receiver, &committed_sender, &metrics)
-        })?;
-        Ok(Self {
-            index,
-            reader,
+        let writer = Writer::new(
+            partitions.clone(),
             fields,
+            retention.clone(),
+            last.map_or(0, |last| last + 1),
+            committed_sender,
+            writer_memory_bytes,
+            metrics,
+        );
+        let writer_thread =
+            std::thread::Builder::new().name("log-writer".to_owned()).spawn(move || writer.run(receiver))?;
+        Ok(Self {
+            partitions,
+            parsing_index: Index::create_in_ram(schema),
+            fields,
+            retention,
             sender: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
             committed,
         })
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<WriteRequest>> {
+    fn sender(&self) -> Option<mpsc::Sender<Command>> {
         self.sender.lock().expect("log store sender lock").clone()
+    }
+
+    async fn send(&self, command: impl FnOnce(Reply) -> Command) -> Result<(), LogStoreError> {
+        let sender = self.sender().ok_or(LogStoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender.try_send(command(reply)).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => LogStoreError::Busy,
+            mpsc::error::TrySendError::Closed(_) => LogStoreError::Closed,
+        })?;
+        answer.await.map_err(|_| LogStoreError::Closed)?
+    }
+
+    /// Partitions past their retention at `now`, dropped with their directories.
+    pub async fn apply_retention(&self, now: Timestamp) -> Result<Vec<PartitionKey>, LogStoreError> {
+        let expired: Vec<PartitionKey> = self
+            .partitions
+            .all()
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| self.retention.expired(key, now))
+            .collect();
+        if !expired.is_empty() {
+            let keys = expired.clone();
+            self.send(move |reply| Command::Drop { keys, reply }).await?;
+        }
+        Ok(expired)
     }
 }
 
-/// The highest sequence number in the index.
+/// The highest sequence number in a partition.
 fn last_sequence(searcher: &Searcher) -> tantivy::Result<Option<u64>> {
     let top = searcher
         .search(&AllQuery, &TopDocs::with_limit(1).order_by_fast_field::<u64>(schema::SEQUENCE, Order::Desc))?;
     Ok(top.first().map(|(sequence, _)| *sequence))
 }
 
-fn write_loop(
-    mut writer: IndexWriter<TantivyDocument>,
-    reader: IndexReader,
-    fields: LogFields,
-    mut next_sequence: u64,
-    mut receiver: mpsc::Receiver<WriteRequest>,
-    committed: &watch::Sender<Option<u64>>,
-    metrics: &Metrics,
-) {
-    while let Some(first) = receiver.blocking_recv() {
-        let mut pending = vec![first];
-        while pending.len() < MAX_BATCHES_PER_COMMIT {
-            match receiver.try_recv() {
-                Ok(request) => pending.push(request),
-                Err(_) => break,
-            }
-        }
-        let started = Instant::now();
-        let first_sequence = next_sequence;
-        let result = commit(&mut writer, &reader, &fields, &mut next_sequence, &pending);
-        metrics.log_commit_duration.observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(records) => {
-                if records > 0 {
-                    committed.send_replace(Some(next_sequence - 1));
-                }
-                metrics.log_commits.inc();
-                metrics.log_records_ingested.inc_by(records);
-                for request in pending {
-                    let _receiver_gone = request.reply.send(Ok(()));
-                }
-            }
-            Err(error) => {
-                tracing::error!(error = %error, batches = pending.len(), "log commit failed, batches refused");
-                if let Err(rollback_error) = writer.rollback() {
-                    tracing::error!(error = %rollback_error, "log writer rollback failed");
-                }
-                next_sequence = first_sequence;
-                for request in pending {
-                    let _receiver_gone = request.reply.send(Err(LogStoreError::Index(error.clone())));
-                }
-            }
-        }
-    }
-    if let Err(error) = writer.wait_merging_threads() {
-        tracing::warn!(error = %error, "log index merge did not finish cleanly");
-    }
-}
-
-fn commit(
-    writer: &mut IndexWriter<TantivyDocument>,
-    reader: &IndexReader,
-    fields: &LogFields,
-    next_sequence: &mut u64,
-    pending: &[WriteRequest],
-) -> tantivy::Result<u64> {
-    let mut records = 0;
-    for request in pending {
-        for record in &request.records {
-            writer.add_document(fields.document(record, *next_sequence))?;
-            *next_sequence += 1;
-            records += 1;
-        }
-    }
-    writer.commit()?;
-    reader.reload()?;
-    Ok(records)
-}
-
-/// Up to `limit` records matching `query`, in time order, with the number of matches.
+/// Up to `limit` records matching `query` in one partition, in time order, and the count.
 fn top_by_time(
     searcher: &Searcher,
     fields: &LogFields,
@@ -174,29 +133,47 @@ fn top_by_time(
     Ok((hits, total))
 }
 
+/// The same, over several partitions: their answers merged.
+fn top_by_time_in(
+    partitions: &[(PartitionKey, Partition)],
+    fields: &LogFields,
+    query: &dyn Query,
+    limit: usize,
+    newest_first: bool,
+) -> tantivy::Result<(Vec<LogHit>, usize)> {
+    let mut hits = Vec::new();
+    let mut total = 0;
+    for (_, partition) in partitions {
+        let (partition_hits, partition_total) =
+            top_by_time(&partition.reader.searcher(), fields, query, limit, newest_first)?;
+        hits.extend(partition_hits);
+        total += partition_total;
+    }
+    hits.sort_by(|left, right| if newest_first { right.id.cmp(&left.id) } else { left.id.cmp(&right.id) });
+    hits.truncate(limit);
+    Ok((hits, total))
+}
+
 #[async_trait::async_trait]
 impl LogStore for TantivyLogStore {
     async fn append(&self, records: Vec<LogRecord>) -> Result<(), LogStoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        let sender = self.sender().ok_or(LogStoreError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender.try_send(WriteRequest { records, reply }).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => LogStoreError::Busy,
-            mpsc::error::TrySendError::Closed(_) => LogStoreError::Closed,
-        })?;
-        answer.await.map_err(|_| LogStoreError::Closed)?
+        self.send(move |reply| Command::Append { records, reply }).await
     }
 
     async fn search(&self, query: LogQuery) -> Result<LogPage, LogStoreError> {
-        let index = self.index.clone();
-        let reader = self.reader.clone();
+        let tantivy_query = query::build(&self.parsing_index, &self.fields, &query)?;
+        let end = match (query.end, query.cursor) {
+            (Some(end), Some(cursor)) => Some(end.min(cursor.timestamp.saturating_add_nanos(1))),
+            (end, cursor) => end.or(cursor.map(|cursor| cursor.timestamp.saturating_add_nanos(1))),
+        };
+        let partitions = self.partitions.overlapping(query.start, end);
         let fields = self.fields;
         tokio::task::spawn_blocking(move || {
-            let tantivy_query = query::build(&index, &fields, &query)?;
             let limit = query.limit.unwrap_or(LogQuery::DEFAULT_LIMIT).clamp(1, LogQuery::MAX_LIMIT) as usize;
-            let (records, total) = top_by_time(&reader.searcher(), &fields, &*tantivy_query, limit, true)?;
+            let (records, total) = top_by_time_in(&partitions, &fields, &*tantivy_query, limit, true)?;
             let next_cursor = (records.len() == limit && total > limit).then(|| records[limit - 1].id);
             Ok(LogPage { records, total: total as u64, next_cursor })
         })
@@ -204,20 +181,28 @@ impl LogStore for TantivyLogStore {
     }
 
     async fn histogram(&self, query: LogQuery, interval_nanos: i64) -> Result<LogHistogram, LogStoreError> {
-        let (index, reader, fields) = (self.index.clone(), self.reader.clone(), self.fields);
         let (Some(start), Some(end)) = (query.start, query.end) else {
             return Err(LogStoreError::InvalidQuery {
                 message: "a histogram needs a start and an end".to_owned(),
                 position: None,
             });
         };
+        let tantivy_query = query::build(&self.parsing_index, &self.fields, &query)?;
+        let partitions = self.partitions.overlapping(Some(start), Some(end));
         let interval = interval_nanos.max(1);
         let range = (end.as_unix_nanos() - start.as_unix_nanos()).max(0);
         let buckets = usize::try_from((range + interval - 1) / interval).unwrap_or(0);
         tokio::task::spawn_blocking(move || {
-            let tantivy_query = query::build(&index, &fields, &query)?;
             let collector = HistogramCollector { start: start.as_unix_nanos(), interval, buckets };
-            let counts = reader.searcher().search(&*tantivy_query, &collector)?;
+            let mut counts = vec![std::collections::BTreeMap::new(); buckets];
+            for (_, partition) in &partitions {
+                let partition_counts = partition.reader.searcher().search(&*tantivy_query, &collector)?;
+                for (bucket, partition_bucket) in counts.iter_mut().zip(partition_counts) {
+                    for (level, count) in partition_bucket {
+                        *bucket.entry(level).or_insert(0) += count;
+                    }
+                }
+            }
             let buckets = counts
                 .into_iter()
                 .enumerate()
@@ -232,36 +217,52 @@ impl LogStore for TantivyLogStore {
     }
 
     async fn field_values(&self, query: LogQuery, limit: usize) -> Result<FieldValues, LogStoreError> {
-        let (index, reader, fields) = (self.index.clone(), self.reader.clone(), self.fields);
+        let tantivy_query = query::build(&self.parsing_index, &self.fields, &query)?;
+        let partitions = self.partitions.overlapping(query.start, query.end);
         tokio::task::spawn_blocking(move || {
-            let tantivy_query = query::build(&index, &fields, &query)?;
-            let searcher = reader.searcher();
             let collector = (
                 TermCounts { field: schema::SERVICE },
                 TermCounts { field: schema::HOST },
                 TermCounts { field: schema::LEVEL },
             );
-            let (services, hosts, levels) = searcher.search(&*tantivy_query, &collector)?;
-            let top = |counts: std::collections::HashMap<String, u64>| {
+            let mut merged: [HashMap<String, u64>; 3] = Default::default();
+            for (_, partition) in &partitions {
+                let (services, hosts, levels) = partition.reader.searcher().search(&*tantivy_query, &collector)?;
+                for (total, counts) in merged.iter_mut().zip([services, hosts, levels]) {
+                    for (value, count) in counts {
+                        *total.entry(value).or_insert(0) += count;
+                    }
+                }
+            }
+            let top = |counts: HashMap<String, u64>| {
                 let mut values: Vec<FieldValue> =
                     counts.into_iter().map(|(value, count)| FieldValue { value, count }).collect();
                 values.sort_by(|left, right| right.count.cmp(&left.count).then_with(|| left.value.cmp(&right.value)));
                 values.truncate(limit);
                 values
             };
+            let [services, hosts, levels] = merged;
             Ok(FieldValues { service: top(services), host: top(hosts), level: top(levels) })
         })
         .await?
     }
 
     async fn context(&self, id: RecordId, before: usize, after: usize) -> Result<Option<LogContext>, LogStoreError> {
-        let (reader, fields) = (self.reader.clone(), self.fields);
+        let day = PartitionKey::of(id.timestamp, "");
+        let at = self.partitions.overlapping(
+            Some(Timestamp::from_unix_nanos(day.start_nanos()).unwrap_or(Timestamp::MIN)),
+            Some(id.timestamp.saturating_add_nanos(1)),
+        );
+        let retention = self.retention.clone();
+        let all = self.partitions.all();
+        let fields = self.fields;
         tokio::task::spawn_blocking(move || {
-            let searcher = reader.searcher();
-            let (mut found, _) = top_by_time(&searcher, &fields, &*query::exactly(&fields, id), 1, true)?;
+            let (mut found, _) = top_by_time_in(&at, &fields, &*query::exactly(&fields, id), 1, true)?;
             let Some(record) = found.pop() else {
                 return Ok(None);
             };
+            let class = retention.class_of(&record.service).to_owned();
+            let same_class: Vec<_> = all.into_iter().filter(|(key, _)| key.class == class).collect();
             let around = |older: bool, limit: usize| -> tantivy::Result<Vec<LogHit>> {
                 if limit == 0 {
                     return Ok(Vec::new());
@@ -271,7 +272,18 @@ impl LogStore for TantivyLogStore {
                     (Occur::Must, query::term(fields.host, &record.host)),
                     (Occur::Must, query::beyond(&fields, id, older)),
                 ]);
-                Ok(top_by_time(&searcher, &fields, &same_source, limit, older)?.0)
+                let side: Vec<_> = same_class
+                    .iter()
+                    .filter(|(key, _)| {
+                        if older {
+                            key.start_nanos() <= id.timestamp.as_unix_nanos()
+                        } else {
+                            key.end_nanos() > id.timestamp.as_unix_nanos()
+                        }
+                    })
+                    .cloned()
+                    .collect();
+                Ok(top_by_time_in(&side, &fields, &same_source, limit, older)?.0)
             };
             let mut before = around(true, before)?;
             before.reverse();
@@ -292,27 +304,40 @@ impl LogStore for TantivyLogStore {
         limit: usize,
         newest_first: bool,
     ) -> Result<(Vec<LogHit>, u64), LogStoreError> {
-        let (index, reader, fields) = (self.index.clone(), self.reader.clone(), self.fields);
+        let mut clauses = vec![(Occur::Must, query::parse_text(&self.parsing_index, &self.fields, &q)?)];
+        if let Some(after) = after {
+            clauses.push((Occur::Must, query::sequences_after(&self.fields, after)));
+        }
+        let tantivy_query = BooleanQuery::new(clauses);
+        let partitions: Vec<_> =
+            self.partitions.all().into_iter().filter(|(_, partition)| partition.holds_sequences_after(after)).collect();
+        let fields = self.fields;
         tokio::task::spawn_blocking(move || {
-            let mut clauses = vec![(Occur::Must, query::parse_text(&index, &fields, &q)?)];
-            if let Some(after) = after {
-                clauses.push((Occur::Must, query::sequences_after(&fields, after)));
-            }
             let order = if newest_first { Order::Desc } else { Order::Asc };
-            let by_sequence = TopDocs::with_limit(limit.max(1)).order_by_fast_field::<u64>(schema::SEQUENCE, order);
-            let searcher = reader.searcher();
-            let (top, total) = searcher.search(&BooleanQuery::new(clauses), &(by_sequence, Count))?;
-            let hits = top
-                .into_iter()
-                .map(|(_, address)| searcher.doc::<TantivyDocument>(address).map(|document| fields.hit(&document)))
-                .collect::<tantivy::Result<Vec<_>>>()?;
-            Ok((hits, total as u64))
+            let mut hits = Vec::new();
+            let mut total = 0;
+            for (_, partition) in &partitions {
+                let searcher = partition.reader.searcher();
+                let by_sequence =
+                    TopDocs::with_limit(limit.max(1)).order_by_fast_field::<u64>(schema::SEQUENCE, order.clone());
+                let (top, count) = searcher.search(&tantivy_query, &(by_sequence, Count))?;
+                total += count as u64;
+                for (_, address) in top {
+                    hits.push(fields.hit(&searcher.doc::<TantivyDocument>(address)?));
+                }
+            }
+            hits.sort_by_key(|hit| hit.id.sequence);
+            if newest_first {
+                hits.reverse();
+            }
+            hits.truncate(limit);
+            Ok((hits, total))
         })
         .await?
     }
 
     fn parse_query(&self, q: &str) -> Result<(), LogStoreError> {
-        query::parse_text(&self.index, &self.fields, q).map(drop)
+        query::parse_text(&self.parsing_index, &self.fields, q).map(drop)
     }
 
     async fn check(&self) -> Result<(), LogStoreError> {
@@ -320,9 +345,13 @@ impl LogStore for TantivyLogStore {
         if sender.is_closed() {
             return Err(LogStoreError::Closed);
         }
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || reader.searcher().num_docs()).await?;
+        let root = self.partitions.root().to_owned();
+        tokio::task::spawn_blocking(move || std::fs::read_dir(root).map(drop)).await??;
         Ok(())
+    }
+
+    async fn apply_retention(&self, now: Timestamp) -> Result<usize, LogStoreError> {
+        Ok(TantivyLogStore::apply_retention(self, now).await?.len())
     }
 
     async fn close(&self) {

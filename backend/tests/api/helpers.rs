@@ -59,8 +59,14 @@ pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Config)) -> Test
 
 /// Starts a backend on an existing data directory (to test restarts).
 pub async fn restart_app(data_dir: &Path) -> TestApp {
+    restart_app_with(data_dir, |_| {}).await
+}
+
+/// The same, with a changed configuration.
+pub async fn restart_app_with(data_dir: &Path, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_tests(data_dir);
     config.ui.site_root = site_root();
+    configure(&mut config);
     start(config, data_dir.to_owned(), None).await
 }
 

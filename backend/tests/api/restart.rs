@@ -90,3 +90,70 @@ async fn a_graceful_restart_keeps_records_and_tokens() {
     assert_eq!(response.status(), 200, "a token created before the restart still authenticates");
     assert_eq!(app.search(&[("q", "restart")]).await.total, 2);
 }
+
+#[tokio::test]
+async fn retention_drops_whole_partitions_per_service() {
+    let now = time::OffsetDateTime::now_utc();
+    let days_ago =
+        |days: i64| (now - time::Duration::days(days)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let app = spawn_app().await;
+    let records = [
+        record(&days_ago(10), "api", "info", "ten days old"),
+        record(&days_ago(1), "api", "info", "one day old"),
+        record(&days_ago(10), "audit", "info", "audit ten days old"),
+    ];
+    assert_eq!(app.post_logs(&records).await.status(), 200);
+    let data = app.stop_keeping_data().await;
+    let partitions = |class: &str| {
+        std::fs::read_dir(data.path().join("logs").join(class)).map(|entries| entries.count()).unwrap_or(0)
+    };
+    // Without a retention of its own, audit shares the `_all` partitions.
+    assert_eq!((partitions("_all"), partitions("audit")), (2, 0));
+
+    // Now api keeps 3 days and audit 30: the ten-day-old api partition goes, whole.
+    let app = crate::helpers::restart_app_with(data.path(), |config| {
+        config.logs.retention_days = 3;
+        config.logs.retention_days_by_service.insert("audit".to_owned(), 30);
+    })
+    .await;
+    // Retention runs at start; running it again is harmless and makes the test independent of
+    // that task's timing.
+    let now_timestamp = vigil_proto::Timestamp::from_offset_date_time(now).unwrap();
+    assert!(app.state.log_store.apply_retention(now_timestamp).await.unwrap() <= 1);
+    assert_eq!(partitions("_all"), 1);
+    let messages: Vec<_> = app.search(&[]).await.records.into_iter().map(|hit| hit.message).collect();
+    assert_eq!(messages, ["one day old"]);
+
+    // Records older than their service's retention are refused at ingest; audit's are kept.
+    let old = [record(&days_ago(10), "api", "info", "too old")];
+    crate::helpers::assert_error(app.post_logs(&old).await, 400, "invalid_record", "older than the retention").await;
+    assert_eq!(app.post_logs(&[record(&days_ago(10), "audit", "info", "audit kept")]).await.status(), 200);
+    assert_eq!(partitions("audit"), 1);
+    assert_eq!(app.search(&[("q", "service:audit")]).await.total, 1);
+}
+
+/// With memory for one partition writer only, a batch over six days makes the writer close
+/// and reopen writers inside one group commit; nothing may be lost.
+#[tokio::test]
+async fn a_batch_over_many_days_with_one_open_writer_is_whole() {
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::Db::Sqlite, |config| config.logs.writer_memory_bytes = 16 << 20)
+            .await;
+    let records: Vec<_> = (1..=6)
+        .flat_map(|day| {
+            [0, 1].map(|index| {
+                record(&format!("2026-11-{day:02}T12:00:0{index}Z"), "api", "info", &format!("day {day} {index}"))
+            })
+        })
+        .collect();
+    assert_eq!(app.post_logs(&records).await.status(), 200);
+    assert_eq!(app.search(&[]).await.total, 12);
+    let data = app.stop_keeping_data().await;
+    let app = restart_app(data.path()).await;
+    let page = app.search(&[("limit", "5")]).await;
+    assert_eq!(page.total, 12);
+    assert_eq!(page.records[0].message, "day 6 1");
+    // Sequence numbers continue after a restart: new records sort after the old ones.
+    assert_eq!(app.post_logs(&[record("2026-11-06T12:00:01Z", "api", "info", "same time, later")]).await.status(), 200);
+    assert_eq!(app.search(&[("limit", "1")]).await.records[0].message, "same time, later");
+}

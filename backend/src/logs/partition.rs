@@ -1,0 +1,205 @@
+//! Time partitions of the log store: one tantivy index per UTC day and retention class, in
+//! `<root>/<class>/<YYYY-MM-DD>/`. The class is `_all`, or the service's name when the service
+//! has a retention of its own, so that retention drops whole directories.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tantivy::directory::MmapDirectory;
+use tantivy::schema::Schema;
+use tantivy::{Index, IndexReader, ReloadPolicy};
+use time::{Date, format_description::FormatItem, macros::format_description};
+use vigil_proto::Timestamp;
+
+pub const DAY_NANOS: i64 = 86_400_000_000_000;
+/// The class of services without a retention of their own.
+pub const DEFAULT_CLASS: &str = "_all";
+const DAY_FORMAT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionKey {
+    pub class: String,
+    /// Days since 1970-01-01.
+    pub day: i64,
+}
+
+impl PartitionKey {
+    pub fn of(timestamp: Timestamp, class: &str) -> Self {
+        Self { class: class.to_owned(), day: timestamp.as_unix_nanos().div_euclid(DAY_NANOS) }
+    }
+
+    pub fn start_nanos(&self) -> i64 {
+        self.day.saturating_mul(DAY_NANOS)
+    }
+
+    pub fn end_nanos(&self) -> i64 {
+        self.day.saturating_add(1).saturating_mul(DAY_NANOS)
+    }
+
+    /// Whether the partition holds times in `[start, end)`.
+    pub fn overlaps(&self, start: Option<Timestamp>, end: Option<Timestamp>) -> bool {
+        start.is_none_or(|start| self.end_nanos() > start.as_unix_nanos())
+            && end.is_none_or(|end| self.start_nanos() < end.as_unix_nanos())
+    }
+
+    pub fn directory(&self, root: &Path) -> PathBuf {
+        let date = Date::from_julian_day(EPOCH_JULIAN_DAY + self.day as i32).expect("partition days are in range");
+        root.join(&self.class).join(date.format(DAY_FORMAT).expect("dates format"))
+    }
+
+    fn parse(class: &str, day: &str) -> Option<Self> {
+        let date = Date::parse(day, DAY_FORMAT).ok()?;
+        Some(Self { class: class.to_owned(), day: i64::from(date.to_julian_day() - EPOCH_JULIAN_DAY) })
+    }
+}
+
+/// The Julian day of 1970-01-01.
+const EPOCH_JULIAN_DAY: i32 = 2_440_588;
+
+/// One partition's index and reader, and the sequence number after its last record.
+#[derive(Clone)]
+pub struct Partition {
+    pub index: Index,
+    pub reader: IndexReader,
+    /// One more than the highest sequence number in the partition; 0 when empty.
+    pub sequence_end: Arc<AtomicU64>,
+}
+
+impl Partition {
+    fn open(directory: &Path, schema: Schema) -> tantivy::Result<Self> {
+        std::fs::create_dir_all(directory).map_err(|error| tantivy::TantivyError::SystemError(error.to_string()))?;
+        let index = Index::open_or_create(MmapDirectory::open(directory)?, schema)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(Self { index, reader, sequence_end: Arc::new(AtomicU64::new(0)) })
+    }
+
+    pub fn holds_sequences_after(&self, after: Option<u64>) -> bool {
+        let end = self.sequence_end.load(Ordering::Acquire);
+        after.map_or(end > 0, |after| end > after.saturating_add(1))
+    }
+}
+
+/// Every partition, shared by the writer (which adds and drops them) and the readers.
+#[derive(Clone)]
+pub struct Partitions {
+    root: PathBuf,
+    schema: Schema,
+    map: Arc<RwLock<BTreeMap<PartitionKey, Partition>>>,
+}
+
+impl Partitions {
+    /// Opens every partition under `root`.
+    pub fn open(root: &Path, schema: Schema) -> tantivy::Result<Self> {
+        std::fs::create_dir_all(root).map_err(|error| tantivy::TantivyError::SystemError(error.to_string()))?;
+        let mut map = BTreeMap::new();
+        let entries = |path: &Path| -> Vec<(String, PathBuf)> {
+            std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter(|entry| entry.path().is_dir())
+                .map(|entry| (entry.file_name().to_string_lossy().into_owned(), entry.path()))
+                .collect()
+        };
+        for (class, class_path) in entries(root) {
+            for (day, path) in entries(&class_path) {
+                if let Some(key) = PartitionKey::parse(&class, &day) {
+                    map.insert(key, Partition::open(&path, schema.clone())?);
+                }
+            }
+        }
+        Ok(Self { root: root.to_owned(), schema, map: Arc::new(RwLock::new(map)) })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The partition of `key`, created when missing.
+    pub fn get_or_create(&self, key: &PartitionKey) -> tantivy::Result<Partition> {
+        if let Some(partition) = self.map.read().expect("partition lock").get(key) {
+            return Ok(partition.clone());
+        }
+        let partition = Partition::open(&key.directory(&self.root), self.schema.clone())?;
+        Ok(self.map.write().expect("partition lock").entry(key.clone()).or_insert(partition).clone())
+    }
+
+    /// The partitions whose days overlap `[start, end)`.
+    pub fn overlapping(&self, start: Option<Timestamp>, end: Option<Timestamp>) -> Vec<(PartitionKey, Partition)> {
+        let map = self.map.read().expect("partition lock");
+        map.iter()
+            .filter(|(key, _)| key.overlaps(start, end))
+            .map(|(key, partition)| (key.clone(), partition.clone()))
+            .collect()
+    }
+
+    pub fn all(&self) -> Vec<(PartitionKey, Partition)> {
+        self.overlapping(None, None)
+    }
+
+    /// Forgets a partition and deletes its directory.
+    pub fn drop_partition(&self, key: &PartitionKey) -> std::io::Result<()> {
+        self.map.write().expect("partition lock").remove(key);
+        let directory = key.directory(&self.root);
+        match std::fs::remove_dir_all(&directory) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whole days of retention, globally and per service; 0 keeps forever.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    pub days: u32,
+    pub days_by_service: BTreeMap<String, u32>,
+}
+
+impl Retention {
+    /// The partition class of a service's records.
+    pub fn class_of<'a>(&self, service: &'a str) -> &'a str {
+        if self.days_by_service.contains_key(service) { service } else { DEFAULT_CLASS }
+    }
+
+    fn days_of_class(&self, class: &str) -> u32 {
+        self.days_by_service.get(class).copied().unwrap_or(self.days)
+    }
+
+    /// Whether every record a partition can hold is past its retention at `now`.
+    pub fn expired(&self, key: &PartitionKey, now: Timestamp) -> bool {
+        let days = self.days_of_class(&key.class);
+        days > 0 && key.end_nanos() <= now.as_unix_nanos() - i64::from(days) * DAY_NANOS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_their_day_and_class() {
+        let at: Timestamp = "2026-11-29T23:59:59.999999999Z".parse().unwrap();
+        let key = PartitionKey::of(at, DEFAULT_CLASS);
+        assert_eq!(key.directory(Path::new("/logs")), Path::new("/logs/_all/2026-11-29"));
+        assert_eq!(PartitionKey::parse("_all", "2026-11-29"), Some(key.clone()));
+        assert!(key.overlaps(Some(at), None));
+        assert!(!key.overlaps(Some("2026-11-30T00:00:00Z".parse().unwrap()), None));
+        assert!(!key.overlaps(None, Some("2026-11-29T00:00:00Z".parse().unwrap())));
+        assert_eq!(PartitionKey::parse("_all", "not-a-day"), None);
+    }
+
+    #[test]
+    fn retention_is_global_or_per_service() {
+        let retention = Retention { days: 7, days_by_service: BTreeMap::from([("audit".to_owned(), 365)]) };
+        let now: Timestamp = "2026-11-29T12:00:00Z".parse().unwrap();
+        assert_eq!(retention.class_of("audit"), "audit");
+        assert_eq!(retention.class_of("api"), DEFAULT_CLASS);
+        let day = |text: &str, class: &str| PartitionKey::of(text.parse().unwrap(), class);
+        assert!(retention.expired(&day("2026-11-21T10:00:00Z", DEFAULT_CLASS), now));
+        assert!(!retention.expired(&day("2026-11-22T10:00:00Z", DEFAULT_CLASS), now));
+        assert!(!retention.expired(&day("2026-11-21T10:00:00Z", "audit"), now));
+        assert!(!Retention::default().expired(&day("1970-01-01T00:00:00Z", DEFAULT_CLASS), now));
+    }
+}
