@@ -70,6 +70,100 @@ async fn acknowledged_records_survive_kill_9() {
     assert_eq!(page.total, 50);
 }
 
+/// Every message the store holds, through the cursor.
+async fn all_messages(client: &reqwest::Client, port: u16, token: &str) -> std::collections::HashSet<String> {
+    let mut messages = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut params = vec![("limit", "1000".to_owned())];
+        if let Some(cursor) = &cursor {
+            params.push(("cursor", cursor.clone()));
+        }
+        let page: vigil_proto::LogPage = client
+            .get(format!("http://127.0.0.1:{port}/api/v1/logs/search"))
+            .bearer_auth(token)
+            .query(&params)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        messages.extend(page.records.into_iter().map(|hit| hit.message));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return messages,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_killed_mid_ingest() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let token = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["token", "create", "--scope", "admin", "--name", "writers"])
+        .env("VIGIL_STORAGE__DATA_DIR", data_dir.path())
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let mut server = start_server(data_dir.path(), port);
+    wait_ready(&client, port).await;
+
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (client, token, acknowledged) = (client.clone(), token.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                for batch in 0.. {
+                    let messages: Vec<String> = (0..50).map(|index| format!("w{writer}b{batch}i{index}")).collect();
+                    let records: Vec<_> =
+                        messages.iter().map(|message| record("2026-11-29T08:00:00Z", "api", "info", message)).collect();
+                    let sent = client
+                        .post(format!("http://127.0.0.1:{port}/api/v1/logs"))
+                        .bearer_auth(&token)
+                        .json(&records)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status() == 200 => acknowledged.lock().unwrap().extend(messages),
+                        Ok(response) => panic!("unexpected answer {}", response.status()),
+                        Err(_) => return, // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let the writers get going, then kill the server under them.
+    eventually(30, "some acknowledged batches", || {
+        let count = acknowledged.lock().unwrap().len();
+        async move { (count >= 2_000).then_some(()) }
+    })
+    .await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    let port = free_port();
+    let mut server = start_server(data_dir.path(), port);
+    wait_ready(&client, port).await;
+    let stored = all_messages(&client, port, &token).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let missing: Vec<_> = acknowledged.iter().filter(|message| !stored.contains(*message)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged records lost, such as {:?}",
+        missing.len(),
+        acknowledged.len(),
+        missing.first()
+    );
+}
+
 #[tokio::test]
 async fn a_graceful_restart_keeps_records_and_tokens() {
     let app = spawn_app().await;
