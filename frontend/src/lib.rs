@@ -6,6 +6,8 @@
 //! Not here: business logic. A server function takes the backend's services from the Leptos
 //! context ([`services::UiServices`]) and calls them; the backend provides the implementation.
 
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod logs;
 mod pages;

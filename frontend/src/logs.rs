@@ -1,23 +1,82 @@
-//! Server functions of the Logs page.
+//! Server functions of the Logs page. Times arrive as the URL holds them: a relative `range`
+//! (`15m`, `1h`, `7d`), or an absolute `start` and `end` (RFC 3339) that take precedence.
 
 use leptos::prelude::*;
-use vigil_proto::LogPage;
+use vigil_proto::{LogContext, LogHistogram, LogPage};
 
-/// Searches the log store: `q` in tantivy query syntax, `range` relative to now (`15m`, `1h`,
-/// `24h`, `7d`).
+#[cfg(feature = "ssr")]
+mod time_range {
+    use leptos::prelude::ServerFnError;
+    use vigil_proto::{RelativeRange, Timestamp};
+
+    fn parse(text: &str) -> Result<Option<Timestamp>, ServerFnError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|error: vigil_proto::ParseTimestampError| ServerFnError::new(error))
+    }
+
+    /// `(start, end)` of the page's time range.
+    pub fn resolve(
+        range: &str,
+        start: &str,
+        end: &str,
+    ) -> Result<(Option<Timestamp>, Option<Timestamp>), ServerFnError> {
+        let (start, end) = (parse(start)?, parse(end)?);
+        if start.is_some() || end.is_some() {
+            return Ok((start, end));
+        }
+        let range: RelativeRange =
+            range.parse().map_err(|error: vigil_proto::ParseRangeError| ServerFnError::new(error))?;
+        let now = Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).map_err(ServerFnError::new)?;
+        Ok((Some(now.saturating_add_nanos(-range.as_nanos())), None))
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn api_error(error: vigil_proto::ApiError) -> ServerFnError {
+    ServerFnError::new(error.message)
+}
+
+/// One page of records, newest first; `cursor` (a record id) continues a previous page.
 #[server(prefix = "/ui/fn", endpoint = "search_logs")]
-pub async fn search_logs(q: String, range: String, limit: u32) -> Result<LogPage, ServerFnError> {
-    use vigil_proto::{LogQuery, RelativeRange, Timestamp};
-
-    let range: RelativeRange =
-        range.parse().map_err(|error: vigil_proto::ParseRangeError| ServerFnError::new(error))?;
-    let now = Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).map_err(ServerFnError::new)?;
-    let query = LogQuery {
-        q,
-        start: Some(now.saturating_add_nanos(-range.as_nanos())),
-        end: None,
-        limit: Some(limit.min(LogQuery::MAX_LIMIT)),
-        cursor: None,
+pub async fn search_logs(
+    q: String,
+    range: String,
+    start: String,
+    end: String,
+    cursor: String,
+    limit: u32,
+) -> Result<LogPage, ServerFnError> {
+    let (start, end) = time_range::resolve(&range, &start, &end)?;
+    let cursor = if cursor.is_empty() {
+        None
+    } else {
+        Some(cursor.parse().map_err(|error: vigil_proto::ParseRecordIdError| ServerFnError::new(error))?)
     };
-    crate::services::services()?.search_logs(query).await.map_err(|error| ServerFnError::new(error.message))
+    let limit = Some(limit.clamp(1, vigil_proto::LogQuery::MAX_LIMIT));
+    let query = vigil_proto::LogQuery { q, start, end, limit, cursor };
+    crate::services::services()?.search_logs(query).await.map_err(api_error)
+}
+
+/// Matching records per time bucket and level, over the page's range (ending now when open).
+#[server(prefix = "/ui/fn", endpoint = "log_histogram")]
+pub async fn fetch_histogram(
+    q: String,
+    range: String,
+    start: String,
+    end: String,
+) -> Result<LogHistogram, ServerFnError> {
+    let (start, end) = time_range::resolve(&range, &start, &end)?;
+    let query = vigil_proto::HistogramQuery { q, start, end, interval: None };
+    crate::services::services()?.log_histogram(query).await.map_err(api_error)
+}
+
+/// The lines around record `id` from the same service and host.
+#[server(prefix = "/ui/fn", endpoint = "log_context")]
+pub async fn fetch_context(id: String) -> Result<LogContext, ServerFnError> {
+    let id = id.parse().map_err(|error: vigil_proto::ParseRecordIdError| ServerFnError::new(error))?;
+    let query = vigil_proto::ContextQuery { id, before: Some(5), after: Some(5) };
+    crate::services::services()?.log_context(query).await.map_err(api_error)
 }

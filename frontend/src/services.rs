@@ -6,11 +6,13 @@
 use std::sync::Arc;
 
 use leptos::prelude::*;
-use vigil_proto::{ApiError, LogPage, LogQuery};
+use vigil_proto::{ApiError, ContextQuery, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery};
 
 #[async_trait::async_trait]
 pub trait UiServices: Send + Sync + 'static {
     async fn search_logs(&self, query: LogQuery) -> Result<LogPage, ApiError>;
+    async fn log_histogram(&self, query: HistogramQuery) -> Result<LogHistogram, ApiError>;
+    async fn log_context(&self, query: ContextQuery) -> Result<LogContext, ApiError>;
 }
 
 /// The context value: a cloneable handle on the backend's services.

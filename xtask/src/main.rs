@@ -74,7 +74,11 @@ pub struct Workspace {
 
 impl Workspace {
     fn locate() -> anyhow::Result<Self> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the workspace")?.to_owned();
+        // At run time, not compile time: one build of xtask may serve several checkouts that
+        // share a target directory.
+        let manifest_dir =
+            std::env::var_os("CARGO_MANIFEST_DIR").context("run xtask through cargo: cargo xtask ...")?;
+        let root = Path::new(&manifest_dir).parent().context("xtask lives in the workspace")?.to_owned();
         let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
         Ok(Self { root, target_dir })
     }

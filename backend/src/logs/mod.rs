@@ -15,6 +15,7 @@ mod writer;
 
 pub use histogram::{MAX_BUCKETS, choose_interval};
 pub use partition::Retention;
+pub use schema::LogFields;
 pub use tantivy_store::TantivyLogStore;
 
 use vigil_proto::{FieldValues, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId};

@@ -76,12 +76,9 @@ async fn run_bulk(
             format!("content type {content_type} is not accepted: send application/x-ndjson"),
         ));
     }
-    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    let body = axum::body::to_bytes(body, limits.max_body_bytes).await.map_err(|_| {
-        HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {} bytes", limits.max_body_bytes))
-    })?;
-    let now = vigil_proto::Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc())
-        .map_err(|error| HttpError::internal(&error))?;
+    let encoding = super::header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let body = super::bounded_body(body, limits.max_body_bytes).await?;
+    let now = super::now()?;
     let entries = tokio::task::spawn_blocking(move || {
         let decoded = decode_content(encoding.as_deref(), &body, limits.max_decompressed_bytes)?;
         let text = std::str::from_utf8(&decoded)

@@ -15,6 +15,7 @@ use vigil_proto::{
     LogHistogram, LogPage, LogQuery, RelativeRange, TailQuery, Timestamp,
 };
 
+use super::{bounded_body, header_text, now};
 use crate::error::HttpError;
 use crate::ingest::{BodyFormat, decode_content, parse_batch};
 use crate::logs::{LogStoreError, MAX_BUCKETS, choose_interval};
@@ -45,14 +46,6 @@ impl From<LogStoreError> for HttpError {
     }
 }
 
-fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
-}
-
-fn now() -> Result<Timestamp, HttpError> {
-    Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).map_err(|error| HttpError::internal(&error))
-}
-
 fn invalid(message: impl Into<String>) -> HttpError {
     HttpError::new(ErrorCode::InvalidParameter, message)
 }
@@ -74,9 +67,7 @@ async fn ingest_batch(state: &Arc<AppState>, headers: &HeaderMap, body: Body) ->
     let limits = state.config.logs.clone();
     let format = BodyFormat::from_content_type(header_text(headers, header::CONTENT_TYPE))?;
     let encoding = header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let body = axum::body::to_bytes(body, limits.max_body_bytes).await.map_err(|_| {
-        HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {} bytes", limits.max_body_bytes))
-    })?;
+    let body = bounded_body(body, limits.max_body_bytes).await?;
     let now = now()?;
     // Decompression and parsing are CPU work: keep them off the async workers.
     let records = tokio::task::spawn_blocking(move || {

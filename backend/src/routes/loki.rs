@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use vigil_proto::{ErrorCode, Timestamp};
+use vigil_proto::ErrorCode;
 
 use crate::error::HttpError;
 use crate::ingest::{decode_content, loki};
@@ -19,13 +19,9 @@ pub async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     let is_json = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| {
         value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json")
     });
-    let content_encoding =
-        headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    let body = axum::body::to_bytes(body, limits.max_body_bytes).await.map_err(|_| {
-        HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {} bytes", limits.max_body_bytes))
-    })?;
-    let now = Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc())
-        .map_err(|error| HttpError::internal(&error))?;
+    let content_encoding = super::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let body = super::bounded_body(body, limits.max_body_bytes).await?;
+    let now = super::now()?;
     let push = tokio::task::spawn_blocking(move || {
         let streams = if is_json {
             loki::decode_json(&decode_content(content_encoding.as_deref(), &body, limits.max_decompressed_bytes)?)?

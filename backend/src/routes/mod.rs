@@ -7,9 +7,10 @@ pub mod logs;
 pub mod loki;
 pub mod otlp;
 
-use axum::http::{Method, Uri};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderName, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use vigil_proto::ErrorCode;
+use vigil_proto::{ErrorCode, Timestamp};
 
 use crate::error::HttpError;
 
@@ -21,4 +22,21 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 /// Unknown paths.
 pub async fn fallback(method: Method, uri: Uri) -> Response {
     HttpError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path())).into_response()
+}
+
+/// The request body, refused with 413 past `limit` bytes.
+pub async fn bounded_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {limit} bytes")))
+}
+
+/// The server's clock.
+pub fn now() -> Result<Timestamp, HttpError> {
+    Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).map_err(|error| HttpError::internal(&error))
+}
+
+/// A header's value, when it is text.
+pub fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
 }

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use vigil_proto::{ErrorCode, Timestamp};
+use vigil_proto::ErrorCode;
 
 use crate::error::HttpError;
 use crate::ingest::decode_content;
@@ -35,13 +35,9 @@ pub async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body
         }
     };
     let limits = state.config.logs.clone();
-    let content_encoding =
-        headers.get(header::CONTENT_ENCODING).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    let body = axum::body::to_bytes(body, limits.max_body_bytes).await.map_err(|_| {
-        HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {} bytes", limits.max_body_bytes))
-    })?;
-    let now = Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc())
-        .map_err(|error| HttpError::internal(&error))?;
+    let content_encoding = super::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let body = super::bounded_body(body, limits.max_body_bytes).await?;
+    let now = super::now()?;
     let export = tokio::task::spawn_blocking(move || {
         let decoded = decode_content(content_encoding.as_deref(), &body, limits.max_decompressed_bytes)?;
         let request = match encoding {

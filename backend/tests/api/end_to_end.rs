@@ -82,9 +82,31 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     assert!(browser.current_url().await.contains(&format!("q={marker}")), "the query is in the URL");
     let same_page = browser.execute("return window.__vigilSamePage === true;", vec![]).await;
     assert_eq!(same_page, json!(true), "the search ran without a full page reload");
+
+    // The volume histogram is drawn, with the error in an error bar.
+    browser.wait_for(".histogram svg rect.bar-error").await;
+
+    // A record expands to its attributes and its context.
+    browser.click(&browser.wait_for(".record .line time").await).await;
+    let attributes = browser.text(&browser.wait_for(".record .details .attributes").await).await;
+    assert!(attributes.contains("shop.log"), "{attributes}");
+    browser.click(&browser.wait_for(".record .context-button").await).await;
+    let context = browser.text(&browser.wait_for(".record .context li.current").await).await;
+    assert!(context.contains(&marker), "{context}");
+    let before = browser.text(&browser.wait_for(".record .context li:first-child").await).await;
+    assert!(before.contains("GET /products"), "the line before is shown: {before}");
+
     if std::env::var_os("VIGIL_TEST_SCREENSHOTS").is_some() {
         browser.screenshot(&std::env::temp_dir().join("vigil-logs-page.png")).await;
     }
+
+    // A field value adds itself to the query.
+    browser.click(&browser.wait_for(".record .chip.host").await).await;
+    eventually(20, "the host filter in the URL", || async {
+        let url = browser.current_url().await;
+        url.contains("host%3A%22web-7%22").then_some(())
+    })
+    .await;
 
     // A query that does not parse shows the parser's message instead of results.
     let query = browser.wait_for("input.query").await;

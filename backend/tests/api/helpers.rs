@@ -34,9 +34,11 @@ pub enum Db {
     Postgres,
 }
 
-/// The workspace's built site (`cargo xtask build`).
+/// The workspace's built site (`cargo xtask build`). Found at run time, not compile time: one
+/// build of the tests may serve several checkouts that share a target directory.
 pub fn site_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site")
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run through cargo");
+    Path::new(&manifest_dir).join("../target/site")
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -1,12 +1,15 @@
-//! The Logs page: a query box and a time range, whose state lives in the URL
-//! (`/logs?q=...&range=1h`), and the newest matching records.
+//! The Logs explorer. Its whole state is in the URL (`/logs?q=&range=` or `&start=&end=`): a
+//! query box whose syntax errors show under it, a relative or absolute time range, a volume
+//! histogram stacked by level (drag across it to zoom), and the newest matching records, each
+//! expandable to its attributes and context, with more pages loaded through the cursor.
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_router::components::Form;
-use leptos_router::hooks::use_query_map;
-use vigil_proto::{LogHit, LogPage};
+use leptos_router::hooks::{use_navigate, use_query_map};
+use vigil_proto::{LogContext, LogHistogram, LogHit, LogPage};
 
-use crate::logs::search_logs;
+use crate::logs::{fetch_context, fetch_histogram, search_logs};
 
 const RANGES: [(&str, &str); 6] = [
     ("15m", "Last 15 minutes"),
@@ -18,17 +21,69 @@ const RANGES: [(&str, &str); 6] = [
 ];
 const DEFAULT_RANGE: &str = "1h";
 const PAGE_SIZE: u32 = 100;
+/// Levels in the order they are stacked, bottom first.
+const LEVELS: [&str; 7] = ["fatal", "error", "warn", "info", "debug", "trace", "unknown"];
+
+/// The page's state, as read from the URL.
+#[derive(Clone, PartialEq, Eq, Default)]
+struct Search {
+    q: String,
+    range: String,
+    start: String,
+    end: String,
+}
+
+impl Search {
+    fn url(&self) -> String {
+        let mut url = format!("/logs?q={}", encode(&self.q));
+        if self.start.is_empty() && self.end.is_empty() {
+            url.push_str(&format!("&range={}", encode(&self.range)));
+        } else {
+            url.push_str(&format!("&start={}&end={}", encode(&self.start), encode(&self.end)));
+        }
+        url
+    }
+
+    /// The same search narrowed by `field:"value"`.
+    fn with_filter(&self, field: &str, value: &str) -> Self {
+        let filter = format!("{field}:\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""));
+        let q = if self.q.trim().is_empty() { filter } else { format!("{} AND {filter}", self.q.trim()) };
+        Self { q, ..self.clone() }
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
 
 #[component]
 pub fn LogsPage() -> impl IntoView {
     let query = use_query_map();
-    let q = move || query.read().get("q").unwrap_or_default();
-    let range = move || query.read().get("range").unwrap_or_else(|| DEFAULT_RANGE.to_owned());
-    let results = Resource::new(move || (q(), range()), |(q, range)| search_logs(q, range, PAGE_SIZE));
+    let search = Memo::new(move |_| {
+        let query = query.read();
+        Search {
+            q: query.get("q").unwrap_or_default(),
+            range: query.get("range").filter(|range| !range.is_empty()).unwrap_or_else(|| DEFAULT_RANGE.to_owned()),
+            start: query.get("start").unwrap_or_default(),
+            end: query.get("end").unwrap_or_default(),
+        }
+    });
+    let results = Resource::new(
+        move || search.get(),
+        |search| search_logs(search.q, search.range, search.start, search.end, String::new(), PAGE_SIZE),
+    );
+    let histogram =
+        Resource::new(move || search.get(), |search| fetch_histogram(search.q, search.range, search.start, search.end));
 
     // Effects run in the browser only: the attribute tells people and tests that the page is live.
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
+    let absolute = move || !search.read().start.is_empty() || !search.read().end.is_empty();
 
     view! {
         <h1>"Logs"</h1>
@@ -39,51 +94,236 @@ pub fn LogsPage() -> impl IntoView {
                     name="q"
                     class="query"
                     placeholder="service:api AND level:error AND timeout"
-                    prop:value=q
+                    prop:value=move || search.read().q.clone()
                 />
                 <select name="range" class="range">
                     {RANGES
                         .into_iter()
                         .map(|(value, label)| {
-                            view! { <option value=value selected=move || range() == value>{label}</option> }
+                            view! {
+                                <option value=value selected=move || !absolute() && search.read().range == value>{label}</option>
+                            }
                         })
                         .collect_view()}
                 </select>
+                <input type="text" name="start" class="time" placeholder="from (RFC 3339)" prop:value=move || search.read().start.clone()/>
+                <input type="text" name="end" class="time" placeholder="to (RFC 3339)" prop:value=move || search.read().end.clone()/>
                 <button type="submit">"Search"</button>
             </div>
         </Form>
         <Transition fallback=|| view! { <p class="loading">"Searching…"</p> }>
             {move || Suspend::new(async move {
-                match results.await {
-                    Ok(page) => view! { <Results page/> }.into_any(),
-                    Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                let search = search.get_untracked();
+                match (histogram.await, results.await) {
+                    (_, Err(error)) => view! { <p class="error query-error">{error.to_string()}</p> }.into_any(),
+                    (Err(error), Ok(page)) => view! {
+                        <p class="error">{error.to_string()}</p>
+                        <Results page search/>
+                    }.into_any(),
+                    (Ok(histogram), Ok(page)) => view! {
+                        <Histogram histogram search=search.clone()/>
+                        <Results page search/>
+                    }.into_any(),
                 }
             })}
         </Transition>
     }
 }
 
+/// Volume per time bucket, stacked by level. Dragging from one bucket to another zooms the
+/// page to the buckets between them.
 #[component]
-fn Results(page: LogPage) -> impl IntoView {
-    let shown = page.records.len();
+fn Histogram(histogram: LogHistogram, search: Search) -> impl IntoView {
+    const WIDTH: f64 = 1000.0;
+    const HEIGHT: f64 = 100.0;
+    let buckets = histogram.buckets.len().max(1);
+    let tallest = histogram.buckets.iter().map(vigil_proto::HistogramBucket::total).max().unwrap_or(0).max(1) as f64;
+    let bar_width = WIDTH / buckets as f64;
+    let interval_nanos = histogram.interval_ms as i64 * 1_000_000;
+    let drag_from = RwSignal::new(None::<usize>);
+    let navigate = use_navigate();
+    let starts: Vec<_> = histogram.buckets.iter().map(|bucket| bucket.start).collect();
+    let zoom = move |to: usize| {
+        let Some(from) = drag_from.get_untracked() else { return };
+        drag_from.set(None);
+        let (first, last) = (from.min(to), from.max(to));
+        let start = starts[first];
+        let end = starts[last].saturating_add_nanos(interval_nanos);
+        let zoomed = Search { start: start.to_rfc3339(), end: end.to_rfc3339(), ..search.clone() };
+        navigate(&zoomed.url(), Default::default());
+    };
+    let bars = histogram
+        .buckets
+        .iter()
+        .enumerate()
+        .map(|(index, bucket)| {
+            let x = index as f64 * bar_width;
+            let mut top = HEIGHT;
+            let segments = LEVELS
+                .iter()
+                .filter_map(|level| bucket.counts.get(*level).map(|count| (*level, *count)))
+                .map(|(level, count)| {
+                    let height = count as f64 / tallest * HEIGHT;
+                    top -= height;
+                    view! {
+                        <rect class=format!("bar bar-{level}") x=x y=top width=(bar_width * 0.9).max(0.5) height=height>
+                            <title>{format!("{} {level}: {count}", bucket.start.to_rfc3339())}</title>
+                        </rect>
+                    }
+                })
+                .collect_view();
+            let zoom = zoom.clone();
+            view! {
+                <g>
+                    {segments}
+                    <rect
+                        class="bucket"
+                        x=x
+                        y=0
+                        width=bar_width
+                        height=HEIGHT
+                        on:mousedown=move |event| {
+                            event.prevent_default();
+                            drag_from.set(Some(index));
+                        }
+                        on:mouseup=move |_| zoom(index)
+                    />
+                </g>
+            }
+        })
+        .collect_view();
+    let total: u64 = histogram.buckets.iter().map(vigil_proto::HistogramBucket::total).sum();
     view! {
-        <p class="summary">{format!("{} matching records, newest {shown} shown", page.total)}</p>
-        <ol class="records">
-            {page.records.into_iter().map(|record| view! { <Record record/> }).collect_view()}
-        </ol>
+        <figure class="histogram">
+            <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") preserveAspectRatio="none" role="img" aria-label="log volume by level">
+                {bars}
+            </svg>
+            <figcaption>
+                <span>{histogram.start.to_rfc3339()}</span>
+                <span class="histogram-total">{format!("{total} records, {} s buckets; drag to zoom", histogram.interval_ms / 1000)}</span>
+                <span>{histogram.end.to_rfc3339()}</span>
+            </figcaption>
+        </figure>
     }
 }
 
 #[component]
-fn Record(record: LogHit) -> impl IntoView {
-    let level_class = format!("level level-{}", record.level);
+fn Results(page: LogPage, search: Search) -> impl IntoView {
+    let shown = page.records.len();
+    let navigate = use_navigate();
+    let filter = Callback::new(move |(field, value): (String, String)| {
+        navigate(&search.with_filter(&field, &value).url(), Default::default());
+    });
+    let more = RwSignal::new(Vec::<LogHit>::new());
+    let cursor = RwSignal::new(page.next_cursor.map(|cursor| cursor.to_string()));
+    let loading = RwSignal::new(false);
+    let load_more = {
+        let search = use_query_map();
+        move |_| {
+            let Some(from) = cursor.get_untracked() else { return };
+            let query = search.get_untracked();
+            loading.set(true);
+            spawn_local(async move {
+                let page = search_logs(
+                    query.get("q").unwrap_or_default(),
+                    query.get("range").filter(|range| !range.is_empty()).unwrap_or_else(|| DEFAULT_RANGE.to_owned()),
+                    query.get("start").unwrap_or_default(),
+                    query.get("end").unwrap_or_default(),
+                    from,
+                    PAGE_SIZE,
+                )
+                .await;
+                loading.set(false);
+                if let Ok(page) = page {
+                    cursor.set(page.next_cursor.map(|cursor| cursor.to_string()));
+                    more.update(|records| records.extend(page.records));
+                }
+            });
+        }
+    };
     view! {
-        <li class="record">
-            <time datetime=record.timestamp.to_rfc3339()>{record.timestamp.to_rfc3339()}</time>
-            <span class=level_class>{record.level}</span>
-            <span class="service">{record.service}</span>
-            <span class="host">{record.host}</span>
-            <span class="message">{record.message}</span>
+        <p class="summary">
+            {move || format!("{} matching records, newest {} shown", page.total, shown + more.read().len())}
+        </p>
+        <ol class="records">
+            {page.records.into_iter().map(|record| view! { <Record record filter/> }).collect_view()}
+            <For each=move || more.get() key=|record| record.id let:record>
+                <Record record filter/>
+            </For>
+        </ol>
+        <Show when=move || cursor.read().is_some()>
+            <button class="more" on:click=load_more disabled=move || loading.get()>"Load older records"</button>
+        </Show>
+    }
+}
+
+#[component]
+fn Record(record: LogHit, filter: Callback<(String, String)>) -> impl IntoView {
+    let expanded = RwSignal::new(false);
+    let context = RwSignal::new(None::<Result<LogContext, String>>);
+    let id = record.id.to_string();
+    let level_class = format!("level level-{}", record.level);
+    let chip = move |field: &'static str, value: String| {
+        let shown = value.clone();
+        view! {
+            <button class=format!("chip {field}") title=format!("filter on {field}") on:click=move |event| {
+                event.stop_propagation();
+                filter.run((field.to_owned(), value.clone()));
+            }>{shown}</button>
+        }
+    };
+    let attributes = serde_json::to_string_pretty(&record.attributes).unwrap_or_default();
+    let show_context = move |_| {
+        let id = id.clone();
+        spawn_local(async move {
+            context.set(Some(fetch_context(id).await.map_err(|error| error.to_string())));
+        });
+    };
+    view! {
+        <li class="record" class:expanded=move || expanded.get()>
+            <div class="line" on:click=move |_| expanded.update(|open| *open = !*open)>
+                <time datetime=record.timestamp.to_rfc3339()>{record.timestamp.to_rfc3339()}</time>
+                <span class=level_class>{record.level.clone()}</span>
+                {chip("service", record.service.clone())}
+                {chip("host", record.host.clone())}
+                <span class="message">{record.message.clone()}</span>
+            </div>
+            <Show when=move || expanded.get()>
+                <div class="details">
+                    <dl>
+                        <dt>"id"</dt><dd>{record.id.to_string()}</dd>
+                        <dt>"level"</dt><dd>{chip("level", record.level.clone())}</dd>
+                    </dl>
+                    <pre class="attributes">{attributes.clone()}</pre>
+                    <button class="context-button" on:click=show_context.clone()>"Show context"</button>
+                    {move || context.get().map(|context| match context {
+                        Ok(context) => view! { <Context context/> }.into_any(),
+                        Err(error) => view! { <p class="error">{error}</p> }.into_any(),
+                    })}
+                </div>
+            </Show>
         </li>
+    }
+}
+
+/// The lines around a record, the record itself marked.
+#[component]
+fn Context(context: LogContext) -> impl IntoView {
+    let line = |hit: LogHit, current: bool| {
+        view! {
+            <li class:current=current>
+                <time>{hit.timestamp.to_rfc3339()}</time>
+                <span class="message">{hit.message}</span>
+            </li>
+        }
+    };
+    let before = context.before.into_iter().map(|hit| line(hit, false)).collect_view();
+    let after = context.after.into_iter().map(|hit| line(hit, false)).collect_view();
+    view! {
+        <ol class="context">
+            {before}
+            {line(context.record, true)}
+            {after}
+        </ol>
     }
 }

@@ -1,0 +1,337 @@
+//! Log store benchmarks: `cargo bench -p vigil-backend --bench logs`.
+//!
+//! 1. Ingest through HTTP until durable and searchable: native NDJSON and Loki snappy protobuf,
+//!    against the raw tantivy rate of the same documents (one writer thread, no HTTP, no
+//!    durability wait per batch) as the ceiling.
+//! 2. Freshness: from the 2xx of a small batch to the record being found by search.
+//! 3. Search latency over `VIGIL_BENCH_RECORDS` records (10 million by default) spread over a
+//!    week: term, phrase, field-filtered and time-bounded queries, 100 newest first, and a
+//!    24-hour histogram.
+//! 4. Peak RSS of the process (server and client share it).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tantivy::{Index, IndexWriter, TantivyDocument};
+use vigil_backend::auth::{Scope, create_token};
+use vigil_backend::config::Config;
+use vigil_backend::ingest::loki::messages::{EntryAdapter, ProtoTimestamp, PushRequest, StreamAdapter};
+use vigil_backend::logs::LogFields;
+use vigil_backend::startup::Application;
+use vigil_proto::{LogQuery, LogRecord, Timestamp};
+
+const SERVICES: [&str; 10] =
+    ["api", "checkout", "payments", "search", "auth", "cart", "catalog", "email", "worker", "gateway"];
+const LEVELS: [(&str, u32); 5] = [("info", 80), ("debug", 8), ("warn", 7), ("error", 4), ("fatal", 1)];
+const PATHS: [&str; 8] =
+    ["/products", "/cart", "/checkout", "/login", "/search", "/orders/4711", "/api/v2/items", "/health"];
+const ERRORS: [&str; 6] = [
+    "connection refused while calling payments:8443",
+    "upstream timed out after 30s",
+    "deadlock detected; transaction rolled back",
+    "certificate verify failed: unable to get local issuer certificate",
+    "out of memory: killed process",
+    "rate limit exceeded for client",
+];
+
+/// A small deterministic generator (xorshift), so that every run indexes the same lines.
+struct Lines(u64);
+
+impl Lines {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn record(&mut self, timestamp: Timestamp) -> LogRecord {
+        let service = SERVICES[(self.next() % 10) as usize];
+        let host = format!("{service}-{}", self.next() % 4);
+        let roll = (self.next() % 100) as u32;
+        let mut cumulative = 0;
+        let level = LEVELS
+            .iter()
+            .find(|(_, weight)| {
+                cumulative += weight;
+                roll < cumulative
+            })
+            .map_or("info", |(level, _)| level);
+        let path = PATHS[(self.next() % 8) as usize];
+        let request = self.next() % 1_000_000;
+        let message = match level {
+            "error" | "fatal" => format!("request_id={request} {} on POST {path}", ERRORS[(self.next() % 6) as usize]),
+            "warn" => format!(
+                "request_id={request} slow response for GET {path}: {} ms above budget",
+                500 + self.next() % 5000
+            ),
+            _ => format!(
+                "request_id={request} method=GET path={path} status=200 duration_ms={} bytes={} user_agent=\"Mozilla/5.0 (X11; Linux x86_64)\"",
+                self.next() % 400,
+                self.next() % 100_000
+            ),
+        };
+        let mut attributes = serde_json::Map::new();
+        attributes.insert(
+            "region".to_owned(),
+            serde_json::Value::String(["eu-west", "us-east", "ap-south"][(self.next() % 3) as usize].to_owned()),
+        );
+        LogRecord { timestamp, service: service.to_owned(), host, level: level.to_owned(), message, attributes }
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).unwrap()
+}
+
+fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * fraction).round() as usize]
+}
+
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1024
+}
+
+/// The raw tantivy rate: records per second and bytes of NDJSON per second.
+fn raw_tantivy(records: &[LogRecord], ndjson_bytes: usize) -> (f64, f64) {
+    let directory = tempfile::tempdir().unwrap();
+    let (schema, fields) = LogFields::schema();
+    let index = Index::create_in_dir(directory.path(), schema).unwrap();
+    let mut writer: IndexWriter<TantivyDocument> = index.writer_with_num_threads(1, 64 << 20).unwrap();
+    let started = Instant::now();
+    for (sequence, record) in records.iter().enumerate() {
+        writer.add_document(fields.document(record, sequence as u64)).unwrap();
+    }
+    writer.commit().unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    (records.len() as f64 / seconds, ndjson_bytes as f64 / seconds)
+}
+
+async fn post_all(bodies: Vec<(Vec<u8>, &'static str)>, url: String, token: String, clients: usize) -> Duration {
+    let bodies = Arc::new(std::sync::Mutex::new(bodies));
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (bodies, client, url, token) = (bodies.clone(), client.clone(), url.clone(), token.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Some((body, content_type)) = bodies.lock().unwrap().pop() else { return };
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", content_type)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(response.status().is_success(), "{}", response.status());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    let total: usize =
+        std::env::var("VIGIL_BENCH_RECORDS").ok().and_then(|count| count.parse().ok()).unwrap_or(10_000_000);
+    let ingest_records = 400_000;
+    let data = tempfile::tempdir().unwrap();
+    let application = Application::build(Config::for_tests(data.path())).await.unwrap();
+    let port = application.port();
+    let state = application.state();
+    tokio::spawn(application.run_until_stopped(std::future::pending()));
+    let token = create_token(&state.database, "bench", Scope::Admin).await.unwrap().0;
+    let base = format!("http://127.0.0.1:{port}");
+
+    // 1. Ingest.
+    let mut lines = Lines(0x9e3779b97f4a7c15);
+    let start = now().saturating_add_nanos(-3_600_000_000_000);
+    let records: Vec<LogRecord> =
+        (0..ingest_records).map(|index| lines.record(start.saturating_add_nanos(index as i64 * 1_000_000))).collect();
+    let batches: Vec<Vec<u8>> = records
+        .chunks(5000)
+        .map(|chunk| {
+            let mut body = Vec::new();
+            for record in chunk {
+                serde_json::to_writer(&mut body, record).unwrap();
+                body.push(b'\n');
+            }
+            body
+        })
+        .collect();
+    let ndjson_bytes: usize = batches.iter().map(Vec::len).sum();
+    let (raw_records, raw_bytes) = raw_tantivy(&records, ndjson_bytes);
+    println!("raw tantivy (1 writer thread):  {:>9.0} records/s  {:>6.1} MB/s", raw_records, raw_bytes / 1e6);
+
+    let elapsed = post_all(
+        batches.into_iter().map(|body| (body, "application/x-ndjson")).collect(),
+        format!("{base}/api/v1/logs"),
+        token.clone(),
+        4,
+    )
+    .await;
+    let (rate, bytes) = (ingest_records as f64 / elapsed.as_secs_f64(), ndjson_bytes as f64 / elapsed.as_secs_f64());
+    println!(
+        "HTTP NDJSON, durable:           {:>9.0} records/s  {:>6.1} MB/s  ({:.2} of raw tantivy)",
+        rate,
+        bytes / 1e6,
+        rate / raw_records
+    );
+
+    let loki: Vec<(Vec<u8>, &'static str)> = records
+        .chunks(5000)
+        .map(|chunk| {
+            let streams = chunk
+                .iter()
+                .map(|record| StreamAdapter {
+                    labels: format!(
+                        "{{service_name=\"{}\", host=\"{}\", level=\"{}\"}}",
+                        record.service, record.host, record.level
+                    ),
+                    entries: vec![EntryAdapter {
+                        timestamp: Some(ProtoTimestamp {
+                            seconds: record.timestamp.as_unix_nanos() / 1_000_000_000,
+                            nanos: (record.timestamp.as_unix_nanos() % 1_000_000_000) as i32,
+                        }),
+                        line: record.message.clone(),
+                        structured_metadata: vec![],
+                    }],
+                    hash: 0,
+                })
+                .collect();
+            let body = prost::Message::encode_to_vec(&PushRequest { streams });
+            (snap::raw::Encoder::new().compress_vec(&body).unwrap(), "application/x-protobuf")
+        })
+        .collect();
+    let elapsed = post_all(loki, format!("{base}/loki/api/v1/push"), token.clone(), 4).await;
+    let rate = ingest_records as f64 / elapsed.as_secs_f64();
+    println!(
+        "HTTP Loki protobuf, durable:    {:>9.0} records/s  {:>6.1} MB/s of lines  ({:.2} of raw tantivy)",
+        rate,
+        ndjson_bytes as f64 / elapsed.as_secs_f64() / 1e6,
+        rate / raw_records
+    );
+
+    // 2. Freshness.
+    let client = reqwest::Client::new();
+    let mut freshness = Vec::new();
+    for round in 0..50 {
+        let marker = format!("freshness{round}");
+        let record = lines.record(now());
+        let record = LogRecord { message: format!("{} {marker}", record.message), ..record };
+        let response =
+            client.post(format!("{base}/api/v1/logs")).bearer_auth(&token).json(&[record]).send().await.unwrap();
+        assert!(response.status().is_success());
+        let acknowledged = Instant::now();
+        loop {
+            let page: vigil_proto::LogPage = client
+                .get(format!("{base}/api/v1/logs/search"))
+                .bearer_auth(&token)
+                .query(&[("q", marker.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if page.total == 1 {
+                break;
+            }
+        }
+        freshness.push(acknowledged.elapsed());
+    }
+    println!(
+        "freshness, 2xx to searchable:   p50 {:?}  p95 {:?}",
+        percentile(&mut freshness, 0.5),
+        percentile(&mut freshness, 0.95)
+    );
+
+    // 3. Search latency over `total` records spread over the last 7 days.
+    let week_ago = now().saturating_add_nanos(-7 * 86_400_000_000_000);
+    let step = (7 * 86_400_000_000_000_i64) / total as i64;
+    let loading = Instant::now();
+    let mut sent = 0;
+    while sent < total {
+        let count = (total - sent).min(20_000);
+        let batch: Vec<LogRecord> = (sent..sent + count)
+            .map(|index| lines.record(week_ago.saturating_add_nanos(index as i64 * step)))
+            .collect();
+        loop {
+            match state.log_store.append(batch.clone()).await {
+                Ok(()) => break,
+                Err(vigil_backend::logs::LogStoreError::Busy) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(error) => panic!("{error}"),
+            }
+        }
+        sent += count;
+    }
+    let loaded = loading.elapsed();
+    println!(
+        "loaded {total} records in {:.0} s ({:.0} records/s)",
+        loaded.as_secs_f64(),
+        total as f64 / loaded.as_secs_f64()
+    );
+    std::io::stdout().flush().ok();
+
+    let last_hour = now().saturating_add_nanos(-3_600_000_000_000);
+    let queries: [(&str, LogQuery); 5] = [
+        ("term", LogQuery { q: "deadlock".to_owned(), limit: Some(100), ..LogQuery::default() }),
+        ("phrase", LogQuery { q: "\"connection refused\"".to_owned(), limit: Some(100), ..LogQuery::default() }),
+        (
+            "field-filtered",
+            LogQuery { q: "service:checkout AND level:error".to_owned(), limit: Some(100), ..LogQuery::default() },
+        ),
+        (
+            "time-bounded",
+            LogQuery { q: "timed".to_owned(), start: Some(last_hour), limit: Some(100), ..LogQuery::default() },
+        ),
+        ("match all", LogQuery { limit: Some(100), ..LogQuery::default() }),
+    ];
+    for (name, query) in queries {
+        let mut samples = Vec::new();
+        for _ in 0..30 {
+            let started = Instant::now();
+            let page = state.log_store.search(query.clone()).await.unwrap();
+            samples.push(started.elapsed());
+            assert!(!page.records.is_empty());
+        }
+        println!(
+            "search {name:<15} p50 {:>8.1?}  p99 {:>8.1?}",
+            percentile(&mut samples, 0.5),
+            percentile(&mut samples, 0.99)
+        );
+    }
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let end = now();
+        let query = LogQuery {
+            start: Some(end.saturating_add_nanos(-86_400_000_000_000)),
+            end: Some(end),
+            ..LogQuery::default()
+        };
+        let started = Instant::now();
+        state.log_store.histogram(query, vigil_backend::logs::choose_interval(86_400_000_000_000)).await.unwrap();
+        samples.push(started.elapsed());
+    }
+    println!(
+        "histogram 24 h                  p50 {:>8.1?}  p99 {:>8.1?}",
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.99)
+    );
+    println!("peak RSS: {} MiB", peak_rss_mib());
+    state.shutdown.cancel();
+}
