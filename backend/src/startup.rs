@@ -172,6 +172,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::HEALTHZ, get(routes::health::healthz))
         .route(paths::READYZ, get(routes::health::readyz))
         .route(paths::METRICS, get(routes::health::metrics))
+        // The UI's routes are not authenticated until users and sessions exist, like its
+        // server functions.
+        .route(paths::UI_TAIL, get(routes::logs::tail))
         .merge(ingest)
         .merge(read)
         .with_state(state.clone());

@@ -12,6 +12,8 @@ pub const LOGS_CONTEXT: &str = "/api/v1/logs/context";
 pub const LOGS_TAIL: &str = "/api/v1/logs/tail";
 /// Prefix of the UI's server functions.
 pub const UI_FUNCTIONS: &str = "/ui/fn";
+/// The UI's live tail (the WebSocket of `LOGS_TAIL`, for the browser).
+pub const UI_TAIL: &str = "/ui/tail";
 /// Elasticsearch `_bulk`, for shippers that speak it.
 pub const ELASTICSEARCH_BULK: &str = "/_bulk";
 pub const ELASTICSEARCH_INDEX_BULK: &str = "/{index}/_bulk";

@@ -100,6 +100,19 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
         browser.screenshot(&std::env::temp_dir().join("vigil-logs-page.png")).await;
     }
 
+    // The live tail shows a line appended after it started.
+    browser.click(&browser.wait_for(".live-toggle").await).await;
+    browser.wait_for(".live-tail[data-live='connected']").await;
+    writeln!(file, "WARN live line for {marker}").unwrap();
+    file.sync_all().unwrap();
+    let live = eventually(20, "the new line in the live tail", || async {
+        let element = browser.find_all(".records.live .message").await.into_iter().next()?;
+        Some(browser.text(&element).await)
+    })
+    .await;
+    assert_eq!(live, format!("WARN live line for {marker}"));
+    browser.click(&browser.wait_for(".live-toggle").await).await;
+
     // A field value adds itself to the query.
     browser.click(&browser.wait_for(".record .chip.host").await).await;
     eventually(20, "the host filter in the URL", || async {

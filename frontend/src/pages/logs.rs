@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::components::Form;
 use leptos_router::hooks::{use_navigate, use_query_map};
-use vigil_proto::{LogContext, LogHistogram, LogHit, LogPage};
+use vigil_proto::{LogContext, LogHistogram, LogHit, LogPage, TailFrame};
 
 use crate::logs::{fetch_context, fetch_histogram, search_logs};
 
@@ -122,6 +122,7 @@ pub fn LogsPage() -> impl IntoView {
                     }.into_any(),
                     (Ok(histogram), Ok(page)) => view! {
                         <Histogram histogram search=search.clone()/>
+                        <LiveTail q=search.q.clone()/>
                         <Results page search/>
                     }.into_any(),
                 }
@@ -325,5 +326,148 @@ fn Context(context: LogContext) -> impl IntoView {
             {line(context.record, true)}
             {after}
         </ol>
+    }
+}
+
+/// Most records the live view keeps.
+const LIVE_RECORDS: usize = 500;
+
+/// The live tail: a WebSocket to `/ui/tail` streaming records that match the query, newest on
+/// top; pausing holds new records back; a notice says how many were skipped when it fell behind.
+#[component]
+fn LiveTail(q: String) -> impl IntoView {
+    let live = RwSignal::new(false);
+    let connected = RwSignal::new(false);
+    let paused = RwSignal::new(false);
+    let records = RwSignal::new(Vec::<LogHit>::new());
+    let held = RwSignal::new(Vec::<LogHit>::new());
+    let skipped = RwSignal::new(0_u64);
+    let receive = move |frame: TailFrame| match frame {
+        TailFrame::Records { records: new, .. } if paused.get_untracked() => held.update(|held| held.extend(new)),
+        TailFrame::Records { records: new, .. } => records.update(|shown| {
+            shown.splice(0..0, new.into_iter().rev());
+            shown.truncate(LIVE_RECORDS);
+        }),
+        TailFrame::Lagged { skipped: count, .. } => skipped.update(|total| *total += count),
+        TailFrame::Heartbeat { .. } => {}
+    };
+    let socket = socket::Socket::new();
+    let toggle = {
+        let socket = socket.clone();
+        move |_| {
+            if live.get_untracked() {
+                socket.close();
+                live.set(false);
+                connected.set(false);
+            } else {
+                live.set(true);
+                socket.open(&q, receive, move || connected.set(true));
+            }
+        }
+    };
+    let resume = move |_| {
+        if paused.get_untracked() {
+            let mut waiting = held.try_update(std::mem::take).unwrap_or_default();
+            waiting.reverse();
+            records.update(|shown| {
+                shown.splice(0..0, waiting);
+                shown.truncate(LIVE_RECORDS);
+            });
+        }
+        paused.update(|paused| *paused = !*paused);
+    };
+    on_cleanup(move || socket.close());
+    view! {
+        <div class="live-tail" data-live=move || if connected.get() { "connected" } else { "off" }>
+            <button class="live-toggle" on:click=toggle>{move || if live.get() { "Stop live tail" } else { "Live tail" }}</button>
+            <Show when=move || live.get()>
+                <button class="live-pause" on:click=resume>
+                    {move || if paused.get() { format!("Resume ({} waiting)", held.read().len()) } else { "Pause".to_owned() }}
+                </button>
+                <Show when=move || { skipped.get() > 0 }>
+                    <span class="lag-notice">{move || format!("{} records skipped: the live tail fell behind", skipped.get())}</span>
+                </Show>
+                <ol class="records live">
+                    <For each=move || records.get() key=|record| record.id let:record>
+                        <li class="record">
+                            <div class="line">
+                                <time>{record.timestamp.to_rfc3339()}</time>
+                                <span class=format!("level level-{}", record.level)>{record.level.clone()}</span>
+                                <span class="service">{record.service.clone()}</span>
+                                <span class="host">{record.host.clone()}</span>
+                                <span class="message">{record.message.clone()}</span>
+                            </div>
+                        </li>
+                    </For>
+                </ol>
+            </Show>
+        </div>
+    }
+}
+
+/// The browser side of the live tail's WebSocket; nothing on the server.
+mod socket {
+    use vigil_proto::TailFrame;
+
+    #[cfg(feature = "hydrate")]
+    type Handlers = (
+        web_sys::WebSocket,
+        wasm_bindgen::closure::Closure<dyn FnMut(web_sys::MessageEvent)>,
+        wasm_bindgen::closure::Closure<dyn FnMut()>,
+    );
+
+    #[derive(Clone)]
+    pub struct Socket {
+        #[cfg(feature = "hydrate")]
+        open: leptos::prelude::StoredValue<Option<Handlers>, leptos::prelude::LocalStorage>,
+    }
+
+    impl Socket {
+        pub fn new() -> Self {
+            Self {
+                #[cfg(feature = "hydrate")]
+                open: leptos::prelude::StoredValue::new_local(None),
+            }
+        }
+
+        #[cfg(feature = "hydrate")]
+        pub fn open(&self, q: &str, mut receive: impl FnMut(TailFrame) + 'static, on_open: impl FnMut() + 'static) {
+            use leptos::prelude::*;
+            use wasm_bindgen::JsCast;
+            use wasm_bindgen::closure::Closure;
+
+            self.close();
+            let Some(window) = web_sys::window() else { return };
+            let location = window.location();
+            let scheme = if location.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
+            let host = location.host().unwrap_or_default();
+            let Ok(socket) = web_sys::WebSocket::new(&format!("{scheme}://{host}/ui/tail?q={}", super::encode(q)))
+            else {
+                return;
+            };
+            let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+                if let Some(frame) = event.data().as_string().and_then(|text| serde_json::from_str(&text).ok()) {
+                    receive(frame);
+                }
+            });
+            let opened = Closure::<dyn FnMut()>::new(on_open);
+            socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            socket.set_onopen(Some(opened.as_ref().unchecked_ref()));
+            self.open.set_value(Some((socket, on_message, opened)));
+        }
+
+        #[cfg(not(feature = "hydrate"))]
+        pub fn open(&self, _q: &str, _receive: impl FnMut(TailFrame) + 'static, _on_open: impl FnMut() + 'static) {}
+
+        pub fn close(&self) {
+            #[cfg(feature = "hydrate")]
+            {
+                use leptos::prelude::*;
+                if let Some(Some((socket, _, _))) = self.open.try_update_value(Option::take) {
+                    socket.set_onmessage(None);
+                    let _already_closed = socket.close();
+                }
+            }
+        }
     }
 }
