@@ -166,3 +166,29 @@ async fn ingest_and_search_work_on_postgresql() {
     assert_eq!(response.status(), 200);
     assert_eq!(app.search(&[("q", "postgres")]).await.total, 1);
 }
+
+/// A saturated writer refuses at once (429 with `Retry-After` over HTTP) instead of buffering
+/// without bound; what it accepted is stored, what it refused is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_writer_queue_refuses_instead_of_buffering() {
+    use vigil_backend::logs::{LogStore, LogStoreError, Retention, TantivyLogStore};
+
+    let directory = tempfile::tempdir().unwrap();
+    let metrics = vigil_backend::telemetry::Metrics::new();
+    let store = TantivyLogStore::open(directory.path(), 16 << 20, 1, Retention::default(), metrics).unwrap();
+    let batch: Vec<_> =
+        (0..2000).map(|index| record("2026-11-29T08:00:00Z", "api", "info", &format!("line {index}"))).collect();
+    let results = futures::future::join_all((0..40).map(|_| store.append(batch.clone()))).await;
+    let accepted = results.iter().filter(|result| result.is_ok()).count();
+    let busy = results.iter().filter(|result| matches!(result, Err(LogStoreError::Busy))).count();
+    assert_eq!(accepted + busy, 40, "every append either succeeded or was refused as busy");
+    assert!(busy > 0, "40 batches at once must overflow a queue of one");
+    let page = store.search(vigil_proto::LogQuery::default()).await.unwrap();
+    assert_eq!(page.total, accepted as u64 * 2000);
+    store.close().await;
+
+    let error: vigil_backend::error::HttpError = LogStoreError::Busy.into();
+    let response = axum::response::IntoResponse::into_response(error);
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+}
