@@ -61,22 +61,31 @@ pub fn decode_content(encoding: Option<&str>, body: &[u8], limit: usize) -> Resu
             }
             Ok(body.to_vec())
         }
-        Some("gzip" | "x-gzip") => {
-            let mut decoded = Vec::new();
-            let read =
-                flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1).read_to_end(&mut decoded).map_err(
-                    |error| ApiError::new(ErrorCode::InvalidEncoding, format!("body is not valid gzip: {error}")),
-                )?;
-            if read > limit {
-                return Err(too_large(limit));
-            }
-            Ok(decoded)
+        Some("gzip" | "x-gzip") => inflate(flate2::read::MultiGzDecoder::new(body), "gzip", limit),
+        Some("zstd") => {
+            let decoder = zstd::stream::read::Decoder::new(body).map_err(|error| {
+                ApiError::new(ErrorCode::InvalidEncoding, format!("body is not valid zstd: {error}"))
+            })?;
+            inflate(decoder, "zstd", limit)
         }
         Some(other) => Err(ApiError::new(
             ErrorCode::UnsupportedEncoding,
-            format!("content encoding {other:?} is not accepted: send identity or gzip"),
+            format!("content encoding {other:?} is not accepted: send identity, gzip or zstd"),
         )),
     }
+}
+
+/// Reads a decoder to its end, or to one byte past `limit`, which refuses the body.
+fn inflate(decoder: impl Read, encoding: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut decoded = Vec::new();
+    let read = decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut decoded)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidEncoding, format!("body is not valid {encoding}: {error}")))?;
+    if read > limit {
+        return Err(too_large(limit));
+    }
+    Ok(decoded)
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -273,6 +282,14 @@ mod tests {
         assert_eq!(bomb.code, ErrorCode::PayloadTooLarge);
         assert_eq!(decode_content(Some("gzip"), b"plain", 100).unwrap_err().code, ErrorCode::InvalidEncoding);
         assert_eq!(decode_content(Some("br"), b"x", 100).unwrap_err().code, ErrorCode::UnsupportedEncoding);
+    }
+
+    #[test]
+    fn zstd_is_decoded_within_the_limit() {
+        let compressed = zstd::stream::encode_all(&vec![b' '; 10_000][..], 1).unwrap();
+        assert_eq!(decode_content(Some("zstd"), &compressed, 10_000).unwrap().len(), 10_000);
+        assert_eq!(decode_content(Some("zstd"), &compressed, 9_999).unwrap_err().code, ErrorCode::PayloadTooLarge);
+        assert_eq!(decode_content(Some("zstd"), b"not zstd", 100).unwrap_err().code, ErrorCode::InvalidEncoding);
     }
 
     #[test]

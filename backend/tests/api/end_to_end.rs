@@ -133,3 +133,34 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     agent_shutdown.cancel();
     agent.await.unwrap();
 }
+
+/// Scrolling to the end of the results loads the next page through the cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_down_loads_older_records() {
+    let app = spawn_app().await;
+    let now = time::OffsetDateTime::now_utc();
+    let records: Vec<_> = (0..250)
+        .map(|index| {
+            let at =
+                (now - time::Duration::seconds(index)).format(&time::format_description::well_known::Rfc3339).unwrap();
+            crate::helpers::record(&at, "shop", "info", &format!("pagination line {index}"))
+        })
+        .collect();
+    assert_eq!(app.post_logs(&records).await.status(), 200);
+
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/logs?q=pagination&range=1h")).await;
+    browser.wait_for(".search-bar[data-hydrated='true']").await;
+    assert_eq!(browser.find_all(".records:not(.live) > .record").await.len(), 100);
+    for expected in [200, 250] {
+        eventually(20, &format!("{expected} records after scrolling"), || async {
+            browser.execute("window.scrollTo(0, document.documentElement.scrollHeight);", vec![]).await;
+            (browser.find_all(".records:not(.live) > .record").await.len() >= expected).then_some(())
+        })
+        .await;
+    }
+    let last = browser.find_all(".records:not(.live) > .record .message").await.pop().unwrap();
+    assert_eq!(browser.text(&last).await, "pagination line 249");
+    assert!(browser.find_all("button.more").await.is_empty(), "no more pages after the last");
+    browser.quit().await;
+}

@@ -38,6 +38,15 @@ async fn gzipped_ndjson_is_accepted() {
 }
 
 #[tokio::test]
+async fn zstd_ndjson_is_accepted() {
+    let app = spawn_app().await;
+    let body = format!("{LINE}\n{LINE}\n");
+    let compressed = zstd::stream::encode_all(body.as_bytes(), 1).unwrap();
+    assert_eq!(app.post_raw(compressed, "application/x-ndjson", Some("zstd")).await.status(), 200);
+    assert_eq!(app.search(&[]).await.total, 2);
+}
+
+#[tokio::test]
 async fn malformed_bodies_get_clear_errors_and_store_nothing() {
     let app = spawn_app().await;
     assert_error(

@@ -218,30 +218,41 @@ fn Results(page: LogPage, search: Search) -> impl IntoView {
     let more = RwSignal::new(Vec::<LogHit>::new());
     let cursor = RwSignal::new(page.next_cursor.map(|cursor| cursor.to_string()));
     let loading = RwSignal::new(false);
-    let load_more = {
-        let search = use_query_map();
-        move |_| {
-            let Some(from) = cursor.get_untracked() else { return };
-            let query = search.get_untracked();
-            loading.set(true);
-            spawn_local(async move {
-                let page = search_logs(
-                    query.get("q").unwrap_or_default(),
-                    query.get("range").filter(|range| !range.is_empty()).unwrap_or_else(|| DEFAULT_RANGE.to_owned()),
-                    query.get("start").unwrap_or_default(),
-                    query.get("end").unwrap_or_default(),
-                    from,
-                    PAGE_SIZE,
-                )
-                .await;
-                loading.set(false);
-                if let Ok(page) = page {
-                    cursor.set(page.next_cursor.map(|cursor| cursor.to_string()));
-                    more.update(|records| records.extend(page.records));
-                }
-            });
+    let query_map = use_query_map();
+    let load_more = move || {
+        let Some(from) = cursor.get_untracked() else { return };
+        if loading.get_untracked() {
+            return;
         }
+        let query = query_map.get_untracked();
+        loading.set(true);
+        spawn_local(async move {
+            let page = search_logs(
+                query.get("q").unwrap_or_default(),
+                query.get("range").filter(|range| !range.is_empty()).unwrap_or_else(|| DEFAULT_RANGE.to_owned()),
+                query.get("start").unwrap_or_default(),
+                query.get("end").unwrap_or_default(),
+                from,
+                PAGE_SIZE,
+            )
+            .await;
+            if let Ok(page) = page {
+                cursor.set(page.next_cursor.map(|cursor| cursor.to_string()));
+                more.update(|records| records.extend(page.records));
+            }
+            loading.set(false);
+        });
     };
+    // Infinite scroll: the next page loads when the end of the list comes into view.
+    #[cfg(feature = "hydrate")]
+    {
+        let listener = window_event_listener(leptos::ev::scroll, move |_| {
+            if near_bottom() {
+                load_more();
+            }
+        });
+        on_cleanup(move || listener.remove());
+    }
     view! {
         <p class="summary">
             {move || format!("{} matching records, newest {} shown", page.total, shown + more.read().len())}
@@ -253,9 +264,22 @@ fn Results(page: LogPage, search: Search) -> impl IntoView {
             </For>
         </ol>
         <Show when=move || cursor.read().is_some()>
-            <button class="more" on:click=load_more disabled=move || loading.get()>"Load older records"</button>
+            <button class="more" on:click=move |_| load_more() disabled=move || loading.get()>"Load older records"</button>
         </Show>
     }
+}
+
+/// Whether the window is scrolled to within a screen of the page's end.
+#[cfg(feature = "hydrate")]
+fn near_bottom() -> bool {
+    let Some(window) = web_sys::window() else { return false };
+    let visible = window.inner_height().ok().and_then(|height| height.as_f64()).unwrap_or_default();
+    let scrolled = window.scroll_y().unwrap_or_default();
+    let total = window
+        .document()
+        .and_then(|document| document.document_element())
+        .map_or(0.0, |root| f64::from(root.scroll_height()));
+    scrolled + 2.0 * visible >= total
 }
 
 #[component]
