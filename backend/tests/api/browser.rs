@@ -153,6 +153,23 @@ impl Browser {
         self.call(reqwest::Method::POST, &format!("/element/{}/click", element.0), Some(json!({}))).await;
     }
 
+    /// Presses the mouse on `from`, moves to `to` and releases it there.
+    pub async fn drag(&self, from: &Element, to: &Element) {
+        let origin = |element: &Element| json!({ELEMENT: element.0});
+        let actions = json!({"actions": [{
+            "type": "pointer",
+            "id": "mouse",
+            "parameters": {"pointerType": "mouse"},
+            "actions": [
+                {"type": "pointerMove", "origin": origin(from), "x": 0, "y": 0},
+                {"type": "pointerDown", "button": 0},
+                {"type": "pointerMove", "origin": origin(to), "x": 0, "y": 0, "duration": 100},
+                {"type": "pointerUp", "button": 0},
+            ],
+        }]});
+        self.call(reqwest::Method::POST, "/actions", Some(actions)).await;
+    }
+
     /// A PNG of the page, for looking at what a failing test saw.
     pub async fn screenshot(&self, path: &Path) {
         use base64::Engine;

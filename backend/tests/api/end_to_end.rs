@@ -121,6 +121,18 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     })
     .await;
 
+    // Dragging across the histogram zooms the range to the buckets between.
+    let buckets = browser.find_all(".histogram rect.bucket").await;
+    assert!(buckets.len() > 5, "{} buckets", buckets.len());
+    browser.drag(&buckets[buckets.len() - 5], &buckets[buckets.len() - 1]).await;
+    eventually(20, "an absolute range in the URL", || async {
+        let url = browser.current_url().await;
+        (url.contains("start=") && url.contains("end=")).then_some(())
+    })
+    .await;
+    let message = browser.text(&browser.wait_for(".records:not(.live) .record .message").await).await;
+    assert!(message.contains(&marker), "the zoomed range still holds the record: {message}");
+
     // A query that does not parse shows the parser's message instead of results.
     let query = browser.wait_for("input.query").await;
     browser.execute("arguments[0].value = '';", vec![json!({ELEMENT: query.id()})]).await;
