@@ -106,13 +106,15 @@ fn raw_tantivy(records: &[LogRecord], ndjson_bytes: usize) -> (f64, f64) {
     let (schema, fields) = LogFields::schema();
     let index = Index::create_in_dir(directory.path(), schema).unwrap();
     let mut writer: IndexWriter<TantivyDocument> = index.writer_with_num_threads(1, 64 << 20).unwrap();
+    let records = records.to_vec();
+    let count = records.len();
     let started = Instant::now();
-    for (sequence, record) in records.iter().enumerate() {
+    for (sequence, record) in records.into_iter().enumerate() {
         writer.add_document(fields.document(record, sequence as u64)).unwrap();
     }
     writer.commit().unwrap();
     let seconds = started.elapsed().as_secs_f64();
-    (records.len() as f64 / seconds, ndjson_bytes as f64 / seconds)
+    (count as f64 / seconds, ndjson_bytes as f64 / seconds)
 }
 
 async fn post_all(bodies: Vec<(Vec<u8>, &'static str)>, url: String, token: String, clients: usize) -> Duration {

@@ -44,7 +44,8 @@ impl LogFields {
         (builder.build(), fields)
     }
 
-    pub fn document(&self, record: &LogRecord, sequence: u64) -> TantivyDocument {
+    /// The document of a record; it takes the record so that its attributes are not copied.
+    pub fn document(&self, record: LogRecord, sequence: u64) -> TantivyDocument {
         let mut document = TantivyDocument::new();
         document.add_i64(self.timestamp, record.timestamp.as_unix_nanos());
         document.add_u64(self.sequence, sequence);
@@ -53,8 +54,7 @@ impl LogFields {
         document.add_text(self.level, &record.level);
         document.add_text(self.message, &record.message);
         if !record.attributes.is_empty() {
-            let attributes = OwnedValue::from(record.attributes.clone());
-            document.add_field_value(self.attributes, &attributes);
+            document.add_field_value(self.attributes, &OwnedValue::from(record.attributes));
         }
         document
     }
@@ -100,7 +100,7 @@ mod tests {
                 .unwrap()
                 .clone(),
         };
-        let hit = fields.hit(&fields.document(&record, 7));
+        let hit = fields.hit(&fields.document(record.clone(), 7));
         assert_eq!(hit.id, RecordId { timestamp: record.timestamp, sequence: 7 });
         assert_eq!(
             (hit.timestamp, hit.service, hit.host, hit.level, hit.message, hit.attributes),

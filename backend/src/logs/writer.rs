@@ -102,13 +102,13 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, appends: Vec<(Vec<LogRecord>, Reply)>) {
+    fn commit_group(&mut self, mut appends: Vec<(Vec<LogRecord>, Reply)>) {
         if appends.is_empty() {
             return;
         }
         let started = Instant::now();
         let first_sequence = self.next_sequence;
-        let result = self.add_and_commit(&appends);
+        let result = self.add_and_commit(&mut appends);
         self.metrics.log_commit_duration.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(records) => {
@@ -136,11 +136,11 @@ impl Writer {
         }
     }
 
-    fn add_and_commit(&mut self, appends: &[(Vec<LogRecord>, Reply)]) -> tantivy::Result<u64> {
+    fn add_and_commit(&mut self, appends: &mut [(Vec<LogRecord>, Reply)]) -> tantivy::Result<u64> {
         let mut touched: HashMap<PartitionKey, (Partition, u64)> = HashMap::new();
         let mut records = 0;
-        for (batch, _) in appends {
-            for record in batch {
+        for (batch, _) in appends.iter_mut() {
+            for record in std::mem::take(batch) {
                 let key = PartitionKey::of(record.timestamp, self.retention.class_of(&record.service));
                 if !touched.contains_key(&key) {
                     let partition = self.partitions.get_or_create(&key)?;
@@ -190,7 +190,12 @@ impl Writer {
             let partition = touched.get(key).map(|(partition, _)| partition.clone()).ok_or_else(|| {
                 tantivy::TantivyError::InternalError("a partition is written before it is opened".to_owned())
             })?;
-            let writer = partition.index.writer_with_num_threads(1, memory)?;
+            let writer: IndexWriter<TantivyDocument> = partition.index.writer_with_num_threads(1, memory)?;
+            // Group commits make many small segments: merge them in fewer, larger steps.
+            let mut merge_policy = tantivy::merge_policy::LogMergePolicy::default();
+            merge_policy.set_min_layer_size(100_000);
+            merge_policy.set_min_num_segments(12);
+            writer.set_merge_policy(Box::new(merge_policy));
             self.open.insert(key.clone(), (writer, self.uses));
         }
         let (writer, used) = self.open.get_mut(key).expect("opened above");
