@@ -190,12 +190,7 @@ impl Writer {
             let partition = touched.get(key).map(|(partition, _)| partition.clone()).ok_or_else(|| {
                 tantivy::TantivyError::InternalError("a partition is written before it is opened".to_owned())
             })?;
-            let writer: IndexWriter<TantivyDocument> = partition.index.writer_with_num_threads(1, memory)?;
-            // Group commits make many small segments: merge them in fewer, larger steps.
-            let mut merge_policy = tantivy::merge_policy::LogMergePolicy::default();
-            merge_policy.set_min_layer_size(100_000);
-            merge_policy.set_min_num_segments(12);
-            writer.set_merge_policy(Box::new(merge_policy));
+            let writer = partition.index.writer_with_num_threads(1, memory)?;
             self.open.insert(key.clone(), (writer, self.uses));
         }
         let (writer, used) = self.open.get_mut(key).expect("opened above");
