@@ -23,19 +23,25 @@ async fn wait_ready(client: &reqwest::Client, port: u16) {
     .await;
 }
 
+/// Creates an admin token with the command line, then starts a server on the data directory.
+async fn start_with_token(data_dir: &Path) -> (reqwest::Client, String, u16, Child) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["token", "create", "--scope", "admin", "--name", "restart"])
+        .env("VIGIL_STORAGE__DATA_DIR", data_dir)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let server = start_server(data_dir, port);
+    wait_ready(&client, port).await;
+    (client, token, port, server)
+}
+
 #[tokio::test]
 async fn acknowledged_records_survive_kill_9() {
     let data_dir = tempfile::tempdir().unwrap();
-    let token = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["token", "create", "--scope", "admin", "--name", "restart"])
-        .env("VIGIL_STORAGE__DATA_DIR", data_dir.path())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let client = reqwest::Client::new();
-    let port = free_port();
-    let mut server = start_server(data_dir.path(), port);
-    wait_ready(&client, port).await;
+    let (client, token, port, mut server) = start_with_token(data_dir.path()).await;
     let records: Vec<_> = (0..50)
         .map(|index| record("2026-11-29T08:00:00Z", "api", "info", &format!("survivor number{index}")))
         .collect();
@@ -100,16 +106,7 @@ async fn all_messages(client: &reqwest::Client, port: u16, token: &str) -> std::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_when_killed_mid_ingest() {
     let data_dir = tempfile::tempdir().unwrap();
-    let token = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["token", "create", "--scope", "admin", "--name", "writers"])
-        .env("VIGIL_STORAGE__DATA_DIR", data_dir.path())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let client = reqwest::Client::new();
-    let port = free_port();
-    let mut server = start_server(data_dir.path(), port);
-    wait_ready(&client, port).await;
+    let (client, token, port, mut server) = start_with_token(data_dir.path()).await;
 
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let writers: Vec<_> = (0..4)
