@@ -131,14 +131,13 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// A GET of `path` with the read token.
+    pub async fn read(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(&self.read_token).query(params).send().await.expect("request sent")
+    }
+
     pub async fn search_raw(&self, params: &[(&str, &str)]) -> reqwest::Response {
-        self.client
-            .get(self.url(paths::LOGS_SEARCH))
-            .bearer_auth(&self.read_token)
-            .query(params)
-            .send()
-            .await
-            .expect("request sent")
+        self.read(paths::LOGS_SEARCH, params).await
     }
 
     pub async fn search(&self, params: &[(&str, &str)]) -> LogPage {

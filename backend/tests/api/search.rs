@@ -140,13 +140,11 @@ async fn cursor_pages_neither_skip_nor_repeat_under_concurrent_ingest() {
 async fn the_histogram_counts_per_bucket_and_level() {
     let app = seeded().await;
     let response = app
-        .client
-        .get(app.url(vigil_proto::paths::LOGS_HISTOGRAM))
-        .bearer_auth(&app.read_token)
-        .query(&[("start", "2026-11-29T08:00:00Z"), ("end", "2026-11-29T08:00:04Z"), ("interval", "2s")])
-        .send()
-        .await
-        .unwrap();
+        .read(
+            vigil_proto::paths::LOGS_HISTOGRAM,
+            &[("start", "2026-11-29T08:00:00Z"), ("end", "2026-11-29T08:00:04Z"), ("interval", "2s")],
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let histogram: vigil_proto::LogHistogram = response.json().await.unwrap();
     assert_eq!(histogram.interval_ms, 2000);
@@ -158,13 +156,11 @@ async fn the_histogram_counts_per_bucket_and_level() {
 
     // Without an interval, one is chosen from the range; a query narrows the counts.
     let chosen: vigil_proto::LogHistogram = app
-        .client
-        .get(app.url(vigil_proto::paths::LOGS_HISTOGRAM))
-        .bearer_auth(&app.read_token)
-        .query(&[("q", "level:error"), ("start", "2026-11-29T07:00:00Z"), ("end", "2026-11-29T09:00:00Z")])
-        .send()
+        .read(
+            vigil_proto::paths::LOGS_HISTOGRAM,
+            &[("q", "level:error"), ("start", "2026-11-29T07:00:00Z"), ("end", "2026-11-29T09:00:00Z")],
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -172,29 +168,18 @@ async fn the_histogram_counts_per_bucket_and_level() {
     assert_eq!(chosen.buckets.iter().map(vigil_proto::HistogramBucket::total).sum::<u64>(), 2);
 
     let too_fine = app
-        .client
-        .get(app.url(vigil_proto::paths::LOGS_HISTOGRAM))
-        .bearer_auth(&app.read_token)
-        .query(&[("start", "2026-11-29T07:00:00Z"), ("end", "2026-11-29T09:00:00Z"), ("interval", "1s")])
-        .send()
-        .await
-        .unwrap();
+        .read(
+            vigil_proto::paths::LOGS_HISTOGRAM,
+            &[("start", "2026-11-29T07:00:00Z"), ("end", "2026-11-29T09:00:00Z"), ("interval", "1s")],
+        )
+        .await;
     assert_error(too_fine, 400, "invalid_parameter", "buckets").await;
 }
 
 #[tokio::test]
 async fn fields_list_the_most_frequent_values() {
     let app = seeded().await;
-    let values: vigil_proto::FieldValues = app
-        .client
-        .get(app.url(vigil_proto::paths::LOGS_FIELDS))
-        .bearer_auth(&app.read_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let values: vigil_proto::FieldValues = app.read(vigil_proto::paths::LOGS_FIELDS, &[]).await.json().await.unwrap();
     let pairs = |values: &[vigil_proto::FieldValue]| {
         values.iter().map(|value| (value.value.clone(), value.count)).collect::<Vec<_>>()
     };
