@@ -1,11 +1,11 @@
-//! The HTTP sink: batches records by count, size and time, and posts each batch as gzipped
-//! NDJSON to the backend's `/api/v1/logs`, retrying until it is acknowledged.
+//! The HTTP sink: batches records by count, size and time, and posts each batch as
+//! zstd-compressed NDJSON (level 1: about ten times faster than gzip at a better ratio) to the
+//! backend's `/api/v1/logs`, retrying until it is acknowledged.
 //!
 //! Retries use exponential backoff with jitter and honour `Retry-After`. Network errors, 429
 //! and 5xx are retried; any other 4xx means the batch itself is wrong and is dropped, logged at
 //! ERROR (it is data loss an operator must look at).
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,6 +18,7 @@ use vigil_proto::{LogRecord, paths};
 use crate::config::{BackendConfig, BatchConfig, Token};
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const ZSTD_LEVEL: i32 = 1;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub struct HttpSink {
@@ -78,7 +79,7 @@ impl HttpSink {
 
     /// Sends one batch until it is acknowledged, rejected, or the agent shuts down.
     async fn deliver(&self, body: Vec<u8>, count: usize, shutdown: &CancellationToken) {
-        let compressed = match gzip(&body) {
+        let compressed = match zstd::bulk::compress(&body, ZSTD_LEVEL) {
             Ok(compressed) => compressed,
             Err(error) => {
                 tracing::error!(records = count, error = %error, "cannot compress batch, dropped");
@@ -125,7 +126,7 @@ impl HttpSink {
             .post(&self.endpoint)
             .bearer_auth(self.token.expose())
             .header(CONTENT_TYPE, "application/x-ndjson")
-            .header(CONTENT_ENCODING, "gzip")
+            .header(CONTENT_ENCODING, "zstd")
             .body(body)
             .send()
             .await;
@@ -158,12 +159,6 @@ fn append_line(body: &mut Vec<u8>, record: &LogRecord) {
     if serde_json::to_writer(&mut *body, record).is_ok() {
         body.push(b'\n');
     }
-}
-
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
-    encoder.write_all(body)?;
-    encoder.finish()
 }
 
 /// Between half and all of `delay`, so that agents restarted together do not retry together.
