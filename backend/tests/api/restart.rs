@@ -61,19 +61,11 @@ async fn acknowledged_records_survive_kill_9() {
     let port = free_port();
     let mut server = start_server(data_dir.path(), port);
     wait_ready(&client, port).await;
-    let page: vigil_proto::LogPage = client
-        .get(format!("http://127.0.0.1:{port}/api/v1/logs/search"))
-        .bearer_auth(&token)
-        .query(&[("q", "survivor"), ("limit", "1000")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored = all_messages(&client, port, &token).await;
     server.kill().unwrap();
     server.wait().unwrap();
-    assert_eq!(page.total, 50);
+    let expected: std::collections::HashSet<String> = records.into_iter().map(|record| record.message).collect();
+    assert_eq!(stored, expected);
 }
 
 /// Every message the store holds, through the cursor.
