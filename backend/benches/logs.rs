@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tantivy::{Index, IndexWriter, TantivyDocument};
-use vigil_backend::auth::{Scope, create_token};
 use vigil_backend::config::Config;
 use vigil_backend::ingest::loki::messages::{EntryAdapter, ProtoTimestamp, PushRequest, StreamAdapter};
 use vigil_backend::logs::LogFields;
 use vigil_backend::startup::Application;
+use vigil_proto::auth::Scope;
 use vigil_proto::{LogQuery, LogRecord, Timestamp};
 
 const SERVICES: [&str; 10] =
@@ -156,7 +156,7 @@ async fn main() {
     let port = application.port();
     let state = application.state();
     tokio::spawn(application.run_until_stopped(std::future::pending()));
-    let token = create_token(&state.database, "bench", Scope::Admin).await.unwrap().0;
+    let token = state.auth.create_token("bench", Some(Scope::Admin), None, None).await.unwrap().0;
     let base = format!("http://127.0.0.1:{port}");
 
     // 1. Ingest.

@@ -46,6 +46,8 @@ pub struct RawConfig {
     pub storage: RawStorage,
     pub logs: LogsConfig,
     pub ui: UiConfig,
+    pub auth: AuthConfig,
+    pub secrets: RawSecrets,
     pub telemetry: RawTelemetry,
 }
 
@@ -122,6 +124,61 @@ impl Default for LogsConfig {
     }
 }
 
+/// Users, sessions and sign-in (section `[auth]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A session ends after this long without a request.
+    pub session_idle_minutes: u64,
+    /// A session ends this long after sign-in, however active.
+    pub session_lifetime_hours: u64,
+    /// Marks the session cookie `Secure`. On by itself when Vigil serves TLS; turn it on when a
+    /// proxy terminates TLS in front of Vigil.
+    pub secure_cookies: bool,
+    /// The administrator created on the first start, when there are no users.
+    pub initial_admin_username: String,
+    /// Its password. When absent a random one is generated and printed once on standard error.
+    pub initial_admin_password: Option<Secret>,
+    /// Failed sign-ins of one account (or from one address, times four) within
+    /// `login_lockout_seconds` before further attempts are refused for that long.
+    pub login_max_failures: u32,
+    pub login_lockout_seconds: u64,
+    pub min_password_length: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_minutes: 720,
+            session_lifetime_hours: 168,
+            secure_cookies: false,
+            initial_admin_username: "admin".to_owned(),
+            initial_admin_password: None,
+            login_max_failures: 5,
+            login_lockout_seconds: 900,
+            min_password_length: 12,
+        }
+    }
+}
+
+/// The key that seals integration secrets (section `[secrets]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSecrets {
+    /// 32 bytes, base64. Takes precedence over `key_file`.
+    pub key: Option<Secret>,
+    /// A file holding the key in base64; created with a random key when missing.
+    /// Default: `<data_dir>/secrets.key`.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Where the secrets key comes from.
+#[derive(Debug, Clone)]
+pub enum SecretsKey {
+    Inline(Secret),
+    File(PathBuf),
+}
+
 /// Where the built site is (section `[ui]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -169,6 +226,8 @@ pub struct Config {
     pub database_max_connections: u32,
     pub logs: LogsConfig,
     pub ui: UiConfig,
+    pub auth: AuthConfig,
+    pub secrets_key: SecretsKey,
     pub telemetry_filter: String,
     pub telemetry_format: LogFormat,
 }
@@ -202,11 +261,18 @@ impl Config {
         raw.validate()
     }
 
+    /// The password of the first administrator in [`Config::for_tests`].
+    pub const TEST_ADMIN_PASSWORD: &str = "correct horse battery staple";
+
     /// The configuration tests start from: everything under `data_dir`, a free port on loopback.
     pub fn for_tests(data_dir: &Path) -> Self {
         let raw = RawConfig {
             server: RawServer { listen: "127.0.0.1:0".to_owned(), ..RawServer::default() },
             storage: RawStorage { data_dir: data_dir.to_owned(), ..RawStorage::default() },
+            auth: AuthConfig {
+                initial_admin_password: Some(Secret::new(Self::TEST_ADMIN_PASSWORD)),
+                ..AuthConfig::default()
+            },
             ..RawConfig::default()
         };
         raw.validate().expect("the test configuration is valid")
@@ -270,6 +336,37 @@ impl RawConfig {
         if self.ui.output_name.is_empty() || self.ui.pkg_dir.is_empty() {
             return invalid("ui.output_name and ui.pkg_dir must not be empty".to_owned());
         }
+        let auth = self.auth;
+        if auth.session_idle_minutes == 0 || auth.session_lifetime_hours == 0 {
+            return invalid(
+                "auth.session_idle_minutes and auth.session_lifetime_hours must be greater than 0".to_owned(),
+            );
+        }
+        if auth.login_max_failures == 0 || auth.login_lockout_seconds == 0 {
+            return invalid("auth.login_max_failures and auth.login_lockout_seconds must be greater than 0".to_owned());
+        }
+        if auth.min_password_length < 8 {
+            return invalid("auth.min_password_length must be at least 8".to_owned());
+        }
+        if crate::auth::validate_username(&auth.initial_admin_username).is_err() {
+            return invalid(format!(
+                "auth.initial_admin_username {:?} is not a user name of 1 to 64 letters, digits, '-', '_', '.' and '@'",
+                auth.initial_admin_username
+            ));
+        }
+        if let Some(password) = &auth.initial_admin_password
+            && password.expose().chars().count() < auth.min_password_length
+        {
+            return invalid(format!(
+                "auth.initial_admin_password must be at least auth.min_password_length ({}) characters",
+                auth.min_password_length
+            ));
+        }
+        let secrets_key = match (self.secrets.key, self.secrets.key_file) {
+            (Some(key), _) => SecretsKey::Inline(key),
+            (None, Some(file)) => SecretsKey::File(file),
+            (None, None) => SecretsKey::File(self.storage.data_dir.join("secrets.key")),
+        };
         if tracing_subscriber::EnvFilter::try_new(&self.telemetry.filter).is_err() {
             return invalid(format!("telemetry.filter {:?} is not a tracing filter", self.telemetry.filter));
         }
@@ -281,6 +378,8 @@ impl RawConfig {
             database_max_connections: self.storage.database_max_connections,
             logs,
             ui: self.ui,
+            auth,
+            secrets_key,
             telemetry_filter: self.telemetry.filter,
             telemetry_format: self.telemetry.format,
         })

@@ -75,3 +75,14 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+impl From<crate::store::StoreError> for HttpError {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Conflict(what) => {
+                Self::new(ErrorCode::Conflict, format!("{what} already exists"))
+            }
+            other => Self::internal(&other),
+        }
+    }
+}

@@ -1,16 +1,18 @@
 //! The Vigil backend: an axum server that ingests logs into a tantivy store, answers searches,
-//! authenticates machines with API tokens, keeps control-plane state in SQL, and serves the
+//! authenticates users (sessions) and machines (API tokens), keeps control-plane state in SQL, and serves the
 //! Leptos UI (server-rendered, then hydrated by the wasm bundle).
 //!
 //! `main.rs` is a thin command line over this library; tests drive the same
 //! [`startup::Application`].
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod logs;
 pub mod routes;
+pub mod secrets;
 pub mod startup;
 pub mod store;
 pub mod tail;

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use vigil_backend::auth::{Scope, create_token};
+use vigil_backend::audit::{self, Actor};
+use vigil_backend::auth::Auth;
 use vigil_backend::config::Config;
 use vigil_backend::startup::Application;
 use vigil_backend::store::Database;
 use vigil_backend::telemetry;
+use vigil_proto::auth::{AuditOutcome, Scope};
 
 #[derive(Parser)]
 #[command(name = "vigil", version, about = "Vigil: logs, metrics, alerts and rollouts in one place")]
@@ -30,21 +32,40 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manages users (for recovery; the UI and API are the usual way).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Validates the configuration and prints it, secrets redacted.
     CheckConfig,
 }
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Creates a token and prints it once; only its hash is stored.
+    /// Creates a service token and prints it once; only its hash is stored.
     Create {
         #[arg(long)]
         name: String,
-        /// ingest, read or admin
+        /// ingest, read, deploy or admin
         #[arg(long)]
         scope: Scope,
+        /// Days until it stops working; never when absent.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
     /// Lists tokens (never their values).
+    List,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Sets a user's password, read from standard input, and ends their sessions.
+    SetPassword {
+        #[arg(long)]
+        username: String,
+    },
+    /// Lists users.
     List,
 }
 
@@ -76,22 +97,41 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::CheckConfig => println!("{config:#?}"),
         Command::Token { command } => {
-            std::fs::create_dir_all(&config.data_dir)
-                .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-            let database = Database::connect(config.database_url.expose(), 1).await?;
+            let database = open_database(&config).await?;
+            let auth = Auth::new(database.clone(), config.auth.clone(), false);
             match command {
-                TokenCommand::Create { name, scope } => {
-                    let (token, _) = create_token(&database, &name, scope).await?;
+                TokenCommand::Create { name, scope, expires_in_days } => {
+                    let (token, _) = auth
+                        .create_token(&name, Some(scope), None, expires_in_days)
+                        .await
+                        .map_err(|error| anyhow::anyhow!("{}", error.api_error().message))?;
+                    let target = format!("service:{name}");
+                    let detail = format!("scope {}", scope.as_str());
+                    audit::record(
+                        &database,
+                        &Actor::command_line(),
+                        "token.create",
+                        &target,
+                        AuditOutcome::Success,
+                        &detail,
+                    )
+                    .await;
                     eprintln!("created {} token {name:?}; it is shown once, store it now:", scope.as_str());
                     println!("{token}");
                 }
                 TokenCommand::List => {
-                    for token in database.tokens().await? {
+                    for token in database.tokens(None).await? {
                         let last_used = token.last_used_at_millis.map_or_else(|| "never".to_owned(), format_millis);
+                        let what = token
+                            .scope
+                            .clone()
+                            .or_else(|| token.owner.as_ref().map(|owner| format!("personal of {owner}")));
+                        let state = if token.revoked_at_millis.is_some() { "\trevoked" } else { "" };
                         println!(
-                            "{}\t{}\tcreated {}\tlast used {last_used}",
+                            "{}\t{}\t{}\tcreated {}\tlast used {last_used}{state}",
+                            token.id,
                             token.name,
-                            token.scope,
+                            what.unwrap_or_default(),
                             format_millis(token.created_at_millis)
                         );
                     }
@@ -99,8 +139,51 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             database.close().await;
         }
+        Command::User { command } => {
+            let database = open_database(&config).await?;
+            let auth = Auth::new(database.clone(), config.auth.clone(), false);
+            match command {
+                UserCommand::SetPassword { username } => {
+                    let user = database
+                        .user_by_username(&username)
+                        .await?
+                        .with_context(|| format!("no user is named {username:?}"))?;
+                    let mut password = String::new();
+                    std::io::stdin()
+                        .read_line(&mut password)
+                        .context("cannot read the password from standard input")?;
+                    let password = password.trim_end_matches(['\r', '\n']);
+                    auth.set_password(user.id, password)
+                        .await
+                        .map_err(|error| anyhow::anyhow!("{}", error.api_error().message))?;
+                    audit::record(
+                        &database,
+                        &Actor::command_line(),
+                        "user.update",
+                        &username,
+                        AuditOutcome::Success,
+                        "password reset",
+                    )
+                    .await;
+                    eprintln!("password of {username:?} set; their sessions have ended");
+                }
+                UserCommand::List => {
+                    for user in database.users().await? {
+                        let state = if user.disabled { "\tdisabled" } else { "" };
+                        println!("{}\t{}\t{}{state}", user.id, user.username, user.role);
+                    }
+                }
+            }
+            database.close().await;
+        }
     }
     Ok(())
+}
+
+async fn open_database(config: &Config) -> anyhow::Result<Database> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    Ok(Database::connect(config.database_url.expose(), 1).await?)
 }
 
 fn format_millis(millis: i64) -> String {

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::Method;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -16,10 +16,11 @@ use tower_http::services::ServeDir;
 use vigil_frontend::services::Services;
 use vigil_proto::paths;
 
-use crate::auth::{Scope, require_scope};
+use crate::auth::{Access, ApiRouter, Auth, Policy, authorize, server_function_access};
 use crate::config::Config;
 use crate::logs::{LogStore, TantivyLogStore};
 use crate::routes;
+use crate::secrets::SecretBox;
 use crate::store::Database;
 use crate::telemetry::{Metrics, track_http};
 use crate::ui::BackendServices;
@@ -28,6 +29,9 @@ use crate::ui::BackendServices;
 pub struct AppState {
     pub config: Config,
     pub database: Database,
+    pub auth: Auth,
+    /// Seals integration secrets at rest.
+    pub secrets: SecretBox,
     pub log_store: Arc<dyn LogStore>,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server stops; long-lived connections (live tails) end with it.
@@ -48,6 +52,10 @@ pub enum BuildError {
     Store(#[from] crate::store::StoreError),
     #[error("cannot open the log store")]
     LogStore(#[from] crate::logs::LogStoreError),
+    #[error("cannot load the secrets key")]
+    Secrets(#[from] crate::secrets::SecretsError),
+    #[error("cannot create the first administrator")]
+    InitialAdmin(#[from] crate::auth::InitialAdminError),
     #[error("cannot listen on {0}")]
     Bind(SocketAddr, #[source] std::io::Error),
 }
@@ -58,6 +66,20 @@ impl Application {
             .map_err(|error| BuildError::DataDir(config.data_dir.display().to_string(), error))?;
         let metrics = Metrics::new();
         let database = Database::connect(config.database_url.expose(), config.database_max_connections).await?;
+        let secrets = match &config.secrets_key {
+            crate::config::SecretsKey::Inline(key) => SecretBox::from_base64(key.expose())?,
+            crate::config::SecretsKey::File(path) => SecretBox::from_key_file(path)?,
+        };
+        let auth = Auth::new(database.clone(), config.auth.clone(), false);
+        if let Some(password) = auth.ensure_initial_admin().await? {
+            // Printed once, on standard error and not through tracing, so that it reaches the
+            // operator and no log collector.
+            eprintln!(
+                "vigil: created the administrator {:?} with the password {password}\n\
+                 vigil: it is shown this once; sign in and change it under Account",
+                config.auth.initial_admin_username
+            );
+        }
         let log_store = TantivyLogStore::open(
             &config.data_dir.join("logs"),
             config.logs.writer_memory_bytes,
@@ -71,6 +93,8 @@ impl Application {
         let state = Arc::new(AppState {
             config,
             database,
+            auth,
+            secrets,
             log_store: Arc::new(log_store),
             metrics,
             shutdown: shutdown.clone(),
@@ -110,6 +134,7 @@ impl Application {
         let address = self.listener.local_addr()?;
         let app = router(state.clone());
         tracing::info!(address = %address, "vigil listening");
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown({
             let shutdown = shutdown.clone();
             async move { shutdown.cancelled().await }
@@ -152,32 +177,60 @@ async fn apply_retention_periodically(state: Arc<AppState>) {
     }
 }
 
-/// Every route of the backend.
+/// The API's routes, each with its access.
+fn api_routes() -> ApiRouter<Arc<AppState>> {
+    use routes::{account, admin, elasticsearch, health, integrations, logs, loki, otlp};
+    ApiRouter::new()
+        .get(paths::HEALTHZ, Access::Public, health::healthz)
+        .get(paths::READYZ, Access::Public, health::readyz)
+        .get(paths::METRICS, Access::Public, health::metrics)
+        // ingest
+        .post(paths::LOGS, Access::Ingest, logs::ingest)
+        .post(paths::ELASTICSEARCH_BULK, Access::Ingest, elasticsearch::bulk)
+        .post(paths::ELASTICSEARCH_INDEX_BULK, Access::Ingest, elasticsearch::index_bulk)
+        .post(paths::OTLP_LOGS, Access::Ingest, otlp::export)
+        .post(paths::LOKI_PUSH, Access::Ingest, loki::push)
+        // reads
+        .get(paths::LOGS_SEARCH, Access::Read, logs::search)
+        .get(paths::LOGS_HISTOGRAM, Access::Read, logs::histogram)
+        .get(paths::LOGS_FIELDS, Access::Read, logs::fields)
+        .get(paths::LOGS_CONTEXT, Access::Read, logs::context)
+        .get(paths::LOGS_TAIL, Access::Read, logs::tail)
+        .get(paths::UI_TAIL, Access::Read, logs::tail)
+        // sign-in and the user's own account
+        .post(paths::AUTH_LOGIN, Access::Public, account::login)
+        .post(paths::AUTH_LOGOUT, Access::Public, account::logout)
+        .get(paths::AUTH_SESSION, Access::Account, account::session)
+        .post(paths::AUTH_PASSWORD, Access::Account, account::change_password)
+        .get(paths::AUTH_TOKENS, Access::Account, account::my_tokens)
+        .post(paths::AUTH_TOKENS, Access::Account, account::create_my_token)
+        .delete(paths::AUTH_TOKEN, Access::Account, account::revoke_my_token)
+        // administration
+        .get(paths::USERS, Access::Admin, admin::users)
+        .post(paths::USERS, Access::Admin, admin::create_user)
+        .get(paths::USER, Access::Admin, admin::user)
+        .patch(paths::USER, Access::Admin, admin::update_user)
+        .get(paths::TOKENS, Access::Admin, admin::tokens)
+        .post(paths::TOKENS, Access::Admin, admin::create_service_token)
+        .delete(paths::TOKEN, Access::Admin, admin::revoke_token)
+        .get(paths::AUDIT, Access::Admin, admin::audit_log)
+        .get(paths::INTEGRATIONS, Access::Read, integrations::list)
+        .post(paths::INTEGRATIONS, Access::Admin, integrations::create)
+        .get(paths::INTEGRATION, Access::Read, integrations::get_one)
+        .put(paths::INTEGRATION, Access::Admin, integrations::update)
+        .delete(paths::INTEGRATION, Access::Admin, integrations::delete)
+}
+
+/// Every route of the backend and the access table that guards them.
 pub fn router(state: Arc<AppState>) -> Router {
-    let ingest = Router::new()
-        .route(paths::LOGS, post(routes::logs::ingest))
-        .route(paths::ELASTICSEARCH_BULK, post(routes::elasticsearch::bulk))
-        .route(paths::ELASTICSEARCH_INDEX_BULK, post(routes::elasticsearch::index_bulk))
-        .route(paths::OTLP_LOGS, post(routes::otlp::export))
-        .route(paths::LOKI_PUSH, post(routes::loki::push))
-        .route_layer(from_fn_with_state((state.clone(), Scope::Ingest), require_scope));
-    let read = Router::new()
-        .route(paths::LOGS_SEARCH, get(routes::logs::search))
-        .route(paths::LOGS_HISTOGRAM, get(routes::logs::histogram))
-        .route(paths::LOGS_FIELDS, get(routes::logs::fields))
-        .route(paths::LOGS_CONTEXT, get(routes::logs::context))
-        .route(paths::LOGS_TAIL, get(routes::logs::tail))
-        .route_layer(from_fn_with_state((state.clone(), Scope::Read), require_scope));
-    let api = Router::new()
-        .route(paths::HEALTHZ, get(routes::health::healthz))
-        .route(paths::READYZ, get(routes::health::readyz))
-        .route(paths::METRICS, get(routes::health::metrics))
-        // The UI's routes are not authenticated until users and sessions exist, like its
-        // server functions.
-        .route(paths::UI_TAIL, get(routes::logs::tail))
-        .merge(ingest)
-        .merge(read)
-        .with_state(state.clone());
+    router_with_policy(state).0
+}
+
+/// The router, and the [`Policy`] its authorization middleware applies: the API's routes,
+/// the UI's pages and server functions, and the static files.
+pub fn router_with_policy(state: Arc<AppState>) -> (Router, Arc<Policy>) {
+    let (api, mut policy) = api_routes().into_parts();
+    let api = api.with_state(state.clone());
 
     let ui = &state.config.ui;
     let leptos_options = LeptosOptions::builder()
@@ -187,7 +240,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .build();
     let services = Services(Arc::new(BackendServices::new(state.clone())));
     let routes = generate_route_list(vigil_frontend::App);
-    let pkg = ServeDir::new(ui.site_root.join(&ui.pkg_dir));
+    for listing in &routes {
+        let access = if listing.path() == paths::LOGIN_PAGE { Access::Public } else { Access::Page };
+        for method in listing.methods() {
+            let method = match method {
+                leptos_router::Method::Get => Method::GET,
+                leptos_router::Method::Post => Method::POST,
+                leptos_router::Method::Put => Method::PUT,
+                leptos_router::Method::Delete => Method::DELETE,
+                leptos_router::Method::Patch => Method::PATCH,
+            };
+            policy.insert(method, listing.path(), access);
+        }
+    }
+    for (path, method) in leptos::server_fn::axum::server_fn_paths() {
+        // A server function outside the access prefixes gets no entry and is refused.
+        if let Some(access) = server_function_access(path) {
+            policy.insert(method, path, access);
+        }
+    }
+    let static_files = format!("/{}/{{*file}}", ui.pkg_dir);
+    policy.insert(Method::GET, static_files.clone(), Access::Public);
+    let policy = Arc::new(policy);
+
+    let pkg = ServeDir::new(&ui.site_root);
     let pages: Router = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, move || provide_context(services.clone()), {
             let leptos_options = leptos_options.clone();
@@ -195,11 +271,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .with_state(leptos_options);
 
-    api.merge(pages)
-        .nest_service(&format!("/{}", ui.pkg_dir), pkg)
+    let router = api
+        .merge(pages)
+        .route_service(&static_files, pkg)
         .fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(from_fn_with_state((state.clone(), policy.clone()), authorize))
         .layer(axum::middleware::from_fn(routes::elasticsearch::root_info))
         .layer(from_fn_with_state(state.metrics.clone(), track_http))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    (router, policy)
 }

@@ -40,7 +40,7 @@ fn api_error(error: vigil_proto::ApiError) -> ServerFnError {
 }
 
 /// One page of records, newest first; `cursor` (a record id) continues a previous page.
-#[server(prefix = "/ui/fn", endpoint = "search_logs")]
+#[server(prefix = "/ui/fn/read", endpoint = "search_logs")]
 pub async fn search_logs(
     q: String,
     range: String,
@@ -61,7 +61,7 @@ pub async fn search_logs(
 }
 
 /// Matching records per time bucket and level, over the page's range (ending now when open).
-#[server(prefix = "/ui/fn", endpoint = "log_histogram")]
+#[server(prefix = "/ui/fn/read", endpoint = "log_histogram")]
 pub async fn fetch_histogram(
     q: String,
     range: String,
@@ -74,7 +74,7 @@ pub async fn fetch_histogram(
 }
 
 /// The lines around record `id` from the same service and host.
-#[server(prefix = "/ui/fn", endpoint = "log_context")]
+#[server(prefix = "/ui/fn/read", endpoint = "log_context")]
 pub async fn fetch_context(id: String) -> Result<LogContext, ServerFnError> {
     let id = id.parse().map_err(|error: vigil_proto::ParseRecordIdError| ServerFnError::new(error))?;
     let query = vigil_proto::ContextQuery { id, before: Some(5), after: Some(5) };

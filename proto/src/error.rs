@@ -24,6 +24,8 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    /// The resource exists already, or the change conflicts with its state.
+    Conflict,
     /// The server is saturated; retry after the `Retry-After` delay.
     TooManyRequests,
     Unavailable,
@@ -43,6 +45,7 @@ impl ErrorCode {
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType | Self::UnsupportedEncoding => 415,
             Self::TooManyRequests => 429,

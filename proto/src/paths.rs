@@ -21,3 +21,22 @@ pub const ELASTICSEARCH_INDEX_BULK: &str = "/{index}/_bulk";
 pub const OTLP_LOGS: &str = "/v1/logs";
 /// Loki's push API.
 pub const LOKI_PUSH: &str = "/loki/api/v1/push";
+/// Sign-in (JSON, or the login form), sign-out, and the current session.
+pub const AUTH_LOGIN: &str = "/api/v1/auth/login";
+pub const AUTH_LOGOUT: &str = "/api/v1/auth/logout";
+pub const AUTH_SESSION: &str = "/api/v1/auth/session";
+/// The signed-in user's password.
+pub const AUTH_PASSWORD: &str = "/api/v1/auth/password";
+/// The signed-in user's personal tokens.
+pub const AUTH_TOKENS: &str = "/api/v1/auth/tokens";
+pub const AUTH_TOKEN: &str = "/api/v1/auth/tokens/{id}";
+pub const USERS: &str = "/api/v1/users";
+pub const USER: &str = "/api/v1/users/{id}";
+/// Every token (administrators); service tokens are created here.
+pub const TOKENS: &str = "/api/v1/tokens";
+pub const TOKEN: &str = "/api/v1/tokens/{id}";
+pub const AUDIT: &str = "/api/v1/audit";
+pub const INTEGRATIONS: &str = "/api/v1/integrations";
+pub const INTEGRATION: &str = "/api/v1/integrations/{id}";
+/// The login page.
+pub const LOGIN_PAGE: &str = "/login";

@@ -1,121 +1,468 @@
-//! Machine authentication: API tokens with a scope, checked on every `/api/*` route.
+//! Authentication and authorization, in one place.
 //!
-//! A token is `vgl_` followed by 64 hex digits of OS randomness (256 bits). Only its SHA-256
-//! hash is stored: with that much entropy a slow password hash adds nothing but latency on
-//! every ingest request. The token itself is shown once, when created.
+//! Callers are users with a browser session (a cookie), users with a personal token, or
+//! service tokens with a scope (agents, CI). [`authorize`] is the one middleware that decides,
+//! for every route, page, server function and WebSocket, from the [`Policy`] built with the
+//! router. [`Auth`] holds the sign-in logic: passwords, sessions, tokens, the rate limiter.
 
+mod limiter;
+pub mod password;
+mod policy;
+mod tokens;
+
+pub use limiter::{LockedOut, LoginLimiter};
+pub use policy::{Access, ApiRouter, Policy, RouteAccess, server_function_access};
+pub use tokens::TOKEN_PREFIX;
+
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::header;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
-use vigil_proto::ErrorCode;
+use vigil_proto::auth::{Role, Scope, SessionInfo};
+use vigil_proto::{ErrorCode, Timestamp};
 
+use crate::audit::Actor;
+use crate::config::AuthConfig;
 use crate::error::HttpError;
 use crate::startup::AppState;
-use crate::store::{Database, NewToken, StoreError, TokenRow};
+use crate::store::{Database, NewSession, NewTokenRow, NewUserRow, StoreError, TokenRow, UserRow, now_millis};
 
-const TOKEN_PREFIX: &str = "vgl_";
+pub const SESSION_COOKIE: &str = "vigil_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// What a token may do. `admin` may do everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Ingest,
-    Read,
-    Admin,
+/// A user as the authorization sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
 }
 
-impl Scope {
-    pub fn as_str(self) -> &'static str {
+/// Who a request was authenticated as; handlers find it in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Session { user: UserRef, session_id: i64, csrf_token: String, expires_at_millis: i64 },
+    PersonalToken { user: UserRef, token_id: i64 },
+    ServiceToken { token_id: i64, name: String, scope: Scope },
+}
+
+impl Caller {
+    pub fn user(&self) -> Option<&UserRef> {
         match self {
-            Self::Ingest => "ingest",
-            Self::Read => "read",
-            Self::Admin => "admin",
+            Self::Session { user, .. } | Self::PersonalToken { user, .. } => Some(user),
+            Self::ServiceToken { .. } => None,
         }
     }
 
-    pub fn allows(self, required: Scope) -> bool {
-        self == Self::Admin || self == required
+    /// The name the audit log gives this caller.
+    pub fn actor_name(&self) -> String {
+        match self {
+            Self::Session { user, .. } => user.username.clone(),
+            Self::PersonalToken { user, .. } => format!("{} (token)", user.username),
+            Self::ServiceToken { name, .. } => format!("token:{name}"),
+        }
     }
-}
 
-impl std::str::FromStr for Scope {
-    type Err = String;
+    pub fn allows(&self, access: Access) -> bool {
+        match self {
+            Self::Session { user, .. } => access.allows_user(user.role, true),
+            Self::PersonalToken { user, .. } => access.allows_user(user.role, false),
+            Self::ServiceToken { scope, .. } => access.allows_scope(*scope),
+        }
+    }
 
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "ingest" => Ok(Self::Ingest),
-            "read" => Ok(Self::Read),
-            "admin" => Ok(Self::Admin),
-            other => Err(format!("unknown scope {other:?}: expected ingest, read or admin")),
+    pub fn session_info(&self) -> Option<SessionInfo> {
+        match self {
+            Self::Session { user, csrf_token, expires_at_millis, .. } => Some(SessionInfo {
+                username: user.username.clone(),
+                display_name: user.display_name.clone(),
+                role: user.role,
+                csrf_token: csrf_token.clone(),
+                expires_at: millis_to_timestamp(*expires_at_millis),
+            }),
+            _ => None,
         }
     }
 }
 
-/// The caller a request was authenticated as, available to handlers as an extension.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub token_name: String,
-    pub scope: Scope,
+/// Where a request came from; in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: String,
 }
 
-pub fn hash_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+impl ClientInfo {
+    pub fn actor(&self, caller: Option<&Caller>) -> Actor {
+        Actor::new(caller.map_or_else(|| "anonymous".to_owned(), Caller::actor_name), self.ip)
+    }
 }
 
-fn generate_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(format!("{TOKEN_PREFIX}{}", bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>()))
+pub fn millis_to_timestamp(millis: i64) -> Timestamp {
+    Timestamp::from_unix_nanos(millis.saturating_mul(1_000_000))
+        .unwrap_or_else(|_| Timestamp::from_unix_nanos(0).expect("the epoch is a timestamp"))
+}
+
+/// User names: 1 to 64 of letters, digits, `-`, `_`, `.` and `@`.
+pub fn validate_username(username: &str) -> Result<(), HttpError> {
+    let valid = !username.is_empty()
+        && username.len() <= 64
+        && username.chars().all(|character| character.is_ascii_alphanumeric() || "-_.@".contains(character));
+    if valid {
+        Ok(())
+    } else {
+        Err(HttpError::new(
+            ErrorCode::InvalidParameter,
+            format!("user name {username:?} must be 1 to 64 letters, digits, '-', '_', '.' and '@'"),
+        ))
+    }
+}
+
+/// Token names: 1 to 64 of letters, digits, `-`, `_` and `.`.
+pub fn validate_token_name(name: &str) -> Result<(), HttpError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
+    if valid {
+        Ok(())
+    } else {
+        Err(HttpError::new(
+            ErrorCode::InvalidParameter,
+            format!("token name {name:?} must be 1 to 64 letters, digits, '-', '_' and '.'"),
+        ))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CreateTokenError {
-    #[error("token name must be 1 to 64 characters of letters, digits, '-', '_' and '.'")]
-    InvalidName,
-    #[error("the operating system's random source failed: {0}")]
-    Random(getrandom::Error),
+pub enum LoginError {
+    #[error("invalid user name or password")]
+    InvalidCredentials,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("too many failed sign-ins; try again in {} seconds", .0.retry_after.as_secs().max(1))]
+    LockedOut(LockedOut),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the operating system's random source failed")]
+    Random,
 }
 
-/// Creates a token and returns it in clear, the only time it is available.
-pub async fn create_token(
-    database: &Database,
-    name: &str,
-    scope: Scope,
-) -> Result<(String, TokenRow), CreateTokenError> {
-    let valid_name = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
-    if !valid_name {
-        return Err(CreateTokenError::InvalidName);
+impl From<LoginError> for HttpError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::InvalidCredentials | LoginError::Disabled => {
+                HttpError::new(ErrorCode::Unauthorized, error.to_string())
+            }
+            LoginError::LockedOut(locked) => HttpError::new(ErrorCode::TooManyRequests, error.to_string())
+                .retry_after(locked.retry_after.as_secs().max(1)),
+            LoginError::Store(error) => HttpError::internal(&error),
+            LoginError::Random => HttpError::internal(&error),
+        }
     }
-    let token = generate_token().map_err(CreateTokenError::Random)?;
-    let row = database.insert_token(NewToken { name, scope: scope.as_str(), token_hash: &hash_token(&token) }).await?;
-    Ok((token, row))
 }
 
-/// Finds the caller of a bearer token; `None` when the token is unknown.
-pub async fn authenticate(database: &Database, token: &str) -> Result<Option<Caller>, StoreError> {
-    if !token.starts_with(TOKEN_PREFIX) {
-        return Ok(None);
+#[derive(Debug, thiserror::Error)]
+pub enum InitialAdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Password(#[from] password::PasswordError),
+    #[error("the operating system's random source failed")]
+    Random,
+}
+
+/// A session just created: the cookie value (shown to the browser only) and its caller.
+pub struct NewSessionCookie {
+    pub value: String,
+    pub caller: Caller,
+}
+
+/// Sign-in, sessions and tokens.
+pub struct Auth {
+    database: Database,
+    config: AuthConfig,
+    secure_cookies: bool,
+    limiter: LoginLimiter,
+    verified: tokens::VerifiedTokens<Caller>,
+}
+
+impl Auth {
+    pub fn new(database: Database, config: AuthConfig, serves_tls: bool) -> Self {
+        let limiter = LoginLimiter::new(config.login_max_failures, Duration::from_secs(config.login_lockout_seconds));
+        Self {
+            database,
+            secure_cookies: config.secure_cookies || serves_tls,
+            config,
+            limiter,
+            verified: tokens::VerifiedTokens::new(),
+        }
     }
-    let Some(row) = database.token_by_hash(&hash_token(token)).await? else {
-        return Ok(None);
-    };
-    let Ok(scope) = row.scope.parse() else {
-        return Ok(None);
-    };
-    let now = crate::store::now_millis();
-    // Recorded at most once a minute per token, so that ingest does not write on every request.
-    if row.last_used_at_millis.is_none_or(|last| now - last > 60_000) {
-        database.touch_token(row.id, now).await?;
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
     }
-    Ok(Some(Caller { token_name: row.name, scope }))
+
+    /// Creates the first administrator when there are no users. Returns the password when it
+    /// was generated (the caller prints it once).
+    pub async fn ensure_initial_admin(&self) -> Result<Option<String>, InitialAdminError> {
+        if self.database.user_count().await? > 0 {
+            return Ok(None);
+        }
+        let (password, generated) = match &self.config.initial_admin_password {
+            Some(password) => (password.expose().to_owned(), false),
+            None => (generate_password().map_err(|_| InitialAdminError::Random)?, true),
+        };
+        let hash = password::hash(password.clone()).await?;
+        let username = &self.config.initial_admin_username;
+        self.database
+            .insert_user(NewUserRow {
+                username,
+                display_name: "Administrator",
+                password_hash: Some(&hash),
+                role: Role::Admin.as_str(),
+                sso: None,
+            })
+            .await?;
+        crate::audit::record(
+            &self.database,
+            &Actor::new("vigil", None),
+            "user.create",
+            username,
+            vigil_proto::auth::AuditOutcome::Success,
+            "first administrator",
+        )
+        .await;
+        Ok(generated.then_some(password))
+    }
+
+    /// Checks a user name and password and opens a new session. The rate limiter counts
+    /// failures per account and per address.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<NewSessionCookie, LoginError> {
+        let address = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        self.limiter.check(username, &address).map_err(LoginError::LockedOut)?;
+        let user = self.database.user_by_username(username).await?;
+        let hash = user.as_ref().and_then(|user| user.password_hash.clone());
+        let matches =
+            password::verify(password.to_owned(), hash.clone().unwrap_or_else(|| password::decoy_hash().to_owned()))
+                .await;
+        let Some(user) = user.filter(|_| matches && hash.is_some()) else {
+            self.limiter.record_failure(username, &address);
+            return Err(LoginError::InvalidCredentials);
+        };
+        if user.disabled {
+            return Err(LoginError::Disabled);
+        }
+        self.limiter.record_success(username);
+        self.open_session(&user, client).await
+    }
+
+    /// A new session for a user who proved who they are (by password or single sign-on).
+    pub async fn open_session(&self, user: &UserRow, client: &ClientInfo) -> Result<NewSessionCookie, LoginError> {
+        let value = random_hex(32).map_err(|_| LoginError::Random)?;
+        let csrf_token = random_hex(32).map_err(|_| LoginError::Random)?;
+        let now = now_millis();
+        let lifetime = i64::try_from(self.config.session_lifetime_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+        let address = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let user_agent: String = client.user_agent.chars().take(256).collect();
+        let session = self
+            .database
+            .insert_session(NewSession {
+                token_hash: &tokens::sha256_hex(&value),
+                user_id: user.id,
+                csrf_token: &csrf_token,
+                now_millis: now,
+                expires_at_millis: now.saturating_add(lifetime),
+                source_ip: &address,
+                user_agent: &user_agent,
+            })
+            .await?;
+        let caller = Caller::Session {
+            user: user_ref(user).ok_or(LoginError::InvalidCredentials)?,
+            session_id: session.id,
+            csrf_token,
+            expires_at_millis: session.expires_at_millis,
+        };
+        Ok(NewSessionCookie { value, caller })
+    }
+
+    /// The caller of a session cookie; `None` when it is unknown, expired, idle too long, or its
+    /// user is disabled.
+    pub async fn session(&self, cookie_value: &str) -> Result<Option<Caller>, StoreError> {
+        let Some(session) = self.database.session_by_hash(&tokens::sha256_hex(cookie_value)).await? else {
+            return Ok(None);
+        };
+        let now = now_millis();
+        let idle = i64::try_from(self.config.session_idle_minutes.saturating_mul(60_000)).unwrap_or(i64::MAX);
+        if now >= session.expires_at_millis || now.saturating_sub(session.last_seen_at_millis) >= idle {
+            self.database.delete_session(session.id).await?;
+            return Ok(None);
+        }
+        let Some(user) = self.database.user_by_id(session.user_id).await?.filter(|user| !user.disabled) else {
+            return Ok(None);
+        };
+        // Recorded at most once a minute per session, so that reads do not write each time.
+        if now - session.last_seen_at_millis > 60_000 {
+            self.database.touch_session(session.id, now).await?;
+        }
+        Ok(user_ref(&user).map(|user| Caller::Session {
+            user,
+            session_id: session.id,
+            csrf_token: session.csrf_token,
+            expires_at_millis: session.expires_at_millis,
+        }))
+    }
+
+    pub async fn logout(&self, session_id: i64) -> Result<(), StoreError> {
+        self.database.delete_session(session_id).await
+    }
+
+    /// The caller of a token; `None` when it is malformed, unknown, revoked or expired.
+    pub async fn token(&self, token: &str) -> Result<Option<Caller>, StoreError> {
+        let Some((public_id, secret)) = tokens::split(token) else {
+            return Ok(None);
+        };
+        if let Some(caller) = self.verified.get(token) {
+            return Ok(Some(caller));
+        }
+        let Some(row) = self.database.token_by_public_id(public_id).await? else {
+            return Ok(None);
+        };
+        let now = now_millis();
+        if row.revoked_at_millis.is_some() || row.expires_at_millis.is_some_and(|expires| expires <= now) {
+            return Ok(None);
+        }
+        if !password::verify(secret.to_owned(), row.secret_hash.clone()).await {
+            return Ok(None);
+        }
+        let caller = match (row.scope.as_deref(), row.user_id) {
+            (Some(scope), None) => {
+                let Ok(scope) = scope.parse() else { return Ok(None) };
+                Caller::ServiceToken { token_id: row.id, name: row.name.clone(), scope }
+            }
+            (None, Some(user_id)) => {
+                let user = self.database.user_by_id(user_id).await?.filter(|user| !user.disabled);
+                let Some(user) = user.as_ref().and_then(user_ref) else { return Ok(None) };
+                Caller::PersonalToken { user, token_id: row.id }
+            }
+            _ => return Ok(None),
+        };
+        // Recorded at most once a minute per token, so that ingest does not write on every request.
+        if row.last_used_at_millis.is_none_or(|last| now - last > 60_000) {
+            self.database.touch_token(row.id, now).await?;
+        }
+        self.verified.insert(token, row.id, caller.clone());
+        Ok(Some(caller))
+    }
+
+    /// Creates a service token (`owner` = `None`, `scope` given) or a personal token, and
+    /// returns it in clear, the only time it is available.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scope: Option<Scope>,
+        owner: Option<i64>,
+        expires_in_days: Option<u32>,
+    ) -> Result<(String, TokenRow), HttpError> {
+        validate_token_name(name)?;
+        if owner.is_none() && scope.is_none() {
+            return Err(HttpError::new(ErrorCode::InvalidParameter, "a service token needs a scope"));
+        }
+        if owner.is_some() && scope.is_some() {
+            return Err(HttpError::new(
+                ErrorCode::InvalidParameter,
+                "a personal token acts with its user's role and takes no scope",
+            ));
+        }
+        if expires_in_days == Some(0) {
+            return Err(HttpError::new(ErrorCode::InvalidParameter, "expires_in_days must be at least 1"));
+        }
+        let generated = tokens::generate().map_err(|error| HttpError::internal(&error))?;
+        let (_, secret) = tokens::split(&generated.token).expect("a generated token is well formed");
+        let secret_hash = password::hash(secret.to_owned()).await.map_err(|error| HttpError::internal(&error))?;
+        let expires_at_millis =
+            expires_in_days.map(|days| now_millis().saturating_add(i64::from(days).saturating_mul(86_400_000)));
+        let row = self
+            .database
+            .insert_token(NewTokenRow {
+                public_id: &generated.public_id,
+                name,
+                scope: scope.map(Scope::as_str),
+                user_id: owner,
+                secret_hash: &secret_hash,
+                expires_at_millis,
+            })
+            .await?;
+        Ok((generated.token, row))
+    }
+
+    pub async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
+        let revoked = self.database.revoke_token(id).await?;
+        self.verified.forget_token(id);
+        Ok(revoked)
+    }
+
+    /// Personal tokens act with their user's current role: forget verified tokens whenever a
+    /// user changes.
+    pub fn users_changed(&self) {
+        self.verified.forget_all();
+    }
+
+    /// Sets a user's password (after checking the rules) and ends all of their sessions.
+    pub async fn set_password(&self, user_id: i64, new_password: &str) -> Result<bool, HttpError> {
+        password::validate(new_password, self.config.min_password_length)
+            .map_err(|error| HttpError::new(ErrorCode::InvalidParameter, error.to_string()))?;
+        let hash = password::hash(new_password.to_owned()).await.map_err(|error| HttpError::internal(&error))?;
+        let changed = self.database.set_password(user_id, &hash).await?;
+        Ok(changed)
+    }
+
+    pub fn session_cookie(&self, value: &str) -> HeaderValue {
+        let max_age = self.config.session_lifetime_hours.saturating_mul(3600);
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        ))
+        .expect("a cookie of hex digits is a header value")
+    }
+
+    pub fn clear_cookie(&self) -> HeaderValue {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"))
+            .expect("a constant header value")
+    }
+}
+
+fn user_ref(user: &UserRow) -> Option<UserRef> {
+    Some(UserRef {
+        id: user.id,
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role.parse().ok()?,
+    })
+}
+
+fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer)?;
+    Ok(buffer.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// 20 characters from an alphabet without look-alikes (about 116 bits).
+fn generate_password() -> Result<String, getrandom::Error> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut buffer = [0u8; 20];
+    getrandom::fill(&mut buffer)?;
+    Ok(buffer.iter().map(|byte| ALPHABET[usize::from(*byte) % ALPHABET.len()] as char).collect())
 }
 
 /// The token in an `Authorization` header: `Bearer <token>`, or, for shippers that speak the
@@ -138,35 +485,163 @@ pub fn presented_token(authorization: &str) -> Option<String> {
     }
 }
 
-/// Middleware: the request must carry `Authorization: Bearer <token>` of a scope that allows
-/// `required`.
-pub async fn require_scope(
-    State((state, required)): State<(Arc<AppState>, Scope)>,
+/// The value of the session cookie, when the request carries one.
+pub fn session_cookie_value(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+/// Whether the request's `Origin` (or, without it, `Referer`) names this site: `None` when the
+/// request carries neither.
+pub fn same_origin(headers: &HeaderMap) -> Option<bool> {
+    let origin = headers.get(header::ORIGIN).or_else(|| headers.get(header::REFERER))?.to_str().ok()?;
+    let host = headers.get(header::HOST).and_then(|host| host.to_str().ok())?;
+    let authority = origin.split_once("://").map(|(_, rest)| rest.split('/').next().unwrap_or_default());
+    Some(authority.is_some_and(|authority| authority.eq_ignore_ascii_case(host)))
+}
+
+fn constant_time_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
+}
+
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
+    HttpError::new(code, message).into_response()
+}
+
+fn redirect_to_login(request: &Request, clear_cookie: Option<HeaderValue>) -> Response {
+    let next = request.uri().path_and_query().map_or("/", |path| path.as_str());
+    let location = format!("{}?next={}", vigil_proto::paths::LOGIN_PAGE, percent_encode(next));
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+    if let Some(cookie) = clear_cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// The middleware in front of every route: finds the route's [`Access`], authenticates the
+/// caller (token first, then session cookie), checks cross-site requests, and puts [`Caller`]
+/// and [`ClientInfo`] in the request's extensions.
+pub async fn authorize(
+    State((state, policy)): State<(Arc<AppState>, Arc<Policy>)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let presented =
-        request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(presented_token);
-    let Some(token) = presented else {
-        return HttpError::new(ErrorCode::Unauthorized, "missing bearer token: send Authorization: Bearer <token>")
-            .into_response();
+    let client = ClientInfo {
+        ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip()),
+        user_agent: crate::routes::header_text(request.headers(), header::USER_AGENT).unwrap_or_default().to_owned(),
     };
-    let caller = match authenticate(&state.database, &token).await {
-        Ok(Some(caller)) => caller,
-        Ok(None) => return HttpError::new(ErrorCode::Unauthorized, "unknown or revoked token").into_response(),
-        Err(error) => return HttpError::internal(&error).into_response(),
+    request.extensions_mut().insert(client);
+    let Some(matched) = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned()) else {
+        // No route matched: the fallback answers 404.
+        return next.run(request).await;
     };
-    if !caller.scope.allows(required) {
-        return HttpError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "token {:?} has scope {} but this route needs {}",
-                caller.token_name,
-                caller.scope.as_str(),
-                required.as_str()
+    let access = match policy.access(request.method(), &matched) {
+        Some(access) => access,
+        None if policy.knows_path(&matched) => return next.run(request).await,
+        None => {
+            tracing::error!(route = %matched, "route has no access policy, refused");
+            return refuse(ErrorCode::Forbidden, "this route has no access policy");
+        }
+    };
+    let headers = request.headers();
+    if access == Access::Public {
+        if is_unsafe(request.method()) && same_origin(headers) == Some(false) {
+            return refuse(ErrorCode::Forbidden, "cross-site request refused");
+        }
+        return next.run(request).await;
+    }
+
+    let presented = crate::routes::header_text(headers, header::AUTHORIZATION).map(presented_token);
+    let caller = match presented {
+        Some(Some(token)) => match state.auth.token(&token).await {
+            Ok(Some(caller)) => caller,
+            Ok(None) => return refuse(ErrorCode::Unauthorized, "unknown, expired or revoked token"),
+            Err(error) => return HttpError::internal(&error).into_response(),
+        },
+        Some(None) => {
+            return refuse(ErrorCode::Unauthorized, "unsupported Authorization header: send Bearer <token>");
+        }
+        None => {
+            let Some(cookie) = session_cookie_value(headers) else {
+                return if access == Access::Page {
+                    redirect_to_login(&request, None)
+                } else {
+                    refuse(ErrorCode::Unauthorized, "sign in, or send a token: Authorization: Bearer <token>")
+                };
+            };
+            match state.auth.session(cookie).await {
+                Ok(Some(caller)) => caller,
+                Ok(None) if access == Access::Page => {
+                    return redirect_to_login(&request, Some(state.auth.clear_cookie()));
+                }
+                Ok(None) => {
+                    let mut response = refuse(ErrorCode::Unauthorized, "the session has ended; sign in again");
+                    response.headers_mut().insert(header::SET_COOKIE, state.auth.clear_cookie());
+                    return response;
+                }
+                Err(error) => return HttpError::internal(&error).into_response(),
+            }
+        }
+    };
+
+    if let Caller::Session { csrf_token, .. } = &caller {
+        let headers = request.headers();
+        let is_websocket = headers.get(header::UPGRADE).is_some_and(|upgrade| upgrade.as_bytes() == b"websocket");
+        let origin = same_origin(headers);
+        let token_matches = crate::routes::header_text(headers, axum::http::HeaderName::from_static(CSRF_HEADER))
+            .is_some_and(|presented| constant_time_equal(presented, csrf_token));
+        let refused = if is_unsafe(request.method()) {
+            !token_matches && origin != Some(true)
+        } else {
+            is_websocket && origin == Some(false)
+        };
+        if refused {
+            return refuse(
+                ErrorCode::Forbidden,
+                "cross-site request refused: send the session's X-CSRF-Token header or an Origin of this site",
+            );
+        }
+    }
+
+    if !caller.allows(access) {
+        let message = match &caller {
+            Caller::ServiceToken { name, scope, .. } => {
+                format!("token {name:?} has scope {} but this route needs {}", scope.as_str(), access.as_str())
+            }
+            Caller::PersonalToken { .. } if matches!(access, Access::Account | Access::Page) => {
+                "this route needs a signed-in browser session, not a token".to_owned()
+            }
+            Caller::Session { user, .. } | Caller::PersonalToken { user, .. } => format!(
+                "user {:?} has role {} but this route needs {}",
+                user.username,
+                user.role.as_str(),
+                access.as_str()
             ),
-        )
-        .into_response();
+        };
+        return refuse(ErrorCode::Forbidden, message);
+    }
+    if let Some(info) = caller.session_info() {
+        request.extensions_mut().insert(info);
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
@@ -175,17 +650,6 @@ pub async fn require_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_long_random_and_hashed() {
-        let first = generate_token().unwrap();
-        let second = generate_token().unwrap();
-        assert_ne!(first, second);
-        assert_eq!(first.len(), TOKEN_PREFIX.len() + 64);
-        assert_eq!(hash_token(&first).len(), 64);
-        assert_ne!(hash_token(&first), hash_token(&second));
-        assert_eq!(hash_token("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    }
 
     #[test]
     fn tokens_are_read_from_bearer_api_key_and_basic_credentials() {
@@ -201,12 +665,41 @@ mod tests {
     }
 
     #[test]
-    fn admin_allows_every_scope_and_others_only_their_own() {
-        assert!(Scope::Admin.allows(Scope::Ingest));
-        assert!(Scope::Admin.allows(Scope::Read));
-        assert!(Scope::Ingest.allows(Scope::Ingest));
-        assert!(!Scope::Ingest.allows(Scope::Read));
-        assert!(!Scope::Read.allows(Scope::Ingest));
-        assert!(!Scope::Read.allows(Scope::Admin));
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("theme=dark; vigil_session=abc123; other=1"));
+        assert_eq!(session_cookie_value(&headers), Some("abc123"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("vigil_session="));
+        assert_eq!(session_cookie_value(&headers), None);
+    }
+
+    #[test]
+    fn origins_are_compared_with_the_host() {
+        let headers = |origin: Option<&'static str>, referer: Option<&'static str>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static("vigil.example:8080"));
+            if let Some(origin) = origin {
+                headers.insert(header::ORIGIN, HeaderValue::from_static(origin));
+            }
+            if let Some(referer) = referer {
+                headers.insert(header::REFERER, HeaderValue::from_static(referer));
+            }
+            headers
+        };
+        assert_eq!(same_origin(&headers(Some("http://vigil.example:8080"), None)), Some(true));
+        assert_eq!(same_origin(&headers(Some("https://evil.example"), None)), Some(false));
+        assert_eq!(same_origin(&headers(Some("null"), None)), Some(false));
+        assert_eq!(same_origin(&headers(None, Some("http://vigil.example:8080/logs?q=x"))), Some(true));
+        assert_eq!(same_origin(&headers(None, None)), None);
+    }
+
+    #[test]
+    fn generated_passwords_are_long_and_differ() {
+        let first = generate_password().unwrap();
+        assert_eq!(first.len(), 20);
+        assert_ne!(first, generate_password().unwrap());
+        assert!(constant_time_equal("abc", "abc"));
+        assert!(!constant_time_equal("abc", "abd"));
+        assert!(!constant_time_equal("abc", "ab"));
     }
 }

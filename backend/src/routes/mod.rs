@@ -1,8 +1,11 @@
 //! HTTP adapters: they decode requests, call the domain modules and encode answers. No
 //! business logic lives here.
 
+pub mod account;
+pub mod admin;
 pub mod elasticsearch;
 pub mod health;
+pub mod integrations;
 pub mod logs;
 pub mod loki;
 pub mod otlp;

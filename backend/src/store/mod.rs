@@ -3,9 +3,17 @@
 //! timestamps are Unix milliseconds in `BIGINT`, and each dialect has its own migrations
 //! (`migrations/sqlite`, `migrations/postgres`), compiled into the binary.
 
+mod audit;
+mod integrations;
+mod sessions;
 mod tokens;
+mod users;
 
-pub use tokens::{NewToken, TokenRow};
+pub use audit::{AuditFilter, AuditRow, NewAuditEvent};
+pub use integrations::IntegrationRow;
+pub use sessions::{NewSession, SessionRow};
+pub use tokens::{NewTokenRow, TokenRow};
+pub use users::{NewUserRow, UserRow};
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -52,8 +60,8 @@ macro_rules! migrations {
 
 fn migrator(dialect: Dialect) -> Migrator {
     let migrations = match dialect {
-        Dialect::Sqlite => migrations!("sqlite": 1 "0001_api_tokens"),
-        Dialect::Postgres => migrations!("postgres": 1 "0001_api_tokens"),
+        Dialect::Sqlite => migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit"),
+        Dialect::Postgres => migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit"),
     };
     Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }
 }
@@ -100,6 +108,13 @@ impl Database {
         Ok(())
     }
 
+    /// Runs one statement outside the typed queries; tests use it to check what the schema
+    /// itself refuses (such as changing the audit log).
+    pub async fn execute_for_tests(&self, statement: &str) -> Result<(), StoreError> {
+        sqlx::query(statement).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -107,6 +122,10 @@ impl Database {
     fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database_error) if database_error.is_unique_violation())
 }
 
 pub(crate) fn now_millis() -> i64 {

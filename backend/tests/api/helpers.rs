@@ -7,9 +7,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
-use vigil_backend::auth::{Scope, create_token};
 use vigil_backend::config::{Config, Secret};
 use vigil_backend::startup::{AppState, Application};
+use vigil_proto::auth::{NewUser, Role, Scope, SessionInfo};
 use vigil_proto::{LogPage, LogRecord, paths};
 
 use crate::postgres::TestPostgres;
@@ -78,8 +78,8 @@ async fn start(config: Config, data_dir: PathBuf, temp: Option<TempDir>) -> Test
     let state = application.state();
     let shutdown = application.shutdown_token();
     let server = tokio::spawn(application.run_until_stopped(std::future::pending()));
-    let ingest_token = create_token(&state.database, &format!("ingest-{port}"), Scope::Ingest).await.unwrap().0;
-    let read_token = create_token(&state.database, &format!("read-{port}"), Scope::Read).await.unwrap().0;
+    let ingest_token = service_token(&state, &format!("ingest-{port}"), Scope::Ingest).await;
+    let read_token = service_token(&state, &format!("read-{port}"), Scope::Read).await;
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
@@ -92,6 +92,33 @@ async fn start(config: Config, data_dir: PathBuf, temp: Option<TempDir>) -> Test
         server: Some(server),
         _temp: temp,
     }
+}
+
+/// Creates a service token directly through the server's state.
+pub async fn service_token(state: &AppState, name: &str, scope: Scope) -> String {
+    state.auth.create_token(name, Some(scope), None, None).await.expect("token created").0
+}
+
+/// The first administrator of every test server.
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = Config::TEST_ADMIN_PASSWORD;
+
+/// A signed-in browser session: the cookie and the CSRF token that goes with it.
+#[derive(Clone, Debug)]
+pub struct TestSession {
+    pub cookie: String,
+    pub info: SessionInfo,
+}
+
+/// The value of the `vigil_session` cookie a response sets.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split(';').next()?.trim().strip_prefix("vigil_session=").map(str::to_owned))
+        .next()
 }
 
 /// A record at `timestamp` (RFC 3339).
@@ -144,6 +171,51 @@ impl TestApp {
         let response = self.search_raw(params).await;
         assert_eq!(response.status(), 200, "search failed: {}", response.text().await.unwrap_or_default());
         response.json().await.expect("a log page")
+    }
+
+    /// `POST /api/v1/auth/login` with JSON.
+    pub async fn login_raw(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(paths::AUTH_LOGIN))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Signs in, or panics.
+    pub async fn login(&self, username: &str, password: &str) -> TestSession {
+        let response = self.login_raw(username, password).await;
+        assert_eq!(response.status(), 200, "sign-in of {username} failed");
+        let cookie = session_cookie(&response).expect("a session cookie");
+        TestSession { cookie, info: response.json().await.expect("session info") }
+    }
+
+    pub async fn admin_session(&self) -> TestSession {
+        self.login(ADMIN, ADMIN_PASSWORD).await
+    }
+
+    /// A request carrying the session's cookie and CSRF token.
+    pub fn with_session(&self, method: reqwest::Method, path: &str, session: &TestSession) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("cookie", format!("vigil_session={}", session.cookie))
+            .header("x-csrf-token", &session.info.csrf_token)
+    }
+
+    /// Creates a user with `role` through the API (as the administrator) and signs them in.
+    pub async fn user_session(&self, username: &str, role: Role) -> TestSession {
+        let admin = self.admin_session().await;
+        let password = format!("{username} has a long password");
+        let user = NewUser {
+            username: username.to_owned(),
+            display_name: String::new(),
+            role,
+            password: Some(password.clone()),
+        };
+        let response = self.with_session(reqwest::Method::POST, paths::USERS, &admin).json(&user).send().await.unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+        self.login(username, &password).await
     }
 
     /// Stops the server gracefully, waits for it, and hands over its data directory.

@@ -1,54 +1,138 @@
 //! The SQL store, on SQLite and on PostgreSQL alike.
 
-use vigil_backend::auth::hash_token;
-use vigil_backend::store::{Database, NewToken, StoreError};
+use vigil_backend::store::{AuditFilter, Database, NewAuditEvent, NewSession, NewTokenRow, NewUserRow, StoreError};
 
 use crate::postgres::TestPostgres;
 
-async fn tokens_round_trip(database: Database) {
-    let hash = hash_token("vgl_example");
-    let created = database.insert_token(NewToken { name: "host-a", scope: "ingest", token_hash: &hash }).await.unwrap();
-    assert_eq!(created.name, "host-a");
-
-    let duplicate =
-        database.insert_token(NewToken { name: "host-a", scope: "read", token_hash: &hash_token("other") }).await;
+async fn round_trip(database: Database) {
+    // users
+    let alice = database
+        .insert_user(NewUserRow {
+            username: "alice",
+            display_name: "Alice",
+            password_hash: Some("$argon2id$x"),
+            role: "viewer",
+            sso: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(alice.role, "viewer");
+    assert!(!alice.disabled);
+    let duplicate = database
+        .insert_user(NewUserRow { username: "alice", display_name: "", password_hash: None, role: "admin", sso: None })
+        .await;
     assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+    let bad_role = database
+        .insert_user(NewUserRow { username: "root", display_name: "", password_hash: None, role: "root", sso: None })
+        .await;
+    assert!(bad_role.is_err(), "the schema refuses unknown roles");
+    let updated = database.update_user(alice.id, None, Some("deployer"), Some(true)).await.unwrap().unwrap();
+    assert_eq!((updated.role.as_str(), updated.disabled, updated.display_name.as_str()), ("deployer", true, "Alice"));
 
-    let found = database.token_by_hash(&hash).await.unwrap().expect("found by hash");
-    assert_eq!(found, created);
-    assert!(database.token_by_hash(&hash_token("unknown")).await.unwrap().is_none());
+    // sessions end with a password change
+    let session = database
+        .insert_session(NewSession {
+            token_hash: "hash-1",
+            user_id: alice.id,
+            csrf_token: "csrf",
+            now_millis: 1_000,
+            expires_at_millis: 10_000,
+            source_ip: "127.0.0.1",
+            user_agent: "test",
+        })
+        .await
+        .unwrap();
+    assert_eq!(database.session_by_hash("hash-1").await.unwrap(), Some(session));
+    database.set_password(alice.id, "$argon2id$y").await.unwrap();
+    assert_eq!(database.session_by_hash("hash-1").await.unwrap(), None);
 
-    database.touch_token(created.id, 2_000).await.unwrap();
-    database.touch_token(created.id, 1_000).await.unwrap(); // never moves backwards
-    let listed = database.tokens().await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].last_used_at_millis, Some(2_000));
+    // tokens: service names are unique among live tokens; revoked names may be reused
+    let token = NewTokenRow {
+        public_id: "0011223344556677",
+        name: "host-a",
+        scope: Some("ingest"),
+        user_id: None,
+        secret_hash: "$argon2id$z",
+        expires_at_millis: None,
+    };
+    let created = database.insert_token(token).await.unwrap();
+    let again = database.insert_token(NewTokenRow { public_id: "8899aabbccddeeff", ..token }).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(database.revoke_token(created.id).await.unwrap());
+    assert!(!database.revoke_token(created.id).await.unwrap(), "revoked once");
+    database.insert_token(NewTokenRow { public_id: "8899aabbccddeeff", ..token }).await.unwrap();
+    let personal = database
+        .insert_token(NewTokenRow {
+            public_id: "1111111111111111",
+            name: "laptop",
+            scope: None,
+            user_id: Some(alice.id),
+            ..token
+        })
+        .await
+        .unwrap();
+    assert_eq!((personal.kind.as_str(), personal.owner.as_deref()), ("personal", Some("alice")));
+    database.touch_token(personal.id, 2_000).await.unwrap();
+    database.touch_token(personal.id, 1_000).await.unwrap(); // never moves backwards
+    let mine = database.tokens(Some(alice.id)).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].last_used_at_millis, Some(2_000));
+    assert_eq!(database.tokens(None).await.unwrap().len(), 3);
+    let bad_scope = database
+        .insert_token(NewTokenRow { public_id: "2222222222222222", name: "bad", scope: Some("root"), ..token })
+        .await;
+    assert!(bad_scope.is_err(), "the schema refuses unknown scopes");
 
-    // A scope outside the enumeration is refused by the schema itself.
-    let bad = database.insert_token(NewToken { name: "bad", scope: "root", token_hash: &hash_token("bad") }).await;
-    assert!(bad.is_err());
+    // the audit log is append-only
+    for (actor, action) in [("alice", "login"), ("admin", "user.create"), ("admin", "user.update")] {
+        let event =
+            NewAuditEvent { actor, source_ip: "127.0.0.1", action, target: "alice", outcome: "success", detail: "" };
+        database.append_audit(event).await.unwrap();
+    }
+    let all = database.audit_events(&AuditFilter { limit: 10, ..AuditFilter::default() }).await.unwrap();
+    assert_eq!(
+        all.iter().map(|event| event.action.as_str()).collect::<Vec<_>>(),
+        ["user.update", "user.create", "login"]
+    );
+    let users =
+        database.audit_events(&AuditFilter { action: Some("user."), limit: 10, ..AuditFilter::default() }).await;
+    assert_eq!(users.unwrap().len(), 2);
+    let by_alice =
+        database.audit_events(&AuditFilter { actor: Some("alice"), limit: 10, ..AuditFilter::default() }).await;
+    assert_eq!(by_alice.unwrap().len(), 1);
+    let older = AuditFilter { before_id: Some(all[0].id), limit: 1, ..AuditFilter::default() };
+    assert_eq!(database.audit_events(&older).await.unwrap()[0].action, "user.create");
+    let tamper = sqlx_execute(&database, "UPDATE audit_events SET actor = 'mallory'").await;
+    assert!(tamper.is_err(), "audit events cannot be changed");
+    let erase = sqlx_execute(&database, "DELETE FROM audit_events").await;
+    assert!(erase.is_err(), "audit events cannot be deleted");
+    assert_eq!(database.audit_events(&AuditFilter { limit: 10, ..AuditFilter::default() }).await.unwrap().len(), 3);
     database.ping().await.unwrap();
 }
 
-#[tokio::test]
-async fn tokens_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
-    let database = Database::connect(&url, 2).await.unwrap();
-    tokens_round_trip(database).await;
-    // Migrations run once: connecting again finds the schema in place.
-    let again = Database::connect(&url, 2).await.unwrap();
-    assert_eq!(again.tokens().await.unwrap().len(), 1);
+async fn sqlx_execute(database: &Database, statement: &str) -> Result<(), StoreError> {
+    database.execute_for_tests(statement).await
 }
 
 #[tokio::test]
-async fn tokens_on_postgresql() {
+async fn the_store_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
+    let database = Database::connect(&url, 2).await.unwrap();
+    round_trip(database).await;
+    // Migrations run once: connecting again finds the schema in place.
+    let again = Database::connect(&url, 2).await.unwrap();
+    assert_eq!(again.users().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_store_on_postgresql() {
     let url = TestPostgres::shared().create_database().await;
     let database = Database::connect(&url, 2).await.unwrap();
     assert_eq!(database.dialect(), vigil_backend::store::Dialect::Postgres);
-    tokens_round_trip(database).await;
+    round_trip(database).await;
     let again = Database::connect(&url, 2).await.unwrap();
-    assert_eq!(again.tokens().await.unwrap().len(), 1);
+    assert_eq!(again.users().await.unwrap().len(), 1);
 }
 
 #[tokio::test]

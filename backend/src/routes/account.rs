@@ -1,0 +1,287 @@
+//! Signing in and out, the current session, and the signed-in user's own password and
+//! personal tokens.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use vigil_proto::auth::{AuditOutcome, CreatedToken, LoginRequest, NewToken, PasswordChange, SessionInfo, TokenInfo};
+use vigil_proto::{ErrorCode, paths};
+
+use super::{bounded_body, header_text};
+use crate::audit;
+use crate::auth::{Caller, ClientInfo, LoginError, password, percent_encode, session_cookie_value};
+use crate::error::HttpError;
+use crate::routes::admin::token_info;
+use crate::startup::AppState;
+
+const MAX_FORM_BYTES: usize = 16 << 10;
+
+/// The login form's fields (the JSON body has the first two).
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Where to go after signing in: a path of this site, never another origin.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    header_text(headers, header::CONTENT_TYPE).is_some_and(|kind| kind.starts_with("application/x-www-form-urlencoded"))
+}
+
+fn see_other(location: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+/// `POST /api/v1/auth/login`: JSON `{username, password}` answers JSON; the login form
+/// (`application/x-www-form-urlencoded`) is answered with a redirect.
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    Extension(client): Extension<ClientInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let body = bounded_body(body, MAX_FORM_BYTES).await?;
+    let form = is_form(&headers);
+    let request: LoginForm = if form {
+        serde_urlencoded_form(&body)?
+    } else {
+        let request: LoginRequest = serde_json::from_slice(&body)
+            .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid login request: {error}")))?;
+        LoginForm { username: request.username, password: request.password, next: None }
+    };
+    // A session presented with the sign-in is ended: the new one never reuses its value.
+    if let Some(previous) = session_cookie_value(&headers)
+        && let Ok(Some(Caller::Session { session_id, .. })) = state.auth.session(previous).await
+    {
+        state.auth.logout(session_id).await?;
+    }
+    let outcome = state.auth.login(&request.username, &request.password, &client).await;
+    let actor = audit::Actor::new(request.username.clone(), client.ip);
+    match outcome {
+        Ok(session) => {
+            audit::record(&state.database, &actor, "login", &request.username, AuditOutcome::Success, "password").await;
+            let cookie = state.auth.session_cookie(&session.value);
+            let mut response = if form {
+                see_other(&safe_next(request.next.as_deref()))
+            } else {
+                Json(session.caller.session_info()).into_response()
+            };
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            Ok(response)
+        }
+        Err(error) => {
+            let detail = match &error {
+                LoginError::InvalidCredentials => "invalid user name or password",
+                LoginError::Disabled => "account disabled",
+                LoginError::LockedOut(_) => "locked out after repeated failures",
+                _ => "error",
+            };
+            audit::record(&state.database, &actor, "login", &request.username, AuditOutcome::Failure, detail).await;
+            if form && !matches!(error, LoginError::Store(_) | LoginError::Random) {
+                let next = safe_next(request.next.as_deref());
+                return Ok(see_other(&format!(
+                    "{}?error={}&next={}",
+                    paths::LOGIN_PAGE,
+                    percent_encode(&error.to_string()),
+                    percent_encode(&next)
+                )));
+            }
+            Err(error.into())
+        }
+    }
+}
+
+fn serde_urlencoded_form(body: &[u8]) -> Result<LoginForm, HttpError> {
+    let mut username = None;
+    let mut password = None;
+    let mut next = None;
+    let text =
+        std::str::from_utf8(body).map_err(|_| HttpError::new(ErrorCode::InvalidParameter, "the form is not UTF-8"))?;
+    for pair in text.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value)
+            .ok_or_else(|| HttpError::new(ErrorCode::InvalidParameter, "the form is not URL-encoded"))?;
+        match name {
+            "username" => username = Some(value),
+            "password" => password = Some(value),
+            "next" => next = Some(value),
+            _ => {}
+        }
+    }
+    match (username, password) {
+        (Some(username), Some(password)) => Ok(LoginForm { username, password, next }),
+        _ => Err(HttpError::new(ErrorCode::InvalidParameter, "the form needs username and password")),
+    }
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => decoded.push(b' '),
+            b'%' => {
+                let hex = text.get(index + 1..index + 3)?;
+                decoded.push(u8::from_str_radix(hex, 16).ok()?);
+                index += 2;
+            }
+            byte => decoded.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8(decoded).ok()
+}
+
+/// `POST /api/v1/auth/logout`: ends the session of the cookie, if any. A form post is sent to
+/// the login page.
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    Extension(client): Extension<ClientInfo>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    if let Some(cookie) = session_cookie_value(&headers)
+        && let Some(caller) = state.auth.session(cookie).await?
+        && let Caller::Session { session_id, user, .. } = &caller
+    {
+        state.auth.logout(*session_id).await?;
+        let actor = client.actor(Some(&caller));
+        audit::record(&state.database, &actor, "logout", &user.username, AuditOutcome::Success, "").await;
+    }
+    let mut response =
+        if is_form(&headers) || header_text(&headers, header::ACCEPT).is_some_and(|a| a.contains("text/html")) {
+            see_other(paths::LOGIN_PAGE)
+        } else {
+            StatusCode::NO_CONTENT.into_response()
+        };
+    response.headers_mut().insert(header::SET_COOKIE, state.auth.clear_cookie());
+    Ok(response)
+}
+
+/// `GET /api/v1/auth/session`.
+pub async fn session(Extension(caller): Extension<Caller>) -> Result<Json<SessionInfo>, HttpError> {
+    caller
+        .session_info()
+        .map(Json)
+        .ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "this route needs a signed-in browser session"))
+}
+
+/// `POST /api/v1/auth/password`: every session of the user ends; this browser gets a new one.
+pub async fn change_password(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Extension(client): Extension<ClientInfo>,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let body = bounded_body(body, MAX_FORM_BYTES).await?;
+    let change: PasswordChange = serde_json::from_slice(&body)
+        .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid password change: {error}")))?;
+    let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have passwords"))?;
+    let actor = client.actor(Some(&caller));
+    let stored = state.database.user_by_id(user.id).await?.and_then(|row| row.password_hash);
+    let current_matches = match stored {
+        Some(hash) => password::verify(change.current_password.clone(), hash).await,
+        None => false,
+    };
+    if !current_matches {
+        audit::record(
+            &state.database,
+            &actor,
+            "password.change",
+            &user.username,
+            AuditOutcome::Failure,
+            "wrong current password",
+        )
+        .await;
+        return Err(HttpError::new(ErrorCode::Forbidden, "the current password is wrong"));
+    }
+    state.auth.set_password(user.id, &change.new_password).await?;
+    audit::record(
+        &state.database,
+        &actor,
+        "password.change",
+        &user.username,
+        AuditOutcome::Success,
+        "all sessions ended",
+    )
+    .await;
+    let row = state
+        .database
+        .user_by_id(user.id)
+        .await?
+        .ok_or_else(|| HttpError::new(ErrorCode::NotFound, "the user no longer exists"))?;
+    let session = state.auth.open_session(&row, &client).await?;
+    let mut response = Json(session.caller.session_info()).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, state.auth.session_cookie(&session.value));
+    Ok(response)
+}
+
+/// `GET /api/v1/auth/tokens`: the user's personal tokens.
+pub async fn my_tokens(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<TokenInfo>>, HttpError> {
+    let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have personal tokens"))?;
+    let tokens = state.database.tokens(Some(user.id)).await?;
+    Ok(Json(tokens.iter().map(token_info).collect()))
+}
+
+/// `POST /api/v1/auth/tokens`: a personal token, shown once.
+pub async fn create_my_token(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Extension(client): Extension<ClientInfo>,
+    body: Body,
+) -> Result<(StatusCode, Json<CreatedToken>), HttpError> {
+    let body = bounded_body(body, MAX_FORM_BYTES).await?;
+    let request: NewToken = serde_json::from_slice(&body)
+        .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid token request: {error}")))?;
+    let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have personal tokens"))?;
+    let actor = client.actor(Some(&caller));
+    let created = state.auth.create_token(&request.name, request.scope, Some(user.id), request.expires_in_days).await;
+    let outcome = if created.is_ok() { AuditOutcome::Success } else { AuditOutcome::Failure };
+    audit::record(&state.database, &actor, "token.create", &format!("personal:{}", request.name), outcome, "").await;
+    let (token, row) = created?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token, info: token_info(&row) })))
+}
+
+/// `DELETE /api/v1/auth/tokens/{id}`: revokes one of the user's own tokens.
+pub async fn revoke_my_token(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Extension(client): Extension<ClientInfo>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, HttpError> {
+    let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have personal tokens"))?;
+    let id = super::admin::parse_id(&id)?;
+    let token = state.database.token_by_id(id).await?.filter(|token| token.user_id == Some(user.id));
+    let Some(token) = token else {
+        return Err(HttpError::new(ErrorCode::NotFound, format!("you have no token with id {id}")));
+    };
+    state.auth.revoke_token(id).await?;
+    let actor = client.actor(Some(&caller));
+    audit::record(
+        &state.database,
+        &actor,
+        "token.revoke",
+        &format!("personal:{}", token.name),
+        AuditOutcome::Success,
+        "",
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
