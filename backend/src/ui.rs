@@ -3,13 +3,19 @@
 
 use std::sync::Arc;
 
+use http::request::Parts;
 use vigil_frontend::services::UiServices;
+use vigil_proto::auth::{
+    AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, TokenInfo, User, UserUpdate,
+};
 use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery, Timestamp,
 };
 
+use crate::auth::{Caller, ClientInfo};
 use crate::error::HttpError;
 use crate::routes::logs::{histogram_plan, validate_query};
+use crate::routes::{account, admin};
 use crate::startup::AppState;
 
 pub struct BackendServices {
@@ -20,6 +26,19 @@ impl BackendServices {
     pub fn new(state: Arc<AppState>) -> Self {
         Self { state }
     }
+}
+
+/// The caller and client the authorization middleware put on the request.
+fn caller(request: &Parts) -> Result<(&Caller, ClientInfo), ApiError> {
+    let caller =
+        request.extensions.get::<Caller>().ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "sign in first"))?;
+    let client =
+        request.extensions.get::<ClientInfo>().cloned().unwrap_or(ClientInfo { ip: None, user_agent: String::new() });
+    Ok((caller, client))
+}
+
+fn api(error: HttpError) -> ApiError {
+    error.api_error().clone()
 }
 
 #[async_trait::async_trait]
@@ -48,5 +67,55 @@ impl UiServices for BackendServices {
             Ok(None) => Err(ApiError::new(ErrorCode::NotFound, format!("no record has id {}", query.id))),
             Err(error) => Err(HttpError::from(error).api_error().clone()),
         }
+    }
+
+    async fn session(&self, request: &Parts) -> Result<SessionInfo, ApiError> {
+        let (caller, _) = caller(request)?;
+        caller.session_info().ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "not a browser session"))
+    }
+
+    async fn change_password(&self, request: &Parts, change: PasswordChange) -> Result<String, ApiError> {
+        let (caller, client) = caller(request)?;
+        let session = account::change_password_as(&self.state, caller, &client, &change).await.map_err(api)?;
+        let cookie = self.state.auth.session_cookie(&session.value);
+        Ok(cookie.to_str().unwrap_or_default().to_owned())
+    }
+
+    async fn users(&self, _request: &Parts) -> Result<Vec<User>, ApiError> {
+        admin::list_users(&self.state).await.map_err(api)
+    }
+
+    async fn create_user(&self, request: &Parts, user: NewUser) -> Result<User, ApiError> {
+        let (caller, client) = caller(request)?;
+        admin::create_user_as(&self.state, caller, &client, &user).await.map_err(api)
+    }
+
+    async fn update_user(&self, request: &Parts, id: i64, update: UserUpdate) -> Result<User, ApiError> {
+        let (caller, client) = caller(request)?;
+        admin::update_user_as(&self.state, caller, &client, id, &update).await.map_err(api)
+    }
+
+    async fn tokens(&self, request: &Parts, personal: bool) -> Result<Vec<TokenInfo>, ApiError> {
+        let (caller, _) = caller(request)?;
+        let owner = if personal {
+            Some(caller.user().ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "only users have tokens"))?.id)
+        } else {
+            None
+        };
+        admin::list_tokens(&self.state, owner).await.map_err(api)
+    }
+
+    async fn create_token(&self, request: &Parts, token: NewToken, personal: bool) -> Result<CreatedToken, ApiError> {
+        let (caller, client) = caller(request)?;
+        admin::create_token_as(&self.state, caller, &client, &token, personal).await.map_err(api)
+    }
+
+    async fn revoke_token(&self, request: &Parts, id: i64, personal: bool) -> Result<(), ApiError> {
+        let (caller, client) = caller(request)?;
+        admin::revoke_token_as(&self.state, caller, &client, id, personal).await.map_err(api)
+    }
+
+    async fn audit(&self, _request: &Parts, query: AuditQuery) -> Result<AuditPage, ApiError> {
+        admin::audit_page(&self.state, &query).await.map_err(api)
     }
 }

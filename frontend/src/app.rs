@@ -2,10 +2,12 @@
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::components::{A, Outlet, ParentRoute, Route, Router, Routes};
 use leptos_router::path;
+use vigil_proto::paths;
 
-use crate::pages::{LogsPage, NotBuiltYet};
+use crate::accounts::current_session;
+use crate::pages::{AccountPage, LoginPage, LogsPage, NotBuiltYet, SettingsPage};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -43,28 +45,59 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="vigil" href="/pkg/vigil.css"/>
         <Title text="Vigil"/>
         <Router>
-            <div class="layout">
-                <nav class="sidebar">
-                    <span class="brand">"Vigil"</span>
-                    <ul>
-                        {NAVIGATION
-                            .into_iter()
-                            .map(|(href, label)| view! { <li><A href=href exact=true>{label}</A></li> })
-                            .collect_view()}
-                    </ul>
-                </nav>
-                <main class="content">
-                    <Routes fallback=|| view! { <h1>"Page not found"</h1> }>
-                        <Route path=path!("/") view=|| view! { <NotBuiltYet title="Overview"/> }/>
-                        <Route path=path!("/logs") view=LogsPage/>
-                        <Route path=path!("/explore") view=|| view! { <NotBuiltYet title="Metrics"/> }/>
-                        <Route path=path!("/alerts") view=|| view! { <NotBuiltYet title="Alerts"/> }/>
-                        <Route path=path!("/rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
-                        <Route path=path!("/agents") view=|| view! { <NotBuiltYet title="Agents"/> }/>
-                        <Route path=path!("/settings") view=|| view! { <NotBuiltYet title="Settings"/> }/>
-                    </Routes>
-                </main>
-            </div>
+            <Routes fallback=|| view! { <h1>"Page not found"</h1> }>
+                <Route path=path!("/login") view=LoginPage/>
+                <ParentRoute path=path!("") view=Layout>
+                    <Route path=path!("") view=|| view! { <NotBuiltYet title="Overview"/> }/>
+                    <Route path=path!("logs") view=LogsPage/>
+                    <Route path=path!("explore") view=|| view! { <NotBuiltYet title="Metrics"/> }/>
+                    <Route path=path!("alerts") view=|| view! { <NotBuiltYet title="Alerts"/> }/>
+                    <Route path=path!("rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
+                    <Route path=path!("agents") view=|| view! { <NotBuiltYet title="Agents"/> }/>
+                    <Route path=path!("settings") view=SettingsPage/>
+                    <Route path=path!("account") view=AccountPage/>
+                </ParentRoute>
+            </Routes>
         </Router>
+    }
+}
+
+/// The navigation, the signed-in user and the page.
+#[component]
+fn Layout() -> impl IntoView {
+    let session = Resource::new(|| (), |_| current_session());
+    view! {
+        <div class="layout">
+            <nav class="sidebar">
+                <span class="brand">"Vigil"</span>
+                <ul>
+                    {NAVIGATION
+                        .into_iter()
+                        .map(|(href, label)| view! { <li><A href=href exact=true>{label}</A></li> })
+                        .collect_view()}
+                </ul>
+                <div class="user-box">
+                    <Suspense fallback=|| ()>
+                        {move || {
+                            session
+                                .get()
+                                .and_then(Result::ok)
+                                .map(|session| {
+                                    view! {
+                                        <A href="/account" attr:class="current-user">{session.username}</A>
+                                        <span class="role">{session.role.as_str()}</span>
+                                    }
+                                })
+                        }}
+                    </Suspense>
+                    <form method="post" action=paths::AUTH_LOGOUT class="logout">
+                        <button type="submit" class="sign-out">"Sign out"</button>
+                    </form>
+                </div>
+            </nav>
+            <main class="content">
+                <Outlet/>
+            </main>
+        </div>
     }
 }

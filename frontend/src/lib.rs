@@ -8,6 +8,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod accounts;
 pub mod app;
 pub mod logs;
 mod pages;

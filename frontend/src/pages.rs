@@ -1,7 +1,9 @@
 //! One component per page of the navigation.
 
+mod accounts;
 mod logs;
 
+pub use accounts::{AccountPage, LoginPage, SettingsPage};
 pub use logs::LogsPage;
 
 use leptos::prelude::*;

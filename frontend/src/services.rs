@@ -1,11 +1,17 @@
 //! The port through which server functions reach the backend (server side only).
 //!
 //! The backend implements [`UiServices`] and provides it as Leptos context with
-//! `leptos_routes_with_context`; server functions fetch it with [`services`].
+//! `leptos_routes_with_context`; server functions fetch it with [`services`]. Methods that act
+//! for the signed-in user receive the request's head, where the backend's authorization left
+//! who the caller is.
 
 use std::sync::Arc;
 
+use http::request::Parts;
 use leptos::prelude::*;
+use vigil_proto::auth::{
+    AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, TokenInfo, User, UserUpdate,
+};
 use vigil_proto::{ApiError, ContextQuery, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery};
 
 #[async_trait::async_trait]
@@ -13,6 +19,19 @@ pub trait UiServices: Send + Sync + 'static {
     async fn search_logs(&self, query: LogQuery) -> Result<LogPage, ApiError>;
     async fn log_histogram(&self, query: HistogramQuery) -> Result<LogHistogram, ApiError>;
     async fn log_context(&self, query: ContextQuery) -> Result<LogContext, ApiError>;
+
+    /// The signed-in user of this request.
+    async fn session(&self, request: &Parts) -> Result<SessionInfo, ApiError>;
+    /// Sets a new password; answers the `Set-Cookie` value of the new session.
+    async fn change_password(&self, request: &Parts, change: PasswordChange) -> Result<String, ApiError>;
+    async fn users(&self, request: &Parts) -> Result<Vec<User>, ApiError>;
+    async fn create_user(&self, request: &Parts, user: NewUser) -> Result<User, ApiError>;
+    async fn update_user(&self, request: &Parts, id: i64, update: UserUpdate) -> Result<User, ApiError>;
+    /// Every token, or with `personal` the caller's own.
+    async fn tokens(&self, request: &Parts, personal: bool) -> Result<Vec<TokenInfo>, ApiError>;
+    async fn create_token(&self, request: &Parts, token: NewToken, personal: bool) -> Result<CreatedToken, ApiError>;
+    async fn revoke_token(&self, request: &Parts, id: i64, personal: bool) -> Result<(), ApiError>;
+    async fn audit(&self, request: &Parts, query: AuditQuery) -> Result<AuditPage, ApiError>;
 }
 
 /// The context value: a cloneable handle on the backend's services.
@@ -23,4 +42,9 @@ pub fn services() -> Result<Arc<dyn UiServices>, ServerFnError> {
     use_context::<Services>()
         .map(|services| services.0)
         .ok_or_else(|| ServerFnError::new("the server did not provide the UI services"))
+}
+
+/// The head of the request being served.
+pub fn request() -> Result<Parts, ServerFnError> {
+    use_context::<Parts>().ok_or_else(|| ServerFnError::new("no request in context"))
 }

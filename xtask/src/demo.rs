@@ -16,6 +16,8 @@ use anyhow::{Context, bail};
 use crate::Workspace;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
+/// The demo's administrator password: a demo on loopback, not a deployment.
+const DEMO_ADMIN_PASSWORD: &str = "vigil-demo-admin";
 
 pub fn run(workspace: &Workspace) -> anyhow::Result<()> {
     let port: u16 = std::env::var("VIGIL_DEMO_PORT").ok().and_then(|port| port.parse().ok()).unwrap_or(8080);
@@ -39,7 +41,8 @@ pub fn run(workspace: &Workspace) -> anyhow::Result<()> {
     std::fs::write(
         &backend_config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {:?}\n\n[ui]\nsite_root = {:?}\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {:?}\n\n[ui]\nsite_root = {:?}\n\n\
+             [auth]\ninitial_admin_password = {DEMO_ADMIN_PASSWORD:?}\n",
             demo.join("data"),
             workspace.site_root()
         ),
@@ -109,6 +112,7 @@ pub fn run(workspace: &Workspace) -> anyhow::Result<()> {
 
     println!();
     println!("  Vigil is running: open http://127.0.0.1:{port}/logs");
+    println!("  Sign in as admin with the password {DEMO_ADMIN_PASSWORD}");
     println!("  Append a line and search for it:");
     println!("    echo \"hello from $(hostname)\" >> {}", logs.join("shop.log").display());
     println!("  {prometheus_note}");

@@ -14,9 +14,9 @@ use vigil_proto::{ErrorCode, paths};
 
 use super::{bounded_body, header_text};
 use crate::audit;
-use crate::auth::{Caller, ClientInfo, LoginError, password, percent_encode, session_cookie_value};
+use crate::auth::{Caller, ClientInfo, LoginError, NewSessionCookie, password, percent_encode, session_cookie_value};
 use crate::error::HttpError;
-use crate::routes::admin::token_info;
+use crate::routes::admin::{create_token_as, list_tokens, parse_id, revoke_token_as};
 use crate::startup::AppState;
 
 const MAX_FORM_BYTES: usize = 16 << 10;
@@ -190,44 +190,60 @@ pub async fn change_password(
     let body = bounded_body(body, MAX_FORM_BYTES).await?;
     let change: PasswordChange = serde_json::from_slice(&body)
         .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid password change: {error}")))?;
+    let session = change_password_as(&state, &caller, &client, &change).await?;
+    let mut response = Json(session.caller.session_info()).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, state.auth.session_cookie(&session.value));
+    Ok(response)
+}
+
+/// Checks the current password, sets the new one, ends every session of the user and opens a
+/// new one for this client.
+pub async fn change_password_as(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    change: &PasswordChange,
+) -> Result<NewSessionCookie, HttpError> {
     let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have passwords"))?;
-    let actor = client.actor(Some(&caller));
+    let actor = client.actor(Some(caller));
     let stored = state.database.user_by_id(user.id).await?.and_then(|row| row.password_hash);
     let current_matches = match stored {
         Some(hash) => password::verify(change.current_password.clone(), hash).await,
         None => false,
     };
+    let target = user.username.as_str();
     if !current_matches {
         audit::record(
             &state.database,
             &actor,
             "password.change",
-            &user.username,
+            target,
             AuditOutcome::Failure,
             "wrong current password",
         )
         .await;
         return Err(HttpError::new(ErrorCode::Forbidden, "the current password is wrong"));
     }
-    state.auth.set_password(user.id, &change.new_password).await?;
-    audit::record(
-        &state.database,
-        &actor,
-        "password.change",
-        &user.username,
-        AuditOutcome::Success,
-        "all sessions ended",
-    )
-    .await;
+    if let Err(error) = state.auth.set_password(user.id, &change.new_password).await {
+        audit::record(
+            &state.database,
+            &actor,
+            "password.change",
+            target,
+            AuditOutcome::Failure,
+            &error.api_error().message,
+        )
+        .await;
+        return Err(error);
+    }
+    audit::record(&state.database, &actor, "password.change", target, AuditOutcome::Success, "all sessions ended")
+        .await;
     let row = state
         .database
         .user_by_id(user.id)
         .await?
         .ok_or_else(|| HttpError::new(ErrorCode::NotFound, "the user no longer exists"))?;
-    let session = state.auth.open_session(&row, &client).await?;
-    let mut response = Json(session.caller.session_info()).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, state.auth.session_cookie(&session.value));
-    Ok(response)
+    Ok(state.auth.open_session(&row, client).await?)
 }
 
 /// `GET /api/v1/auth/tokens`: the user's personal tokens.
@@ -236,8 +252,7 @@ pub async fn my_tokens(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<TokenInfo>>, HttpError> {
     let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have personal tokens"))?;
-    let tokens = state.database.tokens(Some(user.id)).await?;
-    Ok(Json(tokens.iter().map(token_info).collect()))
+    list_tokens(&state, Some(user.id)).await.map(Json)
 }
 
 /// `POST /api/v1/auth/tokens`: a personal token, shown once.
@@ -250,13 +265,7 @@ pub async fn create_my_token(
     let body = bounded_body(body, MAX_FORM_BYTES).await?;
     let request: NewToken = serde_json::from_slice(&body)
         .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid token request: {error}")))?;
-    let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have personal tokens"))?;
-    let actor = client.actor(Some(&caller));
-    let created = state.auth.create_token(&request.name, request.scope, Some(user.id), request.expires_in_days).await;
-    let outcome = if created.is_ok() { AuditOutcome::Success } else { AuditOutcome::Failure };
-    audit::record(&state.database, &actor, "token.create", &format!("personal:{}", request.name), outcome, "").await;
-    let (token, row) = created?;
-    Ok((StatusCode::CREATED, Json(CreatedToken { token, info: token_info(&row) })))
+    Ok((StatusCode::CREATED, Json(create_token_as(&state, &caller, &client, &request, true).await?)))
 }
 
 /// `DELETE /api/v1/auth/tokens/{id}`: revokes one of the user's own tokens.
@@ -266,22 +275,6 @@ pub async fn revoke_my_token(
     Extension(client): Extension<ClientInfo>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, HttpError> {
-    let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have personal tokens"))?;
-    let id = super::admin::parse_id(&id)?;
-    let token = state.database.token_by_id(id).await?.filter(|token| token.user_id == Some(user.id));
-    let Some(token) = token else {
-        return Err(HttpError::new(ErrorCode::NotFound, format!("you have no token with id {id}")));
-    };
-    state.auth.revoke_token(id).await?;
-    let actor = client.actor(Some(&caller));
-    audit::record(
-        &state.database,
-        &actor,
-        "token.revoke",
-        &format!("personal:{}", token.name),
-        AuditOutcome::Success,
-        "",
-    )
-    .await;
+    revoke_token_as(&state, &caller, &client, parse_id(&id)?, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }

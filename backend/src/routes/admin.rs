@@ -61,7 +61,11 @@ pub fn token_info(row: &TokenRow) -> TokenInfo {
 
 /// `GET /api/v1/users`.
 pub async fn users(State(state): State<Arc<AppState>>) -> Result<Json<Vec<User>>, HttpError> {
-    Ok(Json(state.database.users().await?.iter().filter_map(user_info).collect()))
+    list_users(&state).await.map(Json)
+}
+
+pub async fn list_users(state: &AppState) -> Result<Vec<User>, HttpError> {
+    Ok(state.database.users().await?.iter().filter_map(user_info).collect())
 }
 
 /// `GET /api/v1/users/{id}`.
@@ -83,13 +87,22 @@ pub async fn create_user(
     body: Body,
 ) -> Result<(StatusCode, Json<User>), HttpError> {
     let request: NewUser = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "user")?;
-    let actor = client.actor(Some(&caller));
-    let result = create_user_row(&state, &request).await;
+    Ok((StatusCode::CREATED, Json(create_user_as(&state, &caller, &client, &request).await?)))
+}
+
+pub async fn create_user_as(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    request: &NewUser,
+) -> Result<User, HttpError> {
+    let actor = client.actor(Some(caller));
+    let result = create_user_row(state, request).await;
     let outcome = if result.is_ok() { AuditOutcome::Success } else { AuditOutcome::Failure };
     let detail = format!("role {}", request.role.as_str());
     audit::record(&state.database, &actor, "user.create", &request.username, outcome, &detail).await;
     let row = result?;
-    Ok((StatusCode::CREATED, Json(user_info(&row).ok_or_else(|| no_user(row.id))?)))
+    user_info(&row).ok_or_else(|| no_user(row.id))
 }
 
 async fn create_user_row(state: &AppState, request: &NewUser) -> Result<UserRow, HttpError> {
@@ -129,11 +142,21 @@ pub async fn update_user(
 ) -> Result<Json<User>, HttpError> {
     let id = parse_id(&id)?;
     let update: UserUpdate = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "user update")?;
-    let actor = client.actor(Some(&caller));
+    update_user_as(&state, &caller, &client, id, &update).await.map(Json)
+}
+
+pub async fn update_user_as(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    id: i64,
+    update: &UserUpdate,
+) -> Result<User, HttpError> {
+    let actor = client.actor(Some(caller));
     let Some(existing) = state.database.user_by_id(id).await? else {
         return Err(no_user(id));
     };
-    let result = apply_user_update(&state, &existing, &update).await;
+    let result = apply_user_update(state, &existing, update).await;
     let mut changes = Vec::new();
     if let Some(role) = update.role {
         changes.push(format!("role {}", role.as_str()));
@@ -151,7 +174,7 @@ pub async fn update_user(
     audit::record(&state.database, &actor, "user.update", &existing.username, outcome, &changes.join(", ")).await;
     let row = result?;
     state.auth.users_changed();
-    Ok(Json(user_info(&row).ok_or_else(|| no_user(id))?))
+    user_info(&row).ok_or_else(|| no_user(id))
 }
 
 async fn apply_user_update(state: &AppState, existing: &UserRow, update: &UserUpdate) -> Result<UserRow, HttpError> {
@@ -194,7 +217,12 @@ async fn apply_user_update(state: &AppState, existing: &UserRow, update: &UserUp
 
 /// `GET /api/v1/tokens`: every token, personal and service.
 pub async fn tokens(State(state): State<Arc<AppState>>) -> Result<Json<Vec<TokenInfo>>, HttpError> {
-    Ok(Json(state.database.tokens(None).await?.iter().map(token_info).collect()))
+    list_tokens(&state, None).await.map(Json)
+}
+
+/// Every token, or the personal tokens of one user.
+pub async fn list_tokens(state: &AppState, owner: Option<i64>) -> Result<Vec<TokenInfo>, HttpError> {
+    Ok(state.database.tokens(owner).await?.iter().map(token_info).collect())
 }
 
 /// `POST /api/v1/tokens`: a service token, shown once.
@@ -205,14 +233,30 @@ pub async fn create_service_token(
     body: Body,
 ) -> Result<(StatusCode, Json<CreatedToken>), HttpError> {
     let request: NewToken = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "token request")?;
-    let actor = client.actor(Some(&caller));
-    let created = state.auth.create_token(&request.name, request.scope, None, request.expires_in_days).await;
+    Ok((StatusCode::CREATED, Json(create_token_as(&state, &caller, &client, &request, false).await?)))
+}
+
+/// Creates a service token (administrators), or a personal token of the caller.
+pub async fn create_token_as(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    request: &NewToken,
+    personal: bool,
+) -> Result<CreatedToken, HttpError> {
+    let owner = if personal {
+        Some(caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have personal tokens"))?.id)
+    } else {
+        None
+    };
+    let actor = client.actor(Some(caller));
+    let created = state.auth.create_token(&request.name, request.scope, owner, request.expires_in_days).await;
     let outcome = if created.is_ok() { AuditOutcome::Success } else { AuditOutcome::Failure };
     let detail = request.scope.map(|scope| format!("scope {}", scope.as_str())).unwrap_or_default();
-    audit::record(&state.database, &actor, "token.create", &format!("service:{}", request.name), outcome, &detail)
-        .await;
+    let target = format!("{}:{}", if personal { "personal" } else { "service" }, request.name);
+    audit::record(&state.database, &actor, "token.create", &target, outcome, &detail).await;
     let (token, row) = created?;
-    Ok((StatusCode::CREATED, Json(CreatedToken { token, info: token_info(&row) })))
+    Ok(CreatedToken { token, info: token_info(&row) })
 }
 
 /// `DELETE /api/v1/tokens/{id}`.
@@ -222,23 +266,34 @@ pub async fn revoke_token(
     Extension(client): Extension<ClientInfo>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, HttpError> {
-    let id = parse_id(&id)?;
-    let Some(token) = state.database.token_by_id(id).await? else {
-        return Err(HttpError::new(ErrorCode::NotFound, format!("no token has id {id}")));
+    revoke_token_as(&state, &caller, &client, parse_id(&id)?, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes any token (administrators), or, with `own_only`, one of the caller's personal
+/// tokens.
+pub async fn revoke_token_as(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    id: i64,
+    own_only: bool,
+) -> Result<(), HttpError> {
+    let mut token = state.database.token_by_id(id).await?;
+    if own_only {
+        let user =
+            caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have personal tokens"))?;
+        token = token.filter(|token| token.user_id == Some(user.id));
+    }
+    let Some(token) = token else {
+        let whose = if own_only { "of yours " } else { "" };
+        return Err(HttpError::new(ErrorCode::NotFound, format!("no token {whose}has id {id}")));
     };
     state.auth.revoke_token(id).await?;
-    let kind = if token.user_id.is_some() { "personal" } else { "service" };
-    let actor = client.actor(Some(&caller));
-    audit::record(
-        &state.database,
-        &actor,
-        "token.revoke",
-        &format!("{kind}:{}", token.name),
-        AuditOutcome::Success,
-        "",
-    )
-    .await;
-    Ok(StatusCode::NO_CONTENT)
+    let target = format!("{}:{}", if token.user_id.is_some() { "personal" } else { "service" }, token.name);
+    audit::record(&state.database, &client.actor(Some(caller)), "token.revoke", &target, AuditOutcome::Success, "")
+        .await;
+    Ok(())
 }
 
 /// `GET /api/v1/audit`: newest first, filtered, with a cursor.

@@ -87,7 +87,13 @@ impl Browser {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let answer: Value = request.send().await.expect("webdriver request").json().await.expect("webdriver answer");
+        let answer: Value = request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("webdriver {path}: {error}"))
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("webdriver {path}: {error}"));
         if let Some(error) = answer["value"].get("error") {
             panic!("webdriver {path}: {error}: {}", answer["value"]["message"]);
         }
@@ -168,6 +174,22 @@ impl Browser {
             ],
         }]});
         self.call(reqwest::Method::POST, "/actions", Some(actions)).await;
+    }
+
+    /// Opens `url`: sent to the login page, signs in with the form, and lands on `url`.
+    pub async fn goto_signed_in(&self, url: &str, username: &str, password: &str) {
+        self.goto(url).await;
+        let field = self.wait_for(".login-form input[name='username']").await;
+        self.type_text(&field, username).await;
+        self.type_text(&self.wait_for(".login-form input[name='password']").await, password).await;
+        self.click(&self.wait_for(".login-form button[type='submit']").await).await;
+        let path =
+            url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|slash| &rest[slash..])).unwrap_or("/");
+        eventually(20, &format!("to land on {path} after signing in"), || async {
+            let current = self.current_url().await;
+            current.ends_with(path).then_some(())
+        })
+        .await;
     }
 
     /// A PNG of the page, for looking at what a failing test saw.

@@ -96,6 +96,12 @@ async fn the_root_answers_shippers_with_a_version_and_browsers_with_the_ui() {
     let info: serde_json::Value = response.json().await.unwrap();
     assert_eq!(info["version"]["number"], "8.11.0");
     assert_eq!(info["tagline"], "You Know, for Search");
+    // Browsers get the UI: its login page first, then the layout once signed in.
     let page = app.client.get(app.url("/")).header("accept", "text/html,application/xhtml+xml").send().await.unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/login?next=/");
+    let session = app.admin_session().await;
+    let page =
+        app.with_session(reqwest::Method::GET, "/", &session).header("accept", "text/html").send().await.unwrap();
     assert!(page.text().await.unwrap().contains("<nav class=\"sidebar\">"));
 }

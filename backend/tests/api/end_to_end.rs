@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_agent::config::{AgentConfig, BackendConfig, BatchConfig, FileSourceConfig, TailConfig, Token};
 
 use crate::browser::{Browser, ELEMENT};
-use crate::helpers::{eventually, site_root, spawn_app};
+use crate::helpers::{ADMIN, ADMIN_PASSWORD, eventually, site_root, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_appended_to_a_file_is_found_in_the_browser() {
@@ -56,7 +56,7 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     assert_eq!(app.search(&[("q", &format!("{marker}old"))]).await.total, 0, "a line older than the agent was shipped");
 
     let browser = Browser::start().await;
-    browser.goto(&app.url("/logs")).await;
+    browser.goto_signed_in(&app.url("/logs"), ADMIN, ADMIN_PASSWORD).await;
     // Interactive only once the wasm bundle has hydrated the page.
     browser.wait_for(".search-bar[data-hydrated='true']").await;
     // A marker on the window survives client-side navigation but not a full page load.
@@ -64,7 +64,7 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
 
     let query = browser.wait_for("input.query").await;
     browser.type_text(&query, &marker).await;
-    browser.click(&browser.wait_for("button[type='submit']").await).await;
+    browser.click(&browser.wait_for(".search-bar button[type='submit']").await).await;
 
     let hit = eventually(20, "the hit in the result list", || async {
         for element in browser.find_all(".record .message").await {
@@ -137,7 +137,7 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     let query = browser.wait_for("input.query").await;
     browser.execute("arguments[0].value = '';", vec![json!({ELEMENT: query.id()})]).await;
     browser.type_text(&query, "service:(").await;
-    browser.click(&browser.wait_for("button[type='submit']").await).await;
+    browser.click(&browser.wait_for(".search-bar button[type='submit']").await).await;
     let error = browser.text(&browser.wait_for("p.error").await).await;
     assert!(error.contains("syntax error at position"), "{error}");
     browser.quit().await;
@@ -161,7 +161,7 @@ async fn scrolling_down_loads_older_records() {
     assert_eq!(app.post_logs(&records).await.status(), 200);
 
     let browser = Browser::start().await;
-    browser.goto(&app.url("/logs?q=pagination&range=1h")).await;
+    browser.goto_signed_in(&app.url("/logs?q=pagination&range=1h"), ADMIN, ADMIN_PASSWORD).await;
     browser.wait_for(".search-bar[data-hydrated='true']").await;
     assert_eq!(browser.find_all(".records:not(.live) > .record").await.len(), 100);
     for expected in [200, 250] {
@@ -174,5 +174,57 @@ async fn scrolling_down_loads_older_records() {
     let last = browser.find_all(".records:not(.live) > .record .message").await.pop().unwrap();
     assert_eq!(browser.text(&last).await, "pagination line 249");
     assert!(browser.find_all("button.more").await.is_empty(), "no more pages after the last");
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_and_out_in_the_browser() {
+    let app = spawn_app().await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/")).await;
+    browser.wait_for(".login-form").await;
+    assert!(browser.current_url().await.contains("/login?next=/"), "{}", browser.current_url().await);
+
+    // A wrong password is named on the login page.
+    browser.type_text(&browser.wait_for("input[name='username']").await, ADMIN).await;
+    browser.type_text(&browser.wait_for("input[name='password']").await, "not the password").await;
+    browser.click(&browser.wait_for("button[type='submit']").await).await;
+    let error = browser.text(&browser.wait_for(".login-error").await).await;
+    assert_eq!(error, "invalid user name or password");
+
+    browser.goto_signed_in(&app.url("/"), ADMIN, ADMIN_PASSWORD).await;
+    let user = eventually(20, "the signed-in user in the navigation", || async {
+        let element = browser.find_all(".current-user").await.into_iter().next()?;
+        Some(browser.text(&element).await)
+    })
+    .await;
+    assert_eq!(user, ADMIN);
+    assert_eq!(browser.text(&browser.wait_for("main h1").await).await, "Overview");
+
+    // The settings page lists the users and the audit log holds the sign-ins.
+    browser.goto(&app.url("/settings")).await;
+    let listed = eventually(20, "the users table", || async {
+        let element = browser.find_all(".users td.user-name").await.into_iter().next()?;
+        Some(browser.text(&element).await)
+    })
+    .await;
+    assert_eq!(listed, ADMIN);
+    let actions = eventually(20, "the audit log", || async {
+        let mut actions = Vec::new();
+        for element in browser.find_all(".audit-event .audit-action").await {
+            actions.push(browser.text(&element).await);
+        }
+        (actions.len() >= 2).then_some(actions)
+    })
+    .await;
+    assert!(actions.iter().filter(|action| *action == "login").count() >= 2, "{actions:?}");
+
+    browser.click(&browser.wait_for(".sign-out").await).await;
+    browser.wait_for(".login-form").await;
+    assert!(browser.current_url().await.ends_with("/login"));
+    // Signed out: pages send the browser back to the login page.
+    browser.goto(&app.url("/logs")).await;
+    browser.wait_for(".login-form").await;
+    assert!(browser.current_url().await.contains("/login?next=/logs"));
     browser.quit().await;
 }

@@ -83,7 +83,8 @@ async fn start(config: Config, data_dir: PathBuf, temp: Option<TempDir>) -> Test
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        client: reqwest::Client::new(),
+        // Redirects are part of what is tested (pages send anonymous browsers to sign in).
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         state,
         ingest_token,
         read_token,
@@ -108,6 +109,20 @@ pub const ADMIN_PASSWORD: &str = Config::TEST_ADMIN_PASSWORD;
 pub struct TestSession {
     pub cookie: String,
     pub info: SessionInfo,
+}
+
+/// A request to `base` + `path` carrying the session's cookie and CSRF token.
+pub fn session_request(
+    client: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    session: &TestSession,
+) -> reqwest::RequestBuilder {
+    client
+        .request(method, format!("{base}{path}"))
+        .header("cookie", format!("vigil_session={}", session.cookie))
+        .header("x-csrf-token", &session.info.csrf_token)
 }
 
 /// The value of the `vigil_session` cookie a response sets.
@@ -197,10 +212,7 @@ impl TestApp {
 
     /// A request carrying the session's cookie and CSRF token.
     pub fn with_session(&self, method: reqwest::Method, path: &str, session: &TestSession) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .header("cookie", format!("vigil_session={}", session.cookie))
-            .header("x-csrf-token", &session.info.csrf_token)
+        session_request(&self.client, &self.address, method, path, session)
     }
 
     /// Creates a user with `role` through the API (as the administrator) and signs them in.

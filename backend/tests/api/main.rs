@@ -6,6 +6,7 @@ mod helpers;
 mod postgres;
 mod prometheus;
 
+mod access;
 mod auth;
 mod elasticsearch;
 mod end_to_end;
@@ -15,5 +16,7 @@ mod loki;
 mod otlp;
 mod restart;
 mod search;
+mod secrets;
+mod sessions;
 mod store;
 mod tail;

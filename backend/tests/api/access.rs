@@ -1,0 +1,189 @@
+//! The role matrix: every route of the router — API, pages, server functions, static files —
+//! for anonymous callers, each role's session, a personal token and each token scope. The
+//! routes come from the router's own access table, so a route added later is walked too.
+
+use reqwest::Method;
+use vigil_backend::auth::Access;
+use vigil_backend::startup::router_with_policy;
+use vigil_proto::auth::{Role, Scope};
+use vigil_proto::paths;
+
+use crate::helpers::{TestApp, TestSession, service_token, spawn_app};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    ViewerSession,
+    DeployerSession,
+    AdminSession,
+    ViewerPersonalToken,
+    IngestToken,
+    ReadToken,
+    DeployToken,
+    AdminToken,
+}
+
+const EVERYONE: [Who; 9] = [
+    Who::Anonymous,
+    Who::ViewerSession,
+    Who::DeployerSession,
+    Who::AdminSession,
+    Who::ViewerPersonalToken,
+    Who::IngestToken,
+    Who::ReadToken,
+    Who::DeployToken,
+    Who::AdminToken,
+];
+
+/// The specification, written out rather than derived from the code under test.
+fn may(access: Access, who: Who) -> bool {
+    use Who::*;
+    match access {
+        Access::Public => true,
+        Access::Ingest => matches!(who, AdminSession | IngestToken | AdminToken),
+        Access::Read => !matches!(who, Anonymous | IngestToken),
+        Access::Deploy => matches!(who, DeployerSession | AdminSession | DeployToken | AdminToken),
+        Access::Admin => matches!(who, AdminSession | AdminToken),
+        Access::Account | Access::Page => matches!(who, ViewerSession | DeployerSession | AdminSession),
+    }
+}
+
+/// A concrete path for a route pattern: ids that exist nowhere, so that allowed calls change
+/// nothing.
+fn concrete(pattern: &str) -> String {
+    pattern.replace("{id}", "999999").replace("{index}", "matrix").replace("{*file}", "vigil.css")
+}
+
+struct Identities {
+    sessions: Vec<(Who, i64)>,
+    tokens: Vec<(Who, String)>,
+}
+
+impl Identities {
+    async fn create(app: &TestApp) -> Self {
+        let mut sessions = Vec::new();
+        let mut viewer_id = 0;
+        for (who, name, role) in [
+            (Who::ViewerSession, "vera", Role::Viewer),
+            (Who::DeployerSession, "dora", Role::Deployer),
+            (Who::AdminSession, "ada", Role::Admin),
+        ] {
+            let session = app.user_session(name, role).await;
+            let user = app.state.database.user_by_username(name).await.unwrap().unwrap();
+            if role == Role::Viewer {
+                viewer_id = user.id;
+            }
+            assert_eq!(session.info.role, role);
+            sessions.push((who, user.id));
+        }
+        let personal = app.state.auth.create_token("laptop", None, Some(viewer_id), None).await.unwrap().0;
+        let mut tokens = vec![(Who::ViewerPersonalToken, personal)];
+        for (who, scope) in [
+            (Who::IngestToken, Scope::Ingest),
+            (Who::ReadToken, Scope::Read),
+            (Who::DeployToken, Scope::Deploy),
+            (Who::AdminToken, Scope::Admin),
+        ] {
+            tokens.push((who, service_token(&app.state, &format!("matrix-{}", scope.as_str()), scope).await));
+        }
+        Self { sessions, tokens }
+    }
+
+    /// A fresh session for each request, so that a sign-out in one call does not end the next.
+    async fn session(&self, app: &TestApp, who: Who) -> Option<TestSession> {
+        let (_, user_id) = self.sessions.iter().find(|(candidate, _)| *candidate == who)?;
+        let user = app.state.database.user_by_id(*user_id).await.unwrap().unwrap();
+        let client = vigil_backend::auth::ClientInfo { ip: None, user_agent: "matrix".to_owned() };
+        let opened = app.state.auth.open_session(&user, &client).await.ok()?;
+        Some(TestSession { cookie: opened.value, info: opened.caller.session_info().unwrap() })
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_exactly_the_callers_its_access_allows() {
+    let app = spawn_app().await;
+    let (_, policy) = router_with_policy(app.state.clone());
+    let routes = policy.routes();
+    if std::env::var_os("VIGIL_PRINT_ROUTES").is_some() {
+        for route in &routes {
+            eprintln!("{} {} {:?}", route.method, route.path, route.access);
+        }
+    }
+
+    // The table holds the routes of every kind, and the sensitive ones with the right access.
+    let access_of = |method: Method, path: &str| {
+        routes.iter().find(|route| route.method == method && route.path == path).map(|route| route.access)
+    };
+    assert_eq!(access_of(Method::POST, paths::LOGS), Some(Access::Ingest));
+    assert_eq!(access_of(Method::GET, paths::LOGS_SEARCH), Some(Access::Read));
+    assert_eq!(access_of(Method::POST, paths::USERS), Some(Access::Admin));
+    assert_eq!(access_of(Method::POST, paths::TOKENS), Some(Access::Admin));
+    assert_eq!(access_of(Method::GET, paths::AUDIT), Some(Access::Admin));
+    assert_eq!(access_of(Method::PUT, paths::INTEGRATION), Some(Access::Admin));
+    assert_eq!(access_of(Method::POST, paths::AUTH_PASSWORD), Some(Access::Account));
+    assert_eq!(access_of(Method::GET, "/settings"), Some(Access::Page));
+    assert_eq!(access_of(Method::GET, paths::LOGIN_PAGE), Some(Access::Public));
+    assert_eq!(access_of(Method::POST, "/ui/fn/admin/users"), Some(Access::Admin));
+    assert_eq!(access_of(Method::POST, "/ui/fn/read/search_logs"), Some(Access::Read));
+    assert_eq!(access_of(Method::POST, "/ui/fn/account/change_password"), Some(Access::Account));
+    assert!(routes.iter().any(|route| route.path.starts_with("/pkg/")));
+    let public: Vec<_> =
+        routes.iter().filter(|route| route.access == Access::Public).map(|route| route.path.as_str()).collect();
+    assert_eq!(
+        public,
+        [
+            paths::AUTH_LOGIN,
+            paths::AUTH_LOGOUT,
+            paths::HEALTHZ,
+            paths::LOGIN_PAGE,
+            paths::METRICS,
+            "/pkg/{*file}",
+            paths::READYZ
+        ],
+        "only health, metrics, sign-in and static files are public"
+    );
+
+    let identities = Identities::create(&app).await;
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for route in &routes {
+        let path = concrete(&route.path);
+        for who in EVERYONE {
+            let mut request = app
+                .client
+                .request(route.method.clone(), app.url(&path))
+                .header("accept", "text/html")
+                .header("content-type", "application/json");
+            if let Some(session) = identities.session(&app, who).await {
+                request = request
+                    .header("cookie", format!("vigil_session={}", session.cookie))
+                    .header("x-csrf-token", session.info.csrf_token);
+            }
+            if let Some((_, token)) = identities.tokens.iter().find(|(candidate, _)| *candidate == who) {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let location = response.headers().get("location").and_then(|value| value.to_str().ok()).unwrap_or("");
+            let sent_to_login = status == 303 && location.starts_with("/login?next=");
+            let denied = status == 401 || status == 403 || sent_to_login;
+            let body = response.text().await.unwrap_or_default();
+            assert!(!body.contains("no route for"), "{} {path} is in the access table but not routed", route.method);
+            let expected = may(route.access, who);
+            if denied == expected {
+                failures.push(format!(
+                    "{} {path} ({:?}) for {who:?}: expected {}, got {status}",
+                    route.method,
+                    route.access,
+                    if expected { "allowed" } else { "denied" }
+                ));
+            }
+            if who == Who::Anonymous && route.access == Access::Page {
+                assert!(sent_to_login, "{path}: anonymous browsers are sent to the login page, got {status}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} checks failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked >= routes.len() * EVERYONE.len());
+}
