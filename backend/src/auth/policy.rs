@@ -115,9 +115,15 @@ pub struct ApiRouter<S> {
     policy: Policy,
 }
 
+impl<S: Clone + Send + Sync + 'static> Default for ApiRouter<S> {
+    fn default() -> Self {
+        Self { router: Router::new(), policy: Policy::default() }
+    }
+}
+
 impl<S: Clone + Send + Sync + 'static> ApiRouter<S> {
     pub fn new() -> Self {
-        Self { router: Router::new(), policy: Policy::default() }
+        Self::default()
     }
 
     pub fn route<H, T>(mut self, method: Method, path: &str, access: Access, handler: H) -> Self
