@@ -53,6 +53,10 @@ pub struct BackendConfig {
     pub token: Token,
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// PEM file of the certificate authority that signed the backend's certificate, when it is
+    /// not one the system trusts. The backend's certificate is always verified.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_timeout_seconds() -> u64 {

@@ -34,13 +34,28 @@ enum Delivery {
     Rejected(String),
 }
 
+/// The client the agent talks to the backend with: it verifies the backend's certificate
+/// against the system's roots and, when configured, `backend.ca_file`.
+pub fn http_client(backend: &BackendConfig) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(backend.timeout_seconds))
+        .user_agent(concat!("vigil-agent/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca_file) = &backend.ca_file {
+        let pem =
+            std::fs::read(ca_file).with_context(|| format!("cannot read backend.ca_file {}", ca_file.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("backend.ca_file {} is not PEM certificates", ca_file.display()))?;
+        if certificates.is_empty() {
+            anyhow::bail!("backend.ca_file {} holds no certificate", ca_file.display());
+        }
+        builder = builder.tls_certs_merge(certificates);
+    }
+    builder.build().context("cannot build the HTTP client")
+}
+
 impl HttpSink {
     pub fn new(backend: &BackendConfig, batch: BatchConfig) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(backend.timeout_seconds))
-            .user_agent(concat!("vigil-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot build the HTTP client")?;
+        let client = http_client(backend)?;
         let endpoint = format!("{}{}", backend.url.trim_end_matches('/'), paths::LOGS);
         Ok(Self { client, endpoint, token: backend.token.clone(), batch })
     }

@@ -56,12 +56,27 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen: String,
     pub shutdown_grace_seconds: u64,
+    /// PEM certificate chain; with `tls_key_file`, Vigil serves HTTPS (reloaded on SIGHUP).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".to_owned(), shutdown_grace_seconds: 10 }
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            shutdown_grace_seconds: 10,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
     }
+}
+
+/// The certificate and key Vigil serves HTTPS with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +235,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// HTTPS when set, HTTP otherwise.
+    pub tls: Option<TlsFiles>,
     pub shutdown_grace: std::time::Duration,
     pub data_dir: PathBuf,
     pub database_url: Secret,
@@ -289,6 +306,15 @@ impl RawConfig {
                     "server.listen {:?} is not an address such as 127.0.0.1:8080",
                     self.server.listen
                 ));
+            }
+        };
+        let tls = match (self.server.tls_cert_file, self.server.tls_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(TlsFiles { cert_file, key_file }),
+            (None, None) => None,
+            _ => {
+                return invalid(
+                    "server.tls_cert_file and server.tls_key_file go together: set both or neither".to_owned(),
+                );
             }
         };
         let database_url = match self.storage.database_url {
@@ -372,6 +398,7 @@ impl RawConfig {
         }
         Ok(Config {
             listen,
+            tls,
             shutdown_grace: std::time::Duration::from_secs(self.server.shutdown_grace_seconds),
             data_dir: self.storage.data_dir,
             database_url,

@@ -17,7 +17,9 @@ use vigil_frontend::services::Services;
 use vigil_proto::paths;
 
 use crate::auth::{Access, ApiRouter, Auth, Policy, authorize, server_function_access};
-use crate::config::Config;
+use axum_server::tls_rustls::RustlsConfig;
+
+use crate::config::{Config, TlsFiles};
 use crate::logs::{LogStore, TantivyLogStore};
 use crate::routes;
 use crate::secrets::SecretBox;
@@ -40,6 +42,8 @@ pub struct AppState {
 
 pub struct Application {
     listener: TcpListener,
+    /// The certificate being served, when HTTPS.
+    tls: Option<RustlsConfig>,
     state: Arc<AppState>,
     shutdown: CancellationToken,
 }
@@ -56,6 +60,8 @@ pub enum BuildError {
     Secrets(#[from] crate::secrets::SecretsError),
     #[error("cannot create the first administrator")]
     InitialAdmin(#[from] crate::auth::InitialAdminError),
+    #[error("cannot load the TLS certificate {0} or its key")]
+    Tls(String, #[source] std::io::Error),
     #[error("cannot listen on {0}")]
     Bind(SocketAddr, #[source] std::io::Error),
 }
@@ -70,7 +76,15 @@ impl Application {
             crate::config::SecretsKey::Inline(key) => SecretBox::from_base64(key.expose())?,
             crate::config::SecretsKey::File(path) => SecretBox::from_key_file(path)?,
         };
-        let auth = Auth::new(database.clone(), config.auth.clone(), false);
+        let tls = match &config.tls {
+            Some(files) => Some(
+                RustlsConfig::from_pem_file(&files.cert_file, &files.key_file)
+                    .await
+                    .map_err(|error| BuildError::Tls(files.cert_file.display().to_string(), error))?,
+            ),
+            None => None,
+        };
+        let auth = Auth::new(database.clone(), config.auth.clone(), tls.is_some());
         if let Some(password) = auth.ensure_initial_admin().await? {
             // Printed once, on standard error and not through tracing, so that it reaches the
             // operator and no log collector.
@@ -99,7 +113,7 @@ impl Application {
             metrics,
             shutdown: shutdown.clone(),
         });
-        Ok(Self { listener, state, shutdown })
+        Ok(Self { listener, tls, state, shutdown })
     }
 
     pub fn port(&self) -> u16 {
@@ -132,24 +146,63 @@ impl Application {
         });
         tokio::spawn(apply_retention_periodically(state.clone()));
         let address = self.listener.local_addr()?;
-        let app = router(state.clone());
-        tracing::info!(address = %address, "vigil listening");
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown({
-            let shutdown = shutdown.clone();
-            async move { shutdown.cancelled().await }
-        });
-        let served = tokio::select! {
-            result = server => result,
-            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_seconds = grace.as_secs(), "requests still running after the grace period, stopping anyway");
-                Ok(())
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let served = match (self.tls, &state.config.tls) {
+            (Some(tls), Some(files)) => {
+                tracing::info!(address = %address, "vigil listening (https)");
+                tokio::spawn(reload_certificate_on_hangup(tls.clone(), files.clone(), shutdown.clone()));
+                let handle = axum_server::Handle::new();
+                tokio::spawn({
+                    let (handle, shutdown) = (handle.clone(), shutdown.clone());
+                    async move {
+                        shutdown.cancelled().await;
+                        handle.graceful_shutdown(Some(grace));
+                    }
+                });
+                axum_server::from_tcp_rustls(self.listener.into_std()?, tls)?.handle(handle).serve(app).await
+            }
+            _ => {
+                tracing::info!(address = %address, "vigil listening (http)");
+                let server = axum::serve(self.listener, app).with_graceful_shutdown({
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.cancelled().await }
+                });
+                tokio::select! {
+                    result = server => result,
+                    () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                        tracing::warn!(grace_seconds = grace.as_secs(), "requests still running after the grace period, stopping anyway");
+                        Ok(())
+                    }
+                }
             }
         };
         state.log_store.close().await;
         state.database.close().await;
         tracing::info!("vigil stopped");
         served
+    }
+}
+
+/// Reloads the certificate and key from their files on every SIGHUP; a pair that does not load
+/// is logged and the one being served stays.
+async fn reload_certificate_on_hangup(tls: RustlsConfig, files: TlsFiles, shutdown: CancellationToken) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the certificate will not be reloaded");
+        return;
+    };
+    loop {
+        tokio::select! {
+            received = hangups.recv() => if received.is_none() { return },
+            () = shutdown.cancelled() => return,
+        }
+        match tls.reload_from_pem_file(&files.cert_file, &files.key_file).await {
+            Ok(()) => tracing::info!(cert = %files.cert_file.display(), "tls certificate reloaded"),
+            Err(error) => tracing::error!(
+                cert = %files.cert_file.display(),
+                error = %error,
+                "cannot reload the tls certificate, still serving the previous one"
+            ),
+        }
     }
 }
 

@@ -23,6 +23,7 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
             url: app.address.clone(),
             token: Token::new(app.ingest_token.clone()),
             timeout_seconds: 5,
+            ca_file: None,
         },
         host: Some("web-7".to_owned()),
         sources: vec![FileSourceConfig {

@@ -20,3 +20,4 @@ mod secrets;
 mod sessions;
 mod store;
 mod tail;
+mod tls;
