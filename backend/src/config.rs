@@ -159,6 +159,8 @@ pub struct AuthConfig {
     pub login_max_failures: u32,
     pub login_lockout_seconds: u64,
     pub min_password_length: usize,
+    /// Single sign-on with OpenID Connect (section `[auth.oidc]`); off when absent.
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -172,6 +174,7 @@ impl Default for AuthConfig {
             login_max_failures: 5,
             login_lockout_seconds: 900,
             min_password_length: 12,
+            oidc: None,
         }
     }
 }
@@ -387,6 +390,9 @@ impl RawConfig {
                 "auth.initial_admin_password must be at least auth.min_password_length ({}) characters",
                 auth.min_password_length
             ));
+        }
+        if let Some(oidc) = &auth.oidc {
+            oidc.validate().map_err(ConfigError::Invalid)?;
         }
         let secrets_key = match (self.secrets.key, self.secrets.key_file) {
             (Some(key), _) => SecretsKey::Inline(key),

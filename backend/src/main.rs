@@ -98,7 +98,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::CheckConfig => println!("{config:#?}"),
         Command::Token { command } => {
             let database = open_database(&config).await?;
-            let auth = Auth::new(database.clone(), config.auth.clone(), false);
+            let auth = Auth::new(database.clone(), config.auth.clone(), false)?;
             match command {
                 TokenCommand::Create { name, scope, expires_in_days } => {
                     let (token, _) = auth
@@ -141,7 +141,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::User { command } => {
             let database = open_database(&config).await?;
-            let auth = Auth::new(database.clone(), config.auth.clone(), false);
+            let auth = Auth::new(database.clone(), config.auth.clone(), false)?;
             match command {
                 UserCommand::SetPassword { username } => {
                     let user = database

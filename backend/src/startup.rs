@@ -60,6 +60,8 @@ pub enum BuildError {
     Secrets(#[from] crate::secrets::SecretsError),
     #[error("cannot create the first administrator")]
     InitialAdmin(#[from] crate::auth::InitialAdminError),
+    #[error("cannot set up single sign-on")]
+    Oidc(#[from] crate::auth::oidc::OidcError),
     #[error("cannot load the TLS certificate {0} or its key")]
     Tls(String, #[source] std::io::Error),
     #[error("cannot listen on {0}")]
@@ -84,7 +86,7 @@ impl Application {
             ),
             None => None,
         };
-        let auth = Auth::new(database.clone(), config.auth.clone(), tls.is_some());
+        let auth = Auth::new(database.clone(), config.auth.clone(), tls.is_some())?;
         if let Some(password) = auth.ensure_initial_admin().await? {
             // Printed once, on standard error and not through tracing, so that it reaches the
             // operator and no log collector.
@@ -232,7 +234,7 @@ async fn apply_retention_periodically(state: Arc<AppState>) {
 
 /// The API's routes, each with its access.
 fn api_routes() -> ApiRouter<Arc<AppState>> {
-    use routes::{account, admin, elasticsearch, health, integrations, logs, loki, otlp};
+    use routes::{account, admin, elasticsearch, health, integrations, logs, loki, otlp, sso};
     ApiRouter::new()
         .get(paths::HEALTHZ, Access::Public, health::healthz)
         .get(paths::READYZ, Access::Public, health::readyz)
@@ -253,6 +255,8 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         // sign-in and the user's own account
         .post(paths::AUTH_LOGIN, Access::Public, account::login)
         .post(paths::AUTH_LOGOUT, Access::Public, account::logout)
+        .get(paths::AUTH_OIDC_LOGIN, Access::Public, sso::begin)
+        .get(paths::AUTH_OIDC_CALLBACK, Access::Public, sso::callback)
         .get(paths::AUTH_SESSION, Access::Account, account::session)
         .post(paths::AUTH_PASSWORD, Access::Account, account::change_password)
         .get(paths::AUTH_TOKENS, Access::Account, account::my_tokens)

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use http::request::Parts;
 use vigil_frontend::services::UiServices;
 use vigil_proto::auth::{
-    AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, TokenInfo, User, UserUpdate,
+    AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
+    UserUpdate,
 };
 use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery, Timestamp,
@@ -117,5 +118,17 @@ impl UiServices for BackendServices {
 
     async fn audit(&self, _request: &Parts, query: AuditQuery) -> Result<AuditPage, ApiError> {
         admin::audit_page(&self.state, &query).await.map_err(api)
+    }
+
+    async fn sso_status(&self, detailed: bool) -> Result<SsoStatus, ApiError> {
+        let Some(oidc) = self.state.auth.oidc() else {
+            return Ok(SsoStatus { enabled: false, label: String::new(), issuer: None, problem: None });
+        };
+        let mut status = SsoStatus { enabled: true, label: oidc.config().label.clone(), issuer: None, problem: None };
+        if detailed {
+            status.issuer = Some(oidc.config().issuer_url.clone());
+            status.problem = oidc.check().await.err().map(|error| error.to_string());
+        }
+        Ok(status)
     }
 }

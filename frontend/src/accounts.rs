@@ -3,7 +3,7 @@
 //! backend's authorization reads it.
 
 use leptos::prelude::*;
-use vigil_proto::auth::{AuditPage, CreatedToken, SessionInfo, TokenInfo, User};
+use vigil_proto::auth::{AuditPage, CreatedToken, SessionInfo, SsoStatus, TokenInfo, User};
 
 #[cfg(feature = "ssr")]
 fn api_error(error: vigil_proto::ApiError) -> ServerFnError {
@@ -126,4 +126,16 @@ pub async fn audit_log(actor: String, action: String, before: Option<i64>) -> Re
         ..Default::default()
     };
     crate::services::services()?.audit(&request, query).await.map_err(api_error)
+}
+
+/// Whether the login page offers single sign-on.
+#[server(prefix = "/ui/fn/public", endpoint = "sso")]
+pub async fn sso_button() -> Result<SsoStatus, ServerFnError> {
+    crate::services::services()?.sso_status(false).await.map_err(api_error)
+}
+
+/// Single sign-on's configuration and whether the provider answers.
+#[server(prefix = "/ui/fn/admin", endpoint = "sso")]
+pub async fn sso_settings() -> Result<SsoStatus, ServerFnError> {
+    crate::services::services()?.sso_status(true).await.map_err(api_error)
 }

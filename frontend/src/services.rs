@@ -10,7 +10,8 @@ use std::sync::Arc;
 use http::request::Parts;
 use leptos::prelude::*;
 use vigil_proto::auth::{
-    AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, TokenInfo, User, UserUpdate,
+    AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
+    UserUpdate,
 };
 use vigil_proto::{ApiError, ContextQuery, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery};
 
@@ -32,6 +33,8 @@ pub trait UiServices: Send + Sync + 'static {
     async fn create_token(&self, request: &Parts, token: NewToken, personal: bool) -> Result<CreatedToken, ApiError>;
     async fn revoke_token(&self, request: &Parts, id: i64, personal: bool) -> Result<(), ApiError>;
     async fn audit(&self, request: &Parts, query: AuditQuery) -> Result<AuditPage, ApiError>;
+    /// Whether single sign-on is on; `detailed` (administrators) adds the issuer and checks it.
+    async fn sso_status(&self, detailed: bool) -> Result<SsoStatus, ApiError>;
 }
 
 /// The context value: a cloneable handle on the backend's services.

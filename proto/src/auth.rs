@@ -301,3 +301,16 @@ pub struct IntegrationWrite {
     #[serde(default)]
     pub secrets: BTreeMap<String, Option<String>>,
 }
+
+/// Whether single sign-on is on, for the login and settings pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoStatus {
+    pub enabled: bool,
+    /// The sign-in button's text.
+    pub label: String,
+    /// For administrators: the issuer, and whether its discovery document answers.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub problem: Option<String>,
+}

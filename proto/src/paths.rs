@@ -25,6 +25,9 @@ pub const LOKI_PUSH: &str = "/loki/api/v1/push";
 pub const AUTH_LOGIN: &str = "/api/v1/auth/login";
 pub const AUTH_LOGOUT: &str = "/api/v1/auth/logout";
 pub const AUTH_SESSION: &str = "/api/v1/auth/session";
+/// Single sign-on: starts the flow (redirect to the provider), and the provider's callback.
+pub const AUTH_OIDC_LOGIN: &str = "/api/v1/auth/oidc/login";
+pub const AUTH_OIDC_CALLBACK: &str = "/api/v1/auth/oidc/callback";
 /// The signed-in user's password.
 pub const AUTH_PASSWORD: &str = "/api/v1/auth/password";
 /// The signed-in user's personal tokens.

@@ -6,6 +6,7 @@
 //! router. [`Auth`] holds the sign-in logic: passwords, sessions, tokens, the rate limiter.
 
 mod limiter;
+pub mod oidc;
 pub mod password;
 mod policy;
 mod tokens;
@@ -167,6 +168,24 @@ impl From<LoginError> for HttpError {
 }
 
 #[derive(Debug, thiserror::Error)]
+pub enum SsoUserError {
+    #[error("single sign-on is not configured")]
+    NotConfigured,
+    #[error("none of your groups gives a role in Vigil")]
+    NoRole,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("there is no Vigil user for this account; ask an administrator")]
+    NotProvisioned,
+    #[error("the user name {0:?} from the identity provider is not a valid Vigil user name")]
+    BadUsername(String),
+    #[error("a local user named {0:?} exists already; an administrator must rename one of them")]
+    NameTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum InitialAdminError {
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -189,18 +208,62 @@ pub struct Auth {
     secure_cookies: bool,
     limiter: LoginLimiter,
     verified: tokens::VerifiedTokens<Caller>,
+    oidc: Option<oidc::Oidc>,
 }
 
 impl Auth {
-    pub fn new(database: Database, config: AuthConfig, serves_tls: bool) -> Self {
+    pub fn new(database: Database, config: AuthConfig, serves_tls: bool) -> Result<Self, oidc::OidcError> {
         let limiter = LoginLimiter::new(config.login_max_failures, Duration::from_secs(config.login_lockout_seconds));
-        Self {
+        let oidc = config.oidc.clone().map(oidc::Oidc::new).transpose()?;
+        Ok(Self {
             database,
             secure_cookies: config.secure_cookies || serves_tls,
             config,
             limiter,
             verified: tokens::VerifiedTokens::new(),
-        }
+            oidc,
+        })
+    }
+
+    /// Single sign-on, when configured.
+    pub fn oidc(&self) -> Option<&oidc::Oidc> {
+        self.oidc.as_ref()
+    }
+
+    /// The user an identity from the provider signs in as: found by issuer and subject, or
+    /// created (when allowed); their role follows their groups at every sign-in.
+    pub async fn sso_user(&self, identity: &oidc::Identity) -> Result<UserRow, SsoUserError> {
+        let config = self.oidc.as_ref().map(oidc::Oidc::config).ok_or(SsoUserError::NotConfigured)?;
+        let role = config.role_for(&identity.groups).ok_or(SsoUserError::NoRole)?;
+        let existing = self.database.user_by_sso(&identity.issuer, &identity.subject).await?;
+        let user = match existing {
+            Some(user) if user.disabled => return Err(SsoUserError::Disabled),
+            Some(user) if user.role == role.as_str() => user,
+            Some(user) => {
+                let updated = self.database.update_user(user.id, None, Some(role.as_str()), None).await?;
+                self.users_changed();
+                updated.ok_or(SsoUserError::NotConfigured)?
+            }
+            None if !config.auto_create_users => return Err(SsoUserError::NotProvisioned),
+            None => {
+                if validate_username(&identity.username).is_err() {
+                    return Err(SsoUserError::BadUsername(identity.username.clone()));
+                }
+                if self.database.user_by_username(&identity.username).await?.is_some() {
+                    return Err(SsoUserError::NameTaken(identity.username.clone()));
+                }
+                self.database
+                    .insert_user(NewUserRow {
+                        username: &identity.username,
+                        display_name: &identity.display_name,
+                        password_hash: None,
+                        role: role.as_str(),
+                        sso: Some((&identity.issuer, &identity.subject)),
+                    })
+                    .await?
+            }
+        };
+        Ok(user)
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -424,6 +487,10 @@ impl Auth {
         let hash = password::hash(new_password.to_owned()).await.map_err(|error| HttpError::internal(&error))?;
         let changed = self.database.set_password(user_id, &hash).await?;
         Ok(changed)
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.secure_cookies
     }
 
     pub fn session_cookie(&self, value: &str) -> HeaderValue {

@@ -163,11 +163,12 @@ impl<S: Clone + Send + Sync + 'static> ApiRouter<S> {
 }
 
 /// The access of a UI server function, from the segment after the prefix:
-/// `/ui/fn/<read|deploy|admin|account>/<name>`. Any other shape is refused to everyone.
+/// `/ui/fn/<public|read|deploy|admin|account>/<name>`. Any other shape is refused to everyone.
 pub fn server_function_access(path: &str) -> Option<Access> {
     let rest = path.strip_prefix(vigil_proto::paths::UI_FUNCTIONS)?.strip_prefix('/')?;
     let (segment, _) = rest.split_once('/')?;
     match segment {
+        "public" => Some(Access::Public),
         "read" => Some(Access::Read),
         "deploy" => Some(Access::Deploy),
         "admin" => Some(Access::Admin),

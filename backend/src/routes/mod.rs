@@ -9,6 +9,7 @@ pub mod integrations;
 pub mod logs;
 pub mod loki;
 pub mod otlp;
+pub mod sso;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderName, Method, Uri};

@@ -3,6 +3,7 @@
 
 mod browser;
 mod helpers;
+mod oidc_provider;
 mod postgres;
 mod prometheus;
 
@@ -18,6 +19,7 @@ mod restart;
 mod search;
 mod secrets;
 mod sessions;
+mod sso;
 mod store;
 mod tail;
 mod tls;

@@ -9,7 +9,7 @@ use vigil_proto::paths;
 
 use crate::accounts::{
     AuditLog, ChangePassword, CreateMyToken, CreateServiceToken, CreateUser, RevokeMyToken, RevokeToken, UpdateUser,
-    audit_log, list_tokens, list_users, my_tokens,
+    audit_log, list_tokens, list_users, my_tokens, sso_button, sso_settings,
 };
 
 /// The sign-in form. A plain HTML form: it works before (and without) the wasm bundle.
@@ -18,6 +18,13 @@ pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let error = move || query.read().get("error");
     let next = move || query.read().get("next").unwrap_or_else(|| "/".to_owned());
+    let sso = Resource::new(|| (), |_| sso_button());
+    let sso_link = move || {
+        sso.get().and_then(Result::ok).filter(|status| status.enabled).map(|status| {
+            let href = format!("{}?next={}", paths::AUTH_OIDC_LOGIN, encode_component(&next()));
+            view! { <a class="sso-button" href=href>{status.label}</a> }
+        })
+    };
     view! {
         <Title text="Sign in · Vigil"/>
         <div class="login">
@@ -30,9 +37,20 @@ pub fn LoginPage() -> impl IntoView {
                 </label>
                 <input type="hidden" name="next" value=next/>
                 <button type="submit">"Sign in"</button>
+                <Suspense fallback=|| ()>{sso_link}</Suspense>
             </form>
         </div>
     }
+}
+
+/// Percent-encodes a query parameter's value.
+fn encode_component(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 fn when(at: Option<vigil_proto::Timestamp>) -> String {
@@ -183,11 +201,52 @@ pub fn SettingsPage() -> impl IntoView {
         <h1>"Settings"</h1>
         <UsersSection/>
         <TokensSection/>
+        <SsoSection/>
+        <AuditSection/>
+    }
+}
+
+#[component]
+fn SsoSection() -> impl IntoView {
+    let status = Resource::new(|| (), |_| sso_settings());
+    view! {
         <section class="panel">
             <h2>"Single sign-on"</h2>
-            <p class="sso-status">"OpenID Connect is not configured: users sign in with a password."</p>
+            <Suspense fallback=|| view! { <p class="loading">"Checking…"</p> }>
+                {move || {
+                    status
+                        .get()
+                        .map(|result| match result {
+                            Ok(status) if !status.enabled => {
+                                view! {
+                                    <p class="sso-status">
+                                        "OpenID Connect is not configured ([auth.oidc]): users sign in with a password."
+                                    </p>
+                                }
+                                    .into_any()
+                            }
+                            Ok(status) => {
+                                let issuer = status.issuer.unwrap_or_default();
+                                match status.problem {
+                                    None => {
+                                        view! {
+                                            <p class="sso-status">"OpenID Connect with " <code>{issuer}</code> ": the provider answers."</p>
+                                        }
+                                            .into_any()
+                                    }
+                                    Some(problem) => {
+                                        view! {
+                                            <p class="sso-status error">"OpenID Connect with " <code>{issuer}</code> ": " {problem}</p>
+                                        }
+                                            .into_any()
+                                    }
+                                }
+                            }
+                            Err(error) => view! { <p class="error">{error_text(&error)}</p> }.into_any(),
+                        })
+                }}
+            </Suspense>
         </section>
-        <AuditSection/>
     }
 }
 

@@ -1,0 +1,335 @@
+//! Single sign-on with OpenID Connect, through the `openidconnect` crate and our own HTTP
+//! client: discovery, the authorization-code flow with PKCE, `state` and `nonce`, ID-token
+//! validation against the provider's JWKS (signature, issuer, audience, expiry, nonce), and
+//! the mapping of a groups claim to a role.
+//!
+//! A sign-in in progress is remembered in memory by its `state` for ten minutes and used once:
+//! a replayed or unknown `state` is refused. The browser that began it carries the same
+//! `state` in a cookie, so a callback cannot be completed in another browser.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest,
+    HttpResponse, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope as OidcScope,
+    TokenResponse,
+};
+use serde::Deserialize;
+use vigil_proto::auth::Role;
+
+use crate::config::Secret;
+
+/// How long a sign-in may take at the provider.
+const PENDING_LIFETIME: Duration = Duration::from_secs(600);
+/// How long discovery and the provider's keys are reused before being fetched again.
+const DISCOVERY_LIFETIME: Duration = Duration::from_secs(600);
+const MAX_PENDING: usize = 10_000;
+
+/// Section `[auth.oidc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer; discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer_url: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// This server's callback as registered at the provider:
+    /// `https://vigil.example.com/api/v1/auth/oidc/callback`.
+    pub redirect_url: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim holding the user's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// The claim the Vigil user name comes from (then `email`, then `sub`).
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    #[serde(default)]
+    pub deployer_groups: Vec<String>,
+    #[serde(default)]
+    pub viewer_groups: Vec<String>,
+    /// The role of users in none of the groups above; when absent they are refused.
+    #[serde(default)]
+    pub default_role: Option<Role>,
+    /// Creates a Vigil user at the first sign-in; otherwise an administrator creates them.
+    #[serde(default = "default_true")]
+    pub auto_create_users: bool,
+    /// The sign-in button's text.
+    #[serde(default = "default_label")]
+    pub label: String,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "email"].map(str::to_owned).to_vec()
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+
+fn default_username_claim() -> String {
+    "preferred_username".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_label() -> String {
+    "Sign in with single sign-on".to_owned()
+}
+
+impl OidcConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        IssuerUrl::new(self.issuer_url.clone()).map_err(|error| format!("auth.oidc.issuer_url: {error}"))?;
+        RedirectUrl::new(self.redirect_url.clone()).map_err(|error| format!("auth.oidc.redirect_url: {error}"))?;
+        if self.client_id.is_empty() {
+            return Err("auth.oidc.client_id must not be empty".to_owned());
+        }
+        if !self.scopes.iter().any(|scope| scope == "openid") {
+            return Err("auth.oidc.scopes must include openid".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The highest role any of `groups` maps to, else the default role.
+    pub fn role_for(&self, groups: &[String]) -> Option<Role> {
+        let member = |of: &[String]| groups.iter().any(|group| of.contains(group));
+        if member(&self.admin_groups) {
+            Some(Role::Admin)
+        } else if member(&self.deployer_groups) {
+            Some(Role::Deployer)
+        } else if member(&self.viewer_groups) {
+            Some(Role::Viewer)
+        } else {
+            self.default_role
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("the identity provider cannot be reached or described itself wrongly: {0}")]
+    Discovery(String),
+    #[error("unknown, expired or already used sign-in state")]
+    UnknownState,
+    #[error("the sign-in was started in another browser")]
+    StateMismatch,
+    #[error("the identity provider refused the sign-in: {0}")]
+    Provider(String),
+    #[error("the identity provider did not issue a token: {0}")]
+    TokenExchange(String),
+    #[error("the ID token is invalid: {0}")]
+    InvalidToken(String),
+}
+
+/// Who the provider says signed in, from a verified ID token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+    pub username: String,
+    pub display_name: String,
+    pub groups: Vec<String>,
+}
+
+type ProviderClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+
+struct Pending {
+    verifier: PkceCodeVerifier,
+    nonce: Nonce,
+    next: String,
+    started: Instant,
+}
+
+pub struct Oidc {
+    config: OidcConfig,
+    http: reqwest::Client,
+    provider: tokio::sync::Mutex<Option<(Instant, ProviderClient)>>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// Sends the library's requests with our client.
+async fn send(client: reqwest::Client, request: HttpRequest) -> Result<HttpResponse, reqwest::Error> {
+    let (parts, body) = request.into_parts();
+    let response = client.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await?;
+    let mut answer = http::Response::builder().status(response.status());
+    if let Some(headers) = answer.headers_mut() {
+        *headers = response.headers().clone();
+    }
+    let body = response.bytes().await?.to_vec();
+    Ok(answer.body(body).expect("a status and headers taken from a response"))
+}
+
+impl Oidc {
+    pub fn new(config: OidcConfig) -> Result<Self, OidcError> {
+        // Redirects are not followed: a provider's endpoints answer directly (and following
+        // them would let a redirect point the server at internal addresses).
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|error| OidcError::Discovery(error.to_string()))?;
+        Ok(Self { config, http, provider: tokio::sync::Mutex::new(None), pending: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
+    }
+
+    async fn provider(&self, refresh: bool) -> Result<ProviderClient, OidcError> {
+        let mut cached = self.provider.lock().await;
+        if let Some((fetched, client)) = cached.as_ref()
+            && !refresh
+            && fetched.elapsed() < DISCOVERY_LIFETIME
+        {
+            return Ok(client.clone());
+        }
+        let issuer =
+            IssuerUrl::new(self.config.issuer_url.clone()).map_err(|error| OidcError::Discovery(error.to_string()))?;
+        let http = |request| send(self.http.clone(), request);
+        let metadata = CoreProviderMetadata::discover_async(issuer, &http)
+            .await
+            .map_err(|error| OidcError::Discovery(crate::error::error_chain(&error)))?;
+        let redirect = RedirectUrl::new(self.config.redirect_url.clone())
+            .map_err(|error| OidcError::Discovery(error.to_string()))?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.config.client_id.clone()),
+            self.config.client_secret.as_ref().map(|secret| ClientSecret::new(secret.expose().to_owned())),
+        )
+        .set_redirect_uri(redirect);
+        *cached = Some((Instant::now(), client.clone()));
+        Ok(client)
+    }
+
+    /// Whether the provider answers discovery (for the settings page).
+    pub async fn check(&self) -> Result<(), OidcError> {
+        self.provider(false).await.map(|_| ())
+    }
+
+    /// Starts a sign-in: the provider's authorization URL and the `state` to keep in the
+    /// browser.
+    pub async fn begin(&self, next: String) -> Result<(String, String), OidcError> {
+        let client = self.provider(false).await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request =
+            client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
+        for scope in self.config.scopes.iter().filter(|scope| *scope != "openid") {
+            request = request.add_scope(OidcScope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pending.retain(|_, entry| entry.started.elapsed() < PENDING_LIFETIME);
+        if pending.len() >= MAX_PENDING {
+            return Err(OidcError::Discovery("too many sign-ins in progress; try again shortly".to_owned()));
+        }
+        pending.insert(state.secret().clone(), Pending { verifier, nonce, next, started: Instant::now() });
+        Ok((url.to_string(), state.secret().clone()))
+    }
+
+    /// Completes a sign-in: checks the state (once), exchanges the code with the PKCE verifier,
+    /// validates the ID token and returns who signed in and where to go next.
+    pub async fn finish(
+        &self,
+        state: &str,
+        browser_state: Option<&str>,
+        code: &str,
+    ) -> Result<(Identity, String), OidcError> {
+        let pending = {
+            let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pending.remove(state).filter(|entry| entry.started.elapsed() < PENDING_LIFETIME)
+        };
+        let pending = pending.ok_or(OidcError::UnknownState)?;
+        if browser_state != Some(state) {
+            return Err(OidcError::StateMismatch);
+        }
+        let client = self.provider(false).await?;
+        let http = |request| send(self.http.clone(), request);
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|error| OidcError::TokenExchange(error.to_string()))?
+            .set_pkce_verifier(pending.verifier)
+            .request_async(&http)
+            .await
+            .map_err(|error| OidcError::TokenExchange(crate::error::error_chain(&error)))?;
+        let id_token = response.id_token().ok_or_else(|| OidcError::TokenExchange("no id_token".to_owned()))?;
+        let verified = match id_token.claims(&client.id_token_verifier(), &pending.nonce) {
+            Ok(claims) => Ok(claims.clone()),
+            // The provider may have rotated its keys: fetch them again once.
+            Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
+                let client = self.provider(true).await?;
+                id_token.claims(&client.id_token_verifier(), &pending.nonce).cloned()
+            }
+            Err(error) => Err(error),
+        };
+        let claims = verified.map_err(|error| OidcError::InvalidToken(error.to_string()))?;
+        // The signature is verified: the payload of this same token can be read for the claims
+        // the library does not model (the groups claim has no standard name).
+        let payload =
+            payload_of(&id_token.to_string()).ok_or_else(|| OidcError::InvalidToken("unreadable".to_owned()))?;
+        let text = |name: &str| payload.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let subject = claims.subject().as_str().to_owned();
+        let username = text(&self.config.username_claim).or_else(|| text("email")).unwrap_or_else(|| subject.clone());
+        let groups = match payload.get(&self.config.groups_claim) {
+            Some(serde_json::Value::Array(values)) => {
+                values.iter().filter_map(serde_json::Value::as_str).map(str::to_owned).collect()
+            }
+            Some(serde_json::Value::String(group)) => vec![group.clone()],
+            _ => Vec::new(),
+        };
+        let identity = Identity {
+            issuer: claims.issuer().as_str().to_owned(),
+            subject,
+            display_name: text("name").unwrap_or_default(),
+            username,
+            groups,
+        };
+        Ok((identity, pending.next))
+    }
+}
+
+fn payload_of(jwt: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> OidcConfig {
+        serde_json::from_value(serde_json::json!({
+            "issuer_url": "https://id.example.com",
+            "client_id": "vigil",
+            "redirect_url": "https://vigil.example.com/api/v1/auth/oidc/callback",
+            "admin_groups": ["sre-leads"],
+            "deployer_groups": ["sre"],
+            "viewer_groups": ["engineering"],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn groups_map_to_the_highest_role() {
+        let config = config();
+        let groups = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        assert_eq!(config.role_for(&groups(&["engineering", "sre"])), Some(Role::Deployer));
+        assert_eq!(config.role_for(&groups(&["sre-leads"])), Some(Role::Admin));
+        assert_eq!(config.role_for(&groups(&["sales"])), None);
+        let with_default = OidcConfig { default_role: Some(Role::Viewer), ..config };
+        assert_eq!(with_default.role_for(&[]), Some(Role::Viewer));
+        assert!(with_default.validate().is_ok());
+        let without_openid = OidcConfig { scopes: vec!["email".to_owned()], ..with_default };
+        assert!(without_openid.validate().unwrap_err().contains("openid"));
+    }
+}

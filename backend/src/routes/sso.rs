@@ -1,0 +1,136 @@
+//! Single sign-on: `GET /api/v1/auth/oidc/login` sends the browser to the provider,
+//! `GET /api/v1/auth/oidc/callback` receives it back, signs the user in and sends them on.
+//! Failures go back to the login page with the reason, and to the audit log.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use vigil_proto::auth::AuditOutcome;
+use vigil_proto::{ErrorCode, paths};
+
+use crate::audit;
+use crate::auth::{ClientInfo, percent_encode};
+use crate::error::HttpError;
+use crate::startup::AppState;
+
+const STATE_COOKIE: &str = "vigil_oidc_state";
+
+#[derive(Deserialize)]
+pub struct BeginQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+fn redirect(location: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+fn state_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{STATE_COOKIE}={value}; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .expect("a state of URL-safe characters is a header value")
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .find(|(candidate, _)| *candidate == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn back_to_login(message: &str) -> Response {
+    redirect(&format!("{}?error={}", paths::LOGIN_PAGE, percent_encode(message)))
+}
+
+/// Where to go after signing in: a path of this site, never another origin.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+pub async fn begin(State(state): State<Arc<AppState>>, Query(query): Query<BeginQuery>) -> Result<Response, HttpError> {
+    let oidc =
+        state.auth.oidc().ok_or_else(|| HttpError::new(ErrorCode::NotFound, "single sign-on is not configured"))?;
+    match oidc.begin(safe_next(query.next.as_deref())).await {
+        Ok((url, sign_in_state)) => {
+            let mut response = redirect(&url);
+            let secure = state.auth.secure_cookies();
+            response.headers_mut().insert(header::SET_COOKIE, state_cookie(&sign_in_state, 600, secure));
+            Ok(response)
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "single sign-on cannot start");
+            Ok(back_to_login(&error.to_string()))
+        }
+    }
+}
+
+/// A failed sign-in: audited, and the browser sent back to the login page with the reason.
+async fn failed(state: &AppState, client: &ClientInfo, message: String) -> Result<Response, HttpError> {
+    let actor = audit::Actor::new("anonymous", client.ip);
+    audit::record(&state.database, &actor, "login", "sso", AuditOutcome::Failure, &message).await;
+    let mut response = back_to_login(&message);
+    response.headers_mut().insert(header::SET_COOKIE, state_cookie("", 0, state.auth.secure_cookies()));
+    Ok(response)
+}
+
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    Extension(client): Extension<ClientInfo>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Result<Response, HttpError> {
+    let oidc =
+        state.auth.oidc().ok_or_else(|| HttpError::new(ErrorCode::NotFound, "single sign-on is not configured"))?;
+    let fail = |message: String| failed(&state, &client, message);
+    if let Some(error) = query.error {
+        let description = query.error_description.unwrap_or_default();
+        return fail(format!("the identity provider refused the sign-in: {error} {description}").trim().to_owned())
+            .await;
+    }
+    let (Some(code), Some(sign_in_state)) = (query.code, query.state) else {
+        return fail("the identity provider's answer has no code or state".to_owned()).await;
+    };
+    let browser_state = cookie(&headers, STATE_COOKIE);
+    let (identity, next) = match oidc.finish(&sign_in_state, browser_state.as_deref(), &code).await {
+        Ok(signed_in) => signed_in,
+        Err(error) => return fail(error.to_string()).await,
+    };
+    let user = match state.auth.sso_user(&identity).await {
+        Ok(user) => user,
+        Err(crate::auth::SsoUserError::Store(error)) => return Err(error.into()),
+        Err(error) => return fail(format!("{} ({})", error, identity.username)).await,
+    };
+    let session = state.auth.open_session(&user, &client).await?;
+    let actor = audit::Actor::new(user.username.clone(), client.ip);
+    let detail = format!("single sign-on, role {}", user.role);
+    audit::record(&state.database, &actor, "login", &user.username, AuditOutcome::Success, &detail).await;
+    let mut response = redirect(&next);
+    response.headers_mut().append(header::SET_COOKIE, state.auth.session_cookie(&session.value));
+    response.headers_mut().append(header::SET_COOKIE, state_cookie("", 0, state.auth.secure_cookies()));
+    Ok(response)
+}
