@@ -134,11 +134,14 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
         [
             paths::AUTH_LOGIN,
             paths::AUTH_LOGOUT,
+            paths::AUTH_OIDC_CALLBACK,
+            paths::AUTH_OIDC_LOGIN,
             paths::HEALTHZ,
             paths::LOGIN_PAGE,
             paths::METRICS,
             "/pkg/{*file}",
-            paths::READYZ
+            paths::READYZ,
+            "/ui/fn/public/sso",
         ],
         "only health, metrics, sign-in and static files are public"
     );
