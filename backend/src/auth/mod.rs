@@ -554,13 +554,18 @@ pub fn presented_token(authorization: &str) -> Option<String> {
 
 /// The value of the session cookie, when the request carries one.
 pub fn session_cookie_value(headers: &HeaderMap) -> Option<&str> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `name`, when the request carries it (and it is not empty).
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
         .filter_map(|cookie| cookie.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(candidate, _)| *candidate == name)
         .map(|(_, value)| value)
         .filter(|value| !value.is_empty())
 }

@@ -31,7 +31,7 @@ struct LoginForm {
 }
 
 /// Where to go after signing in: a path of this site, never another origin.
-fn safe_next(next: Option<&str>) -> String {
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_owned(),
         _ => "/".to_owned(),

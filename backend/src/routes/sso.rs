@@ -13,8 +13,9 @@ use vigil_proto::auth::AuditOutcome;
 use vigil_proto::{ErrorCode, paths};
 
 use crate::audit;
-use crate::auth::{ClientInfo, percent_encode};
+use crate::auth::{ClientInfo, cookie_value, percent_encode};
 use crate::error::HttpError;
+use crate::routes::account::safe_next;
 use crate::startup::AppState;
 
 const STATE_COOKIE: &str = "vigil_oidc_state";
@@ -49,27 +50,8 @@ fn state_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     .expect("a state of URL-safe characters is a header value")
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|cookies| cookies.split(';'))
-        .filter_map(|cookie| cookie.trim().split_once('='))
-        .find(|(candidate, _)| *candidate == name)
-        .map(|(_, value)| value.to_owned())
-}
-
 fn back_to_login(message: &str) -> Response {
     redirect(&format!("{}?error={}", paths::LOGIN_PAGE, percent_encode(message)))
-}
-
-/// Where to go after signing in: a path of this site, never another origin.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_owned(),
-        _ => "/".to_owned(),
-    }
 }
 
 pub async fn begin(State(state): State<Arc<AppState>>, Query(query): Query<BeginQuery>) -> Result<Response, HttpError> {
@@ -115,8 +97,8 @@ pub async fn callback(
     let (Some(code), Some(sign_in_state)) = (query.code, query.state) else {
         return fail("the identity provider's answer has no code or state".to_owned()).await;
     };
-    let browser_state = cookie(&headers, STATE_COOKIE);
-    let (identity, next) = match oidc.finish(&sign_in_state, browser_state.as_deref(), &code).await {
+    let browser_state = cookie_value(&headers, STATE_COOKIE);
+    let (identity, next) = match oidc.finish(&sign_in_state, browser_state, &code).await {
         Ok(signed_in) => signed_in,
         Err(error) => return fail(error.to_string()).await,
     };
