@@ -112,7 +112,17 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     })
     .await;
     assert_eq!(live, format!("WARN live line for {marker}"));
+    // The tail is part of the URL: a reload opens it again.
+    let live_url = browser.current_url().await;
+    assert!(live_url.contains("live=1"), "{live_url}");
+    browser.goto(&live_url).await;
+    browser.wait_for(".live-tail[data-live='connected']").await;
     browser.click(&browser.wait_for(".live-toggle").await).await;
+    eventually(20, "the tail to stop and leave the URL", || async {
+        let stopped = browser.find_all(".live-tail[data-live='off']").await.len() == 1;
+        (stopped && !browser.current_url().await.contains("live=1")).then_some(())
+    })
+    .await;
 
     // A field value adds itself to the query.
     browser.click(&browser.wait_for(".record .chip.host").await).await;

@@ -5,6 +5,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos_router::NavigateOptions;
 use leptos_router::components::Form;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use vigil_proto::{LogContext, LogHistogram, LogHit, LogPage, TailFrame};
@@ -31,6 +32,8 @@ struct Search {
     range: String,
     start: String,
     end: String,
+    /// The live tail is on (`live=1`).
+    live: bool,
 }
 
 impl Search {
@@ -40,6 +43,9 @@ impl Search {
             url.push_str(&format!("&range={}", encode(&self.range)));
         } else {
             url.push_str(&format!("&start={}&end={}", encode(&self.start), encode(&self.end)));
+        }
+        if self.live {
+            url.push_str("&live=1");
         }
         url
     }
@@ -71,19 +77,25 @@ pub fn LogsPage() -> impl IntoView {
             range: query.get("range").filter(|range| !range.is_empty()).unwrap_or_else(|| DEFAULT_RANGE.to_owned()),
             start: query.get("start").unwrap_or_default(),
             end: query.get("end").unwrap_or_default(),
+            live: query.get("live").as_deref() == Some("1"),
         }
     });
+    // What the results depend on: turning the live tail on or off does not search again.
+    let searched = Memo::new(move |_| Search { live: false, ..search.get() });
     let results = Resource::new(
-        move || search.get(),
+        move || searched.get(),
         |search| search_logs(search.q, search.range, search.start, search.end, String::new(), PAGE_SIZE),
     );
-    let histogram =
-        Resource::new(move || search.get(), |search| fetch_histogram(search.q, search.range, search.start, search.end));
+    let histogram = Resource::new(
+        move || searched.get(),
+        |search| fetch_histogram(search.q, search.range, search.start, search.end),
+    );
 
     // Effects run in the browser only: the attribute tells people and tests that the page is live.
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     let absolute = move || !search.read().start.is_empty() || !search.read().end.is_empty();
+    let live = Signal::derive(move || search.read().live);
 
     view! {
         <h1>"Logs"</h1>
@@ -122,7 +134,7 @@ pub fn LogsPage() -> impl IntoView {
                     }.into_any(),
                     (Ok(histogram), Ok(page)) => view! {
                         <Histogram histogram search=search.clone()/>
-                        <LiveTail q=search.q.clone()/>
+                        <LiveTail search=search.clone() live/>
                         <Results page search/>
                     }.into_any(),
                 }
@@ -358,9 +370,11 @@ const LIVE_RECORDS: usize = 500;
 
 /// The live tail: a WebSocket to `/ui/tail` streaming records that match the query, newest on
 /// top; pausing holds new records back; a notice says how many were skipped when it fell behind.
+/// Whether it is on is part of the URL (`live=1`): the toggle navigates, and the socket follows
+/// the URL, so a shared or reloaded link opens the tail too.
 #[component]
-fn LiveTail(q: String) -> impl IntoView {
-    let live = RwSignal::new(false);
+fn LiveTail(search: Search, live: Signal<bool>) -> impl IntoView {
+    let open = RwSignal::new(false);
     let connected = RwSignal::new(false);
     let paused = RwSignal::new(false);
     let records = RwSignal::new(Vec::<LogHit>::new());
@@ -376,18 +390,26 @@ fn LiveTail(q: String) -> impl IntoView {
         TailFrame::Heartbeat { .. } => {}
     };
     let socket = socket::Socket::new();
-    let toggle = {
+    // Effects run in the browser only: the socket opens after hydration.
+    Effect::new({
         let socket = socket.clone();
+        let q = search.q.clone();
         move |_| {
-            if live.get_untracked() {
-                socket.close();
-                live.set(false);
-                connected.set(false);
-            } else {
-                live.set(true);
+            let wanted = live.get();
+            if wanted && !open.get_untracked() {
+                open.set(true);
                 socket.open(&q, receive, move || connected.set(true));
+            } else if !wanted && open.get_untracked() {
+                socket.close();
+                open.set(false);
+                connected.set(false);
             }
         }
+    });
+    let navigate = use_navigate();
+    let toggle = move |_| {
+        let next = Search { live: !live.get_untracked(), ..search.clone() };
+        navigate(&next.url(), NavigateOptions { replace: true, scroll: false, ..Default::default() });
     };
     let resume = move |_| {
         if paused.get_untracked() {
@@ -403,8 +425,8 @@ fn LiveTail(q: String) -> impl IntoView {
     on_cleanup(move || socket.close());
     view! {
         <div class="live-tail" data-live=move || if connected.get() { "connected" } else { "off" }>
-            <button class="live-toggle" on:click=toggle>{move || if live.get() { "Stop live tail" } else { "Live tail" }}</button>
-            <Show when=move || live.get()>
+            <button class="live-toggle" on:click=toggle>{move || if open.get() { "Stop live tail" } else { "Live tail" }}</button>
+            <Show when=move || open.get()>
                 <button class="live-pause" on:click=resume>
                     {move || if paused.get() { format!("Resume ({} waiting)", held.read().len()) } else { "Pause".to_owned() }}
                 </button>
