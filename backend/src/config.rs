@@ -48,6 +48,7 @@ pub struct RawConfig {
     pub ui: UiConfig,
     pub auth: AuthConfig,
     pub secrets: RawSecrets,
+    pub metrics: MetricsConfig,
     pub telemetry: RawTelemetry,
 }
 
@@ -136,6 +137,58 @@ impl Default for LogsConfig {
             retention_days_by_service: std::collections::BTreeMap::new(),
             retention_check_seconds: 3600,
         }
+    }
+}
+
+/// Prometheus, where samples go and PromQL is answered (section `[metrics]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// The Prometheus HTTP API that answers PromQL.
+    pub prometheus_url: String,
+    /// The remote-write receiver; `<prometheus_url>/api/v1/write` when absent.
+    pub remote_write_url: Option<String>,
+    pub query_timeout_seconds: u64,
+    /// Series per PromQL answer, and points per series.
+    pub max_series: usize,
+    pub max_points_per_series: usize,
+    /// Bounds of one `POST /api/v1/metrics`.
+    pub max_body_bytes: usize,
+    pub max_batch_series: usize,
+    pub max_batch_samples: usize,
+    /// Batches waiting for the receiver before ingest answers 429.
+    pub write_queue_batches: usize,
+    /// How long a batch may wait for the receiver, retries included, before ingest answers 503.
+    pub write_deadline_seconds: u64,
+    pub write_timeout_seconds: u64,
+    /// Samples per remote-write request (batches waiting together are sent together).
+    pub max_samples_per_write: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            prometheus_url: "http://127.0.0.1:9090".to_owned(),
+            remote_write_url: None,
+            query_timeout_seconds: 30,
+            max_series: 500,
+            max_points_per_series: 11_000,
+            max_body_bytes: 16 << 20,
+            max_batch_series: 20_000,
+            max_batch_samples: 200_000,
+            write_queue_batches: 64,
+            write_deadline_seconds: 20,
+            write_timeout_seconds: 10,
+            max_samples_per_write: 50_000,
+        }
+    }
+}
+
+impl MetricsConfig {
+    pub fn remote_write_url(&self) -> String {
+        self.remote_write_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/api/v1/write", self.prometheus_url.trim_end_matches('/')))
     }
 }
 
@@ -248,6 +301,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub auth: AuthConfig,
     pub secrets_key: SecretsKey,
+    pub metrics: MetricsConfig,
     pub telemetry_filter: String,
     pub telemetry_format: LogFormat,
 }
@@ -399,6 +453,33 @@ impl RawConfig {
             (None, Some(file)) => SecretsKey::File(file),
             (None, None) => SecretsKey::File(self.storage.data_dir.join("secrets.key")),
         };
+        let metrics = self.metrics;
+        for (name, url) in [
+            ("metrics.prometheus_url", Some(&metrics.prometheus_url)),
+            ("metrics.remote_write_url", metrics.remote_write_url.as_ref()),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return invalid(format!("{name} {url:?} must be an http:// or https:// URL"));
+            }
+        }
+        for (name, value) in [
+            ("metrics.query_timeout_seconds", metrics.query_timeout_seconds as usize),
+            ("metrics.max_series", metrics.max_series),
+            ("metrics.max_points_per_series", metrics.max_points_per_series),
+            ("metrics.max_body_bytes", metrics.max_body_bytes),
+            ("metrics.max_batch_series", metrics.max_batch_series),
+            ("metrics.max_batch_samples", metrics.max_batch_samples),
+            ("metrics.write_queue_batches", metrics.write_queue_batches),
+            ("metrics.write_deadline_seconds", metrics.write_deadline_seconds as usize),
+            ("metrics.write_timeout_seconds", metrics.write_timeout_seconds as usize),
+            ("metrics.max_samples_per_write", metrics.max_samples_per_write),
+        ] {
+            if value == 0 {
+                return invalid(format!("{name} must be greater than 0"));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.telemetry.filter).is_err() {
             return invalid(format!("telemetry.filter {:?} is not a tracing filter", self.telemetry.filter));
         }
@@ -413,6 +494,7 @@ impl RawConfig {
             ui: self.ui,
             auth,
             secrets_key,
+            metrics,
             telemetry_filter: self.telemetry.filter,
             telemetry_format: self.telemetry.format,
         })

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod logs;
+pub mod metrics;
 pub mod routes;
 pub mod secrets;
 pub mod startup;

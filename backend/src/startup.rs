@@ -21,6 +21,8 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Config, TlsFiles};
 use crate::logs::{LogStore, TantivyLogStore};
+use crate::metrics::query::{Prometheus, QueryLimits};
+use crate::metrics::remote_write::{RemoteWriteConfig, RemoteWriter};
 use crate::routes;
 use crate::secrets::SecretBox;
 use crate::store::Database;
@@ -35,6 +37,10 @@ pub struct AppState {
     /// Seals integration secrets at rest.
     pub secrets: SecretBox,
     pub log_store: Arc<dyn LogStore>,
+    /// Sends samples to Prometheus.
+    pub remote_writer: RemoteWriter,
+    /// Answers PromQL.
+    pub prometheus: Prometheus,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server stops; long-lived connections (live tails) end with it.
     pub shutdown: CancellationToken,
@@ -60,6 +66,8 @@ pub enum BuildError {
     Secrets(#[from] crate::secrets::SecretsError),
     #[error("cannot create the first administrator")]
     InitialAdmin(#[from] crate::auth::InitialAdminError),
+    #[error("cannot set up the metrics client: {0}")]
+    Metrics(String),
     #[error("cannot set up single sign-on")]
     Oidc(#[from] crate::auth::oidc::OidcError),
     #[error("cannot load the TLS certificate {0} or its key")]
@@ -106,12 +114,46 @@ impl Application {
         let listener =
             TcpListener::bind(config.listen).await.map_err(|error| BuildError::Bind(config.listen, error))?;
         let shutdown = CancellationToken::new();
+        let metrics_config = &config.metrics;
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|error| BuildError::Metrics(error.to_string()))?;
+        let remote_writer = RemoteWriter::start(
+            RemoteWriteConfig {
+                url: metrics_config.remote_write_url(),
+                timeout: std::time::Duration::from_secs(metrics_config.write_timeout_seconds),
+                deadline: std::time::Duration::from_secs(metrics_config.write_deadline_seconds),
+                queue_batches: metrics_config.write_queue_batches,
+                max_samples_per_request: metrics_config.max_samples_per_write,
+            },
+            http.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        let query_http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(metrics_config.query_timeout_seconds + 5))
+            .build()
+            .map_err(|error| BuildError::Metrics(error.to_string()))?;
+        let prometheus = Prometheus::new(
+            query_http,
+            &metrics_config.prometheus_url,
+            QueryLimits {
+                timeout: std::time::Duration::from_secs(metrics_config.query_timeout_seconds),
+                max_series: metrics_config.max_series,
+                max_points_per_series: metrics_config.max_points_per_series,
+            },
+        )
+        .map_err(BuildError::Metrics)?;
         let state = Arc::new(AppState {
             config,
             database,
             auth,
             secrets,
             log_store: Arc::new(log_store),
+            remote_writer,
+            prometheus,
             metrics,
             shutdown: shutdown.clone(),
         });
@@ -234,7 +276,7 @@ async fn apply_retention_periodically(state: Arc<AppState>) {
 
 /// The API's routes, each with its access.
 fn api_routes() -> ApiRouter<Arc<AppState>> {
-    use routes::{account, admin, elasticsearch, health, integrations, logs, loki, otlp, sso};
+    use routes::{account, admin, elasticsearch, health, integrations, logs, loki, metrics, otlp, sso};
     ApiRouter::new()
         .get(paths::HEALTHZ, Access::Public, health::healthz)
         .get(paths::READYZ, Access::Public, health::readyz)
@@ -245,12 +287,18 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .post(paths::ELASTICSEARCH_INDEX_BULK, Access::Ingest, elasticsearch::index_bulk)
         .post(paths::OTLP_LOGS, Access::Ingest, otlp::export)
         .post(paths::LOKI_PUSH, Access::Ingest, loki::push)
+        .post(paths::METRICS_WRITE, Access::Ingest, metrics::write)
         // reads
         .get(paths::LOGS_SEARCH, Access::Read, logs::search)
         .get(paths::LOGS_HISTOGRAM, Access::Read, logs::histogram)
         .get(paths::LOGS_FIELDS, Access::Read, logs::fields)
         .get(paths::LOGS_CONTEXT, Access::Read, logs::context)
         .get(paths::LOGS_TAIL, Access::Read, logs::tail)
+        .get(paths::METRICS_QUERY, Access::Read, metrics::query)
+        .get(paths::METRICS_QUERY_RANGE, Access::Read, metrics::query_range)
+        .get(paths::METRICS_LABELS, Access::Read, metrics::labels)
+        .get(paths::METRICS_LABEL_VALUES, Access::Read, metrics::label_values)
+        .get(paths::METRICS_SERIES, Access::Read, metrics::series)
         .get(paths::UI_TAIL, Access::Read, logs::tail)
         // sign-in and the user's own account
         .post(paths::AUTH_LOGIN, Access::Public, account::login)

@@ -14,6 +14,7 @@ pub mod elasticsearch;
 mod error;
 pub mod level;
 mod logs;
+pub mod metrics;
 pub mod paths;
 mod timestamp;
 

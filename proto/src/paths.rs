@@ -43,3 +43,11 @@ pub const INTEGRATIONS: &str = "/api/v1/integrations";
 pub const INTEGRATION: &str = "/api/v1/integrations/{id}";
 /// The login page.
 pub const LOGIN_PAGE: &str = "/login";
+/// Metric samples for Prometheus (remote write).
+pub const METRICS_WRITE: &str = "/api/v1/metrics";
+/// PromQL through the backend.
+pub const METRICS_QUERY: &str = "/api/v1/metrics/query";
+pub const METRICS_QUERY_RANGE: &str = "/api/v1/metrics/query_range";
+pub const METRICS_LABELS: &str = "/api/v1/metrics/labels";
+pub const METRICS_LABEL_VALUES: &str = "/api/v1/metrics/label/{name}/values";
+pub const METRICS_SERIES: &str = "/api/v1/metrics/series";

@@ -8,6 +8,7 @@ pub mod health;
 pub mod integrations;
 pub mod logs;
 pub mod loki;
+pub mod metrics;
 pub mod otlp;
 pub mod sso;
 

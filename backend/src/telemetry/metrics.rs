@@ -33,6 +33,9 @@ pub struct Metrics {
     pub log_batches_rejected: Counter,
     pub log_commits: Counter,
     pub log_commit_duration: Histogram,
+    pub remote_write_samples_sent: Counter,
+    pub remote_write_samples_failed: Counter,
+    pub remote_write_samples_dropped: Counter,
 }
 
 impl Metrics {
@@ -60,6 +63,24 @@ impl Metrics {
         registry.register("log_commits", "Commits of the log index", log_commits.clone());
         let log_commit_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         registry.register("log_commit_duration_seconds", "Time to commit the log index", log_commit_duration.clone());
+        let remote_write_samples_sent = Counter::default();
+        registry.register(
+            "remote_write_samples_sent",
+            "Samples the remote-write receiver accepted",
+            remote_write_samples_sent.clone(),
+        );
+        let remote_write_samples_failed = Counter::default();
+        registry.register(
+            "remote_write_samples_failed",
+            "Samples the receiver refused or did not accept in time (the sender was told)",
+            remote_write_samples_failed.clone(),
+        );
+        let remote_write_samples_dropped = Counter::default();
+        registry.register(
+            "remote_write_samples_dropped",
+            "Samples refused at ingest because too many batches were waiting for the receiver",
+            remote_write_samples_dropped.clone(),
+        );
         Arc::new(Self {
             registry,
             http_requests,
@@ -68,6 +89,9 @@ impl Metrics {
             log_batches_rejected,
             log_commits,
             log_commit_duration,
+            remote_write_samples_sent,
+            remote_write_samples_failed,
+            remote_write_samples_dropped,
         })
     }
 

@@ -14,6 +14,7 @@ mod end_to_end;
 mod health;
 mod ingest;
 mod loki;
+mod metrics;
 mod otlp;
 mod restart;
 mod search;

@@ -1,0 +1,244 @@
+//! The metrics API: `POST /api/v1/metrics` (samples, answered once Prometheus accepted them)
+//! and PromQL reads under `/api/v1/metrics/` (query, query_range, labels, label values,
+//! series), all through the backend's Prometheus.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use serde::Deserialize;
+use vigil_proto::metrics::{MetricBatch, MetricBatchAccepted, QueryResult};
+use vigil_proto::{ApiError, ErrorCode, Timestamp};
+
+use super::{bounded_body, header_text, now};
+use crate::error::HttpError;
+use crate::ingest::decode_content;
+use crate::metrics::remote_write::WriteError;
+use crate::metrics::{BatchLimits, to_time_series};
+use crate::startup::AppState;
+
+impl From<WriteError> for HttpError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Refused(_) => HttpError::new(ErrorCode::InvalidRecord, error.to_string()),
+            WriteError::QueueFull => HttpError::new(ErrorCode::TooManyRequests, error.to_string()).retry_after(1),
+            WriteError::Unavailable { .. } => HttpError::new(ErrorCode::Unavailable, error.to_string()).retry_after(5),
+            WriteError::Closed => HttpError::new(ErrorCode::Unavailable, error.to_string()),
+        }
+    }
+}
+
+/// `POST /api/v1/metrics`: a `MetricBatch` as JSON (gzip or zstd allowed).
+pub async fn write(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<MetricBatchAccepted>, HttpError> {
+    let config = &state.config.metrics;
+    let body = bounded_body(body, config.max_body_bytes).await?;
+    let content_type = header_text(&headers, header::CONTENT_TYPE).unwrap_or("application/json");
+    if !content_type.starts_with("application/json") {
+        return Err(HttpError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("content type {content_type:?} is not accepted: send application/json"),
+        ));
+    }
+    let decoded = decode_content(
+        header_text(&headers, header::CONTENT_ENCODING),
+        &body,
+        config.max_body_bytes.saturating_mul(8),
+    )?;
+    let batch: MetricBatch = serde_json::from_slice(&decoded)
+        .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid metric batch: {error}")))?;
+    let limits = BatchLimits { max_series: config.max_batch_series, max_samples: config.max_batch_samples };
+    let series = to_time_series(batch, limits)?;
+    let accepted = MetricBatchAccepted {
+        series: series.len() as u64,
+        samples: series.iter().map(|series| series.samples.len() as u64).sum(),
+    };
+    match state.remote_writer.write(series).await {
+        Ok(()) => Ok(Json(accepted)),
+        Err(error) => {
+            if error == WriteError::QueueFull {
+                state.metrics.remote_write_samples_dropped.inc_by(accepted.samples);
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// A time as Unix seconds (fractions allowed) or RFC 3339.
+fn seconds(name: &str, text: Option<&str>) -> Result<Option<f64>, HttpError> {
+    let Some(text) = text.map(str::trim).filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Ok(Some(seconds));
+    }
+    let at: Timestamp = text.parse().map_err(|_| {
+        HttpError::new(ErrorCode::InvalidParameter, format!("{name} {text:?} is neither Unix seconds nor RFC 3339"))
+    })?;
+    Ok(Some(at.as_unix_nanos() as f64 / 1e9))
+}
+
+fn api(error: ApiError) -> HttpError {
+    HttpError::from(error)
+}
+
+#[derive(Deserialize)]
+pub struct InstantParams {
+    query: String,
+    #[serde(default)]
+    time: Option<String>,
+}
+
+pub async fn query(
+    State(state): State<Arc<AppState>>,
+    params: Result<Query<InstantParams>, QueryRejection>,
+) -> Result<Json<QueryResult>, HttpError> {
+    let Query(params) = params?;
+    let time = seconds("time", params.time.as_deref())?;
+    state.prometheus.instant(&params.query, time).await.map(Json).map_err(api)
+}
+
+#[derive(Deserialize)]
+pub struct RangeParams {
+    query: String,
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    end: Option<String>,
+    #[serde(default)]
+    step: Option<String>,
+}
+
+/// `GET /api/v1/metrics/query_range`: `end` defaults to now, `start` to an hour before `end`.
+pub async fn query_range(
+    State(state): State<Arc<AppState>>,
+    params: Result<Query<RangeParams>, QueryRejection>,
+) -> Result<Json<QueryResult>, HttpError> {
+    let Query(params) = params?;
+    let now_seconds = now()?.as_unix_nanos() as f64 / 1e9;
+    let end = seconds("end", params.end.as_deref())?.unwrap_or(now_seconds);
+    let start = seconds("start", params.start.as_deref())?.unwrap_or(end - 3600.0);
+    let step = match params.step.as_deref().map(str::trim).filter(|step| !step.is_empty()) {
+        None => None,
+        Some(step) => Some(parse_duration(step).ok_or_else(|| {
+            HttpError::new(
+                ErrorCode::InvalidParameter,
+                format!("step {step:?} is not seconds or a duration like 30s, 5m"),
+            )
+        })?),
+    };
+    state.prometheus.range(&params.query, start, end, step).await.map(Json).map_err(api)
+}
+
+/// `15`, `2.5`, `30s`, `5m`, `1h`, `1d` as seconds.
+fn parse_duration(text: &str) -> Option<f64> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Some(seconds);
+    }
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
+    let number: f64 = number.parse().ok()?;
+    let unit = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        "w" => 604_800.0,
+        _ => return None,
+    };
+    Some(number * unit)
+}
+
+/// `match[]` (repeatable), `start` and `end` of the metadata endpoints.
+#[derive(Debug, Default, PartialEq)]
+struct MetadataParams {
+    matchers: Vec<String>,
+    start: Option<f64>,
+    end: Option<f64>,
+}
+
+fn metadata_params(raw: Option<&str>) -> Result<MetadataParams, HttpError> {
+    let mut params = MetadataParams::default();
+    for (name, value) in url_pairs(raw.unwrap_or_default()) {
+        match name.as_str() {
+            "match[]" => params.matchers.push(value),
+            "start" => params.start = seconds("start", Some(&value))?,
+            "end" => params.end = seconds("end", Some(&value))?,
+            _ => {}
+        }
+    }
+    Ok(params)
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |text: &str| {
+        let text = text.replace('+', " ");
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut index = 0;
+        while index < bytes.len() {
+            if bytes[index] == b'%'
+                && let Some(byte) = text.get(index + 1..index + 3).and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
+                out.push(byte);
+                index += 3;
+                continue;
+            }
+            out.push(bytes[index]);
+            index += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
+}
+
+pub async fn labels(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> Result<Json<Vec<String>>, HttpError> {
+    let params = metadata_params(uri.query())?;
+    state.prometheus.labels(&params.matchers, params.start, params.end).await.map(Json).map_err(api)
+}
+
+pub async fn label_values(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Json<Vec<String>>, HttpError> {
+    let params = metadata_params(uri.query())?;
+    state.prometheus.label_values(&name, &params.matchers, params.start, params.end).await.map(Json).map_err(api)
+}
+
+pub async fn series(
+    State(state): State<Arc<AppState>>,
+    uri: axum::http::Uri,
+) -> Result<Json<Vec<std::collections::BTreeMap<String, String>>>, HttpError> {
+    let params = metadata_params(uri.query())?;
+    state.prometheus.series(&params.matchers, params.start, params.end).await.map(Json).map_err(api)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_repeated_matchers_parse() {
+        assert_eq!(parse_duration("30s"), Some(30.0));
+        assert_eq!(parse_duration("5m"), Some(300.0));
+        assert_eq!(parse_duration("15"), Some(15.0));
+        assert_eq!(parse_duration("5x"), None);
+        let params = metadata_params(Some("match[]=up%7Bjob%3D%22a%22%7D&match%5B%5D=x&start=10")).unwrap();
+        assert_eq!(params.matchers, ["up{job=\"a\"}", "x"]);
+        assert_eq!(params.start, Some(10.0));
+    }
+}
