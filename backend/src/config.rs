@@ -49,6 +49,8 @@ pub struct RawConfig {
     pub auth: AuthConfig,
     pub secrets: RawSecrets,
     pub metrics: MetricsConfig,
+    /// The services Vigil knows of (`[[services]]`).
+    pub services: Vec<ServiceConfig>,
     pub telemetry: RawTelemetry,
 }
 
@@ -138,6 +140,32 @@ impl Default for LogsConfig {
             retention_check_seconds: 3600,
         }
     }
+}
+
+/// A service of the application (`[[services]]`): its name, and where Prometheus may scrape
+/// it (listed by the HTTP service-discovery endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// `host:port` of each instance's metrics endpoint.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// Extra labels of every series scraped from it.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".to_owned()
+}
+
+fn default_scheme() -> String {
+    "http".to_owned()
 }
 
 /// Prometheus, where samples go and PromQL is answered (section `[metrics]`).
@@ -302,6 +330,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub secrets_key: SecretsKey,
     pub metrics: MetricsConfig,
+    pub services: Vec<ServiceConfig>,
     pub telemetry_filter: String,
     pub telemetry_format: LogFormat,
 }
@@ -480,6 +509,33 @@ impl RawConfig {
                 return invalid(format!("{name} must be greater than 0"));
             }
         }
+        let mut names = std::collections::BTreeSet::new();
+        for service in &self.services {
+            let valid = !service.name.is_empty()
+                && service.name.len() <= 128
+                && service.name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
+            if !valid {
+                return invalid(format!(
+                    "services: {:?} is not a name of letters, digits, '-', '_' and '.'",
+                    service.name
+                ));
+            }
+            if !names.insert(service.name.clone()) {
+                return invalid(format!("services: {:?} is listed twice", service.name));
+            }
+            if let Some(target) = service.targets.iter().find(|target| target.is_empty() || target.contains('/')) {
+                return invalid(format!("services.{}: target {target:?} must be host:port", service.name));
+            }
+            if !service.metrics_path.starts_with('/') || !matches!(service.scheme.as_str(), "http" | "https") {
+                return invalid(format!(
+                    "services.{}: metrics_path must start with / and scheme be http or https",
+                    service.name
+                ));
+            }
+            if let Some(label) = service.labels.keys().find(|label| !vigil_proto::metrics::is_label_name(label)) {
+                return invalid(format!("services.{}: {label:?} is not a Prometheus label name", service.name));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.telemetry.filter).is_err() {
             return invalid(format!("telemetry.filter {:?} is not a tracing filter", self.telemetry.filter));
         }
@@ -495,6 +551,7 @@ impl RawConfig {
             auth,
             secrets_key,
             metrics,
+            services: self.services,
             telemetry_filter: self.telemetry.filter,
             telemetry_format: self.telemetry.format,
         })

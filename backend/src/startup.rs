@@ -299,6 +299,7 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .get(paths::METRICS_LABELS, Access::Read, metrics::labels)
         .get(paths::METRICS_LABEL_VALUES, Access::Read, metrics::label_values)
         .get(paths::METRICS_SERIES, Access::Read, metrics::series)
+        .get(paths::SD_TARGETS, Access::Read, metrics::sd_targets)
         .get(paths::UI_TAIL, Access::Read, logs::tail)
         // sign-in and the user's own account
         .post(paths::AUTH_LOGIN, Access::Public, account::login)

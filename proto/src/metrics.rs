@@ -87,6 +87,13 @@ pub struct QueryResult {
     pub step_seconds: Option<f64>,
 }
 
+/// One group of Prometheus' HTTP service discovery (`GET /api/v1/sd/targets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetGroup {
+    pub targets: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// A name is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn is_metric_name(name: &str) -> bool {
     let mut characters = name.chars();

@@ -51,3 +51,5 @@ pub const METRICS_QUERY_RANGE: &str = "/api/v1/metrics/query_range";
 pub const METRICS_LABELS: &str = "/api/v1/metrics/labels";
 pub const METRICS_LABEL_VALUES: &str = "/api/v1/metrics/label/{name}/values";
 pub const METRICS_SERIES: &str = "/api/v1/metrics/series";
+/// Prometheus HTTP service discovery: the scrape targets Vigil knows.
+pub const SD_TARGETS: &str = "/api/v1/sd/targets";

@@ -534,10 +534,16 @@ fn generate_password() -> Result<String, getrandom::Error> {
 
 /// The token in an `Authorization` header: `Bearer <token>`, or, for shippers that speak the
 /// Elasticsearch API, `ApiKey <token>`, `ApiKey base64(<id>:<token>)` (Filebeat's `api_key`) and
-/// `Basic base64(<user>:<token>)` (a password field).
+/// `Basic base64(<user>:<token>)` (a password field), and a bare `vgl_` token.
 pub fn presented_token(authorization: &str) -> Option<String> {
     use base64::Engine;
-    let (scheme, credentials) = authorization.trim().split_once(' ')?;
+    let authorization = authorization.trim();
+    // A bare token: what Prometheus 2.42 sends for `authorization: {credentials: ...}`
+    // without a type.
+    if authorization.starts_with(TOKEN_PREFIX) && !authorization.contains(' ') {
+        return Some(authorization.to_owned());
+    }
+    let (scheme, credentials) = authorization.split_once(' ')?;
     let credentials = credentials.trim();
     let decoded_secret = || {
         let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).ok()?;
@@ -733,7 +739,8 @@ mod tests {
         assert_eq!(presented_token(&format!("Basic {}", encode("fluentbit:vgl_abc"))).as_deref(), Some("vgl_abc"));
         assert_eq!(presented_token("Basic not-base64"), None);
         assert_eq!(presented_token("Digest x"), None);
-        assert_eq!(presented_token("vgl_abc"), None);
+        assert_eq!(presented_token("vgl_abc").as_deref(), Some("vgl_abc"));
+        assert_eq!(presented_token("abc"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
-use vigil_proto::metrics::{MetricBatch, MetricBatchAccepted, QueryResult};
+use vigil_proto::metrics::{MetricBatch, MetricBatchAccepted, QueryResult, TargetGroup};
 use vigil_proto::{ApiError, ErrorCode, Timestamp};
 
 use super::{bounded_body, header_text, now};
@@ -225,6 +225,27 @@ pub async fn series(
 ) -> Result<Json<Vec<std::collections::BTreeMap<String, String>>>, HttpError> {
     let params = metadata_params(uri.query())?;
     state.prometheus.series(&params.matchers, params.start, params.end).await.map(Json).map_err(api)
+}
+
+/// `GET /api/v1/sd/targets`: Prometheus' HTTP service discovery, one group per configured
+/// service, labelled `service` and `job` with its name, its scheme and path as Prometheus'
+/// `__scheme__` and `__metrics_path__`, and its extra labels.
+pub async fn sd_targets(State(state): State<Arc<AppState>>) -> Json<Vec<TargetGroup>> {
+    let groups = state
+        .config
+        .services
+        .iter()
+        .filter(|service| !service.targets.is_empty())
+        .map(|service| {
+            let mut labels = service.labels.clone();
+            labels.insert("service".to_owned(), service.name.clone());
+            labels.entry("job".to_owned()).or_insert_with(|| service.name.clone());
+            labels.insert("__metrics_path__".to_owned(), service.metrics_path.clone());
+            labels.insert("__scheme__".to_owned(), service.scheme.clone());
+            TargetGroup { targets: service.targets.clone(), labels }
+        })
+        .collect();
+    Json(groups)
 }
 
 #[cfg(test)]

@@ -203,3 +203,48 @@ async fn without_prometheus_metrics_say_so_and_the_rest_of_vigil_works() {
     assert_eq!(app.client.get(app.url(paths::HEALTHZ)).send().await.unwrap().status(), 200);
     app.search(&[]).await;
 }
+
+#[tokio::test]
+async fn prometheus_discovers_the_configured_services_over_http_sd() {
+    let port = free_port();
+    let app = spawn_app_with(Db::Sqlite, |config| {
+        config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        // The service "shop" is, for the test, Vigil's own /metrics.
+        config.services = vec![vigil_backend::config::ServiceConfig {
+            name: "shop".to_owned(),
+            targets: vec![format!("127.0.0.1:{port}")],
+            metrics_path: "/metrics".to_owned(),
+            scheme: "http".to_owned(),
+            labels: [("env".to_owned(), "test".to_owned())].into(),
+        }];
+    })
+    .await;
+    let groups: Value = get(&app, paths::SD_TARGETS, &[]).await.json().await.unwrap();
+    assert_eq!(
+        groups,
+        json!([{"targets": [format!("127.0.0.1:{port}")], "labels": {
+            "__metrics_path__": "/metrics", "__scheme__": "http", "env": "test", "job": "shop", "service": "shop"
+        }}])
+    );
+    assert_eq!(app.client.get(app.url(paths::SD_TARGETS)).send().await.unwrap().status(), 401, "behind a token");
+
+    let prometheus = TestPrometheus::start(&format!(
+        "  - job_name: vigil-sd\n    http_sd_configs:\n      - url: {}\n        refresh_interval: 1s\n        authorization:\n          credentials: {}\n",
+        app.url(paths::SD_TARGETS),
+        app.read_token
+    ))
+    .await;
+    let target = crate::helpers::eventually(60, "Prometheus to discover and scrape the target", || async {
+        let targets: Value =
+            reqwest::get(format!("{}/api/v1/targets", prometheus.address)).await.ok()?.json().await.ok()?;
+        targets["data"]["activeTargets"]
+            .as_array()?
+            .iter()
+            .find(|target| target["labels"]["service"] == "shop" && target["health"] == "up")
+            .cloned()
+    })
+    .await;
+    assert_eq!(target["labels"]["env"], "test");
+    assert_eq!(target["labels"]["job"], "shop");
+    assert_eq!(target["scrapeUrl"], format!("http://127.0.0.1:{port}/metrics"));
+}
