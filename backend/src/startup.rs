@@ -276,7 +276,7 @@ async fn apply_retention_periodically(state: Arc<AppState>) {
 
 /// The API's routes, each with its access.
 fn api_routes() -> ApiRouter<Arc<AppState>> {
-    use routes::{account, admin, elasticsearch, health, integrations, logs, loki, metrics, otlp, sso};
+    use routes::{account, admin, dashboards, elasticsearch, health, integrations, logs, loki, metrics, otlp, sso};
     ApiRouter::new()
         .get(paths::HEALTHZ, Access::Public, health::healthz)
         .get(paths::READYZ, Access::Public, health::readyz)
@@ -300,6 +300,15 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .get(paths::METRICS_LABEL_VALUES, Access::Read, metrics::label_values)
         .get(paths::METRICS_SERIES, Access::Read, metrics::series)
         .get(paths::SD_TARGETS, Access::Read, metrics::sd_targets)
+        // dashboards: everyone reads them, deployers and administrators change them
+        .get(paths::DASHBOARDS, Access::Read, dashboards::list)
+        .post(paths::DASHBOARDS, Access::Deploy, dashboards::create)
+        .post(paths::DASHBOARDS_IMPORT, Access::Deploy, dashboards::import)
+        .get(paths::DASHBOARD, Access::Read, dashboards::get_one)
+        .put(paths::DASHBOARD, Access::Deploy, dashboards::update)
+        .delete(paths::DASHBOARD, Access::Deploy, dashboards::delete)
+        .post(paths::DASHBOARD_DUPLICATE, Access::Deploy, dashboards::duplicate)
+        .get(paths::DASHBOARD_EXPORT, Access::Read, dashboards::export)
         .get(paths::UI_TAIL, Access::Read, logs::tail)
         // sign-in and the user's own account
         .post(paths::AUTH_LOGIN, Access::Public, account::login)

@@ -10,6 +10,7 @@
 //! nothing heavier than serde and time.
 
 pub mod auth;
+pub mod dashboards;
 pub mod elasticsearch;
 mod error;
 pub mod level;

@@ -53,3 +53,9 @@ pub const METRICS_LABEL_VALUES: &str = "/api/v1/metrics/label/{name}/values";
 pub const METRICS_SERIES: &str = "/api/v1/metrics/series";
 /// Prometheus HTTP service discovery: the scrape targets Vigil knows.
 pub const SD_TARGETS: &str = "/api/v1/sd/targets";
+/// Dashboards (by uid), their duplication, export and import.
+pub const DASHBOARDS: &str = "/api/v1/dashboards";
+pub const DASHBOARD: &str = "/api/v1/dashboards/{uid}";
+pub const DASHBOARD_DUPLICATE: &str = "/api/v1/dashboards/{uid}/duplicate";
+pub const DASHBOARD_EXPORT: &str = "/api/v1/dashboards/{uid}/export";
+pub const DASHBOARDS_IMPORT: &str = "/api/v1/dashboards/import";

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod dashboards;
 pub mod elasticsearch;
 pub mod health;
 pub mod integrations;

@@ -4,12 +4,14 @@
 //! (`migrations/sqlite`, `migrations/postgres`), compiled into the binary.
 
 mod audit;
+mod dashboards;
 mod integrations;
 mod sessions;
 mod tokens;
 mod users;
 
 pub use audit::{AuditFilter, AuditRow, NewAuditEvent};
+pub use dashboards::{DashboardRow, UpdateOutcome};
 pub use integrations::IntegrationRow;
 pub use sessions::{NewSession, SessionRow};
 pub use tokens::{NewTokenRow, TokenRow};
@@ -60,8 +62,12 @@ macro_rules! migrations {
 
 fn migrator(dialect: Dialect) -> Migrator {
     let migrations = match dialect {
-        Dialect::Sqlite => migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit"),
-        Dialect::Postgres => migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit"),
+        Dialect::Sqlite => {
+            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards")
+        }
+        Dialect::Postgres => {
+            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards")
+        }
     };
     Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }
 }

@@ -9,6 +9,7 @@ mod prometheus;
 
 mod access;
 mod auth;
+mod dashboards;
 mod elasticsearch;
 mod end_to_end;
 mod health;

@@ -1,0 +1,168 @@
+//! Dashboards: rows of panels over PromQL and log queries, with variables and a time range.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// The version of the exported document's shape.
+pub const DASHBOARD_SCHEMA_VERSION: u32 = 1;
+
+/// A variable such as `$service`, filled from the values of a label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variable {
+    /// Used as `$name` in queries.
+    pub name: String,
+    /// The label whose values fill it.
+    pub label: String,
+    /// A series selector narrowing the values (`up{job=~"shop.*"}`); all series when absent.
+    #[serde(default)]
+    pub selector: Option<String>,
+    #[serde(default)]
+    pub multi: bool,
+    #[serde(default)]
+    pub include_all: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelQuery {
+    pub expr: String,
+    /// Legend template, `{{instance}}`.
+    #[serde(default)]
+    pub legend: String,
+}
+
+/// Flattened into [`Panel`] (serde cannot refuse unknown fields through a flatten, so unknown
+/// fields of panels and specs are ignored, as Grafana does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PanelKind {
+    /// Lines (or stacked areas) of PromQL range queries.
+    TimeSeries {
+        queries: Vec<PanelQuery>,
+        #[serde(default)]
+        stacked: bool,
+    },
+    /// One number: the last value of an instant query, coloured by thresholds.
+    Stat {
+        query: String,
+        /// Ascending: the colour of the highest threshold the value reaches.
+        #[serde(default)]
+        thresholds: Vec<Threshold>,
+    },
+    /// The series of an instant query as rows.
+    Table { query: String },
+    /// A log query with its volume histogram.
+    Logs { query: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    pub value: f64,
+    /// `green`, `yellow`, `red`, or a CSS colour.
+    pub color: String,
+}
+
+impl Eq for Threshold {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Panel {
+    pub title: String,
+    #[serde(flatten)]
+    pub kind: PanelKind,
+    /// Columns of a 12-column row.
+    #[serde(default = "default_width")]
+    pub width: u8,
+    /// `s`, `bytes`, `percent`, `reqps`, ...
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+fn default_width() -> u8 {
+    6
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Row {
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub collapsed: bool,
+    pub panels: Vec<Panel>,
+}
+
+/// What a dashboard holds: the document created, updated, exported and imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardSpec {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub variables: Vec<Variable>,
+    /// The default time range, relative (`1h`, `24h`, `7d`).
+    #[serde(default = "default_range")]
+    pub range: String,
+    /// Auto-refresh, in seconds; off when absent.
+    #[serde(default)]
+    pub refresh_seconds: Option<u32>,
+    pub rows: Vec<Row>,
+}
+
+fn default_range() -> String {
+    "1h".to_owned()
+}
+
+/// A stored dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dashboard {
+    /// The dashboard's URL name, stable across renames and exports.
+    pub uid: String,
+    /// Incremented by every update; an update naming an older version is refused (409).
+    pub version: i64,
+    #[serde(flatten)]
+    pub spec: DashboardSpec,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+}
+
+/// The list's entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardSummary {
+    pub uid: String,
+    pub title: String,
+    pub tags: Vec<String>,
+    pub version: i64,
+    pub updated_at: Timestamp,
+}
+
+/// `POST /api/v1/dashboards`: the spec, and the uid wanted (made from the title when absent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewDashboard {
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(flatten)]
+    pub spec: DashboardSpec,
+}
+
+/// `PUT /api/v1/dashboards/{uid}`: the new spec and the version it was edited from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DashboardUpdate {
+    pub version: i64,
+    #[serde(flatten)]
+    pub spec: DashboardSpec,
+}
+
+/// An exported dashboard (`GET .../export`), and what `POST /api/v1/dashboards/import` takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardExport {
+    pub schema_version: u32,
+    pub uid: String,
+    pub dashboard: DashboardSpec,
+}
