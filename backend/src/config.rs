@@ -158,6 +158,32 @@ pub struct ServiceConfig {
     /// Extra labels of every series scraped from it.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Its Service dashboard: the label that tells its series apart, its request counter
+    /// (with a status label) and its request-duration histogram (without `_bucket`).
+    #[serde(default = "default_match_label")]
+    pub match_label: String,
+    #[serde(default = "default_requests_metric")]
+    pub requests_metric: String,
+    #[serde(default = "default_status_label")]
+    pub status_label: String,
+    #[serde(default = "default_duration_metric")]
+    pub duration_metric: String,
+}
+
+fn default_match_label() -> String {
+    "service".to_owned()
+}
+
+fn default_requests_metric() -> String {
+    "http_requests_total".to_owned()
+}
+
+fn default_status_label() -> String {
+    "code".to_owned()
+}
+
+fn default_duration_metric() -> String {
+    "http_request_duration_seconds".to_owned()
 }
 
 fn default_metrics_path() -> String {
@@ -529,6 +555,18 @@ impl RawConfig {
             if !service.metrics_path.starts_with('/') || !matches!(service.scheme.as_str(), "http" | "https") {
                 return invalid(format!(
                     "services.{}: metrics_path must start with / and scheme be http or https",
+                    service.name
+                ));
+            }
+            let names_ok = [&service.match_label, &service.status_label]
+                .iter()
+                .all(|label| vigil_proto::metrics::is_label_name(label))
+                && [&service.requests_metric, &service.duration_metric]
+                    .iter()
+                    .all(|name| vigil_proto::metrics::is_metric_name(name));
+            if !names_ok {
+                return invalid(format!(
+                    "services.{}: a metric or label name is not valid in Prometheus",
                     service.name
                 ));
             }

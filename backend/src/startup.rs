@@ -309,6 +309,9 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .delete(paths::DASHBOARD, Access::Deploy, dashboards::delete)
         .post(paths::DASHBOARD_DUPLICATE, Access::Deploy, dashboards::duplicate)
         .get(paths::DASHBOARD_EXPORT, Access::Read, dashboards::export)
+        .get(paths::BUILTIN_DASHBOARDS, Access::Read, dashboards::builtin_list)
+        .get(paths::BUILTIN_HOSTS, Access::Read, dashboards::builtin_hosts)
+        .get(paths::BUILTIN_SERVICE, Access::Read, dashboards::builtin_service)
         .get(paths::UI_TAIL, Access::Read, logs::tail)
         // sign-in and the user's own account
         .post(paths::AUTH_LOGIN, Access::Public, account::login)

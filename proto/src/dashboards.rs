@@ -166,3 +166,73 @@ pub struct DashboardExport {
     pub uid: String,
     pub dashboard: DashboardSpec,
 }
+
+/// A query with its variables filled in: `$name` (or `${name}`) becomes the chosen values, as
+/// a regular-expression alternation (`a|b`) when several are chosen, `.*` for all or none.
+/// Values are escaped for PromQL regular expressions in double-quoted strings.
+pub fn expand(expr: &str, chosen: &std::collections::BTreeMap<String, Vec<String>>) -> String {
+    let mut out = String::with_capacity(expr.len());
+    let mut rest = expr;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        let (name, tail) = match after.strip_prefix('{').and_then(|inner| inner.split_once('}')) {
+            Some((name, tail)) => (name, tail),
+            None => {
+                let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        match chosen.get(name) {
+            Some(values) if !name.is_empty() => {
+                let escaped: Vec<String> = values.iter().map(|value| escape_regex(value)).collect();
+                if escaped.is_empty() {
+                    out.push_str(".*");
+                } else {
+                    out.push_str(&escaped.join("|"));
+                }
+                rest = tail;
+            }
+            _ => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn escape_regex(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for character in value.chars() {
+        if "\\.+*?()|[]{}^$".contains(character) {
+            // One backslash for the regular expression, doubled for the PromQL string.
+            escaped.push_str("\\\\");
+        } else if character == '"' {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_expand_to_regular_expressions() {
+        let chosen: std::collections::BTreeMap<String, Vec<String>> = [
+            ("host".to_owned(), vec!["web-1".to_owned(), "db.2".to_owned()]),
+            ("service".to_owned(), vec!["shop".to_owned()]),
+            ("all".to_owned(), vec![]),
+        ]
+        .into();
+        assert_eq!(
+            expand(r#"up{instance=~"$host", job=~"${service}", x=~"$all", y="$unknown"}"#, &chosen),
+            r#"up{instance=~"web-1|db\\.2", job=~"shop", x=~".*", y="$unknown"}"#
+        );
+        assert_eq!(expand("rate(x[5m]) * $", &chosen), "rate(x[5m]) * $");
+    }
+}

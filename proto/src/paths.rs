@@ -59,3 +59,7 @@ pub const DASHBOARD: &str = "/api/v1/dashboards/{uid}";
 pub const DASHBOARD_DUPLICATE: &str = "/api/v1/dashboards/{uid}/duplicate";
 pub const DASHBOARD_EXPORT: &str = "/api/v1/dashboards/{uid}/export";
 pub const DASHBOARDS_IMPORT: &str = "/api/v1/dashboards/import";
+/// The generated dashboards: the list, Hosts, and one per configured service.
+pub const BUILTIN_DASHBOARDS: &str = "/api/v1/builtin-dashboards";
+pub const BUILTIN_HOSTS: &str = "/api/v1/builtin-dashboards/hosts";
+pub const BUILTIN_SERVICE: &str = "/api/v1/builtin-dashboards/services/{service}";

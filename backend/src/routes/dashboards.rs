@@ -19,6 +19,7 @@ use super::bounded_body;
 use crate::audit;
 use crate::auth::{Caller, ClientInfo, millis_to_timestamp};
 use crate::error::HttpError;
+use crate::metrics::builtin;
 use crate::startup::AppState;
 use crate::store::{DashboardRow, UpdateOutcome};
 
@@ -344,6 +345,40 @@ pub async fn import(
     record(&state, &caller, &client, "dashboard.import", &document.uid, result.is_ok(), detail).await;
     let (status, row) = result?;
     Ok((status, Json(to_dashboard(&row)?)))
+}
+
+/// `GET /api/v1/builtin-dashboards`: the generated dashboards, as summaries whose uid is the
+/// path under the list (`hosts`, `services/<name>`).
+pub async fn builtin_list(State(state): State<Arc<AppState>>) -> Json<Vec<DashboardSummary>> {
+    let now = millis_to_timestamp(crate::store::now_millis());
+    let summary = |uid: String, spec: DashboardSpec| DashboardSummary {
+        uid,
+        title: spec.title,
+        tags: spec.tags,
+        version: 0,
+        updated_at: now,
+    };
+    let mut list = vec![summary("hosts".to_owned(), builtin::hosts())];
+    for service in &state.config.services {
+        list.push(summary(format!("services/{}", service.name), builtin::service(service)));
+    }
+    Json(list)
+}
+
+/// `GET /api/v1/builtin-dashboards/hosts`.
+pub async fn builtin_hosts() -> Json<DashboardSpec> {
+    Json(builtin::hosts())
+}
+
+/// `GET /api/v1/builtin-dashboards/services/{service}`.
+pub async fn builtin_service(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<DashboardSpec>, HttpError> {
+    let service = state.config.services.iter().find(|service| service.name == name).ok_or_else(|| {
+        HttpError::new(ErrorCode::NotFound, format!("no service named {name:?} is configured ([[services]])"))
+    })?;
+    Ok(Json(builtin::service(service)))
 }
 
 #[cfg(test)]

@@ -216,6 +216,10 @@ async fn prometheus_discovers_the_configured_services_over_http_sd() {
             metrics_path: "/metrics".to_owned(),
             scheme: "http".to_owned(),
             labels: [("env".to_owned(), "test".to_owned())].into(),
+            match_label: "service".to_owned(),
+            requests_metric: "http_requests_total".to_owned(),
+            status_label: "code".to_owned(),
+            duration_metric: "http_request_duration_seconds".to_owned(),
         }];
     })
     .await;
@@ -247,4 +251,128 @@ async fn prometheus_discovers_the_configured_services_over_http_sd() {
     assert_eq!(target["labels"]["env"], "test");
     assert_eq!(target["labels"]["job"], "shop");
     assert_eq!(target["scrapeUrl"], format!("http://127.0.0.1:{port}/metrics"));
+}
+
+/// A counter's or gauge's series: three samples over the last minute.
+fn series(now: i64, labels: Value, values: [f64; 3]) -> Value {
+    json!({"labels": labels, "samples": [[now - 60_000, values[0]], [now - 30_000, values[1]], [now, values[2]]]})
+}
+
+#[tokio::test]
+async fn generated_dashboards_query_what_agents_and_services_expose() {
+    let (app, _prometheus) = start(|config| {
+        config.services = vec![vigil_backend::config::ServiceConfig {
+            name: "shop".to_owned(),
+            targets: vec![],
+            metrics_path: "/metrics".to_owned(),
+            scheme: "http".to_owned(),
+            labels: Default::default(),
+            match_label: "service".to_owned(),
+            requests_metric: "http_requests_total".to_owned(),
+            status_label: "code".to_owned(),
+            duration_metric: "http_request_duration_seconds".to_owned(),
+        }];
+    })
+    .await;
+    let now = (now_millis() / 1000 - 1) * 1000;
+    let mut all = Vec::new();
+    for host in ["web-1", "web-2"] {
+        let with = |name: &str, extra: Value| {
+            let mut labels = json!({"__name__": name, "instance": host});
+            for (key, value) in extra.as_object().unwrap() {
+                labels[key] = value.clone();
+            }
+            labels
+        };
+        all.push(series(now, with("node_uname_info", json!({"nodename": host})), [1.0, 1.0, 1.0]));
+        for (mode, step) in [("idle", 25.0), ("user", 4.0), ("system", 1.0)] {
+            all.push(series(
+                now,
+                with("node_cpu_seconds_total", json!({"cpu": "0", "mode": mode})),
+                [100.0, 100.0 + step, 100.0 + 2.0 * step],
+            ));
+        }
+        all.push(series(now, with("node_memory_MemTotal_bytes", json!({})), [8e9, 8e9, 8e9]));
+        all.push(series(now, with("node_memory_MemAvailable_bytes", json!({})), [3e9, 2.9e9, 2.8e9]));
+        for name in ["node_load1", "node_load5", "node_load15"] {
+            all.push(series(now, with(name, json!({})), [0.5, 0.6, 0.7]));
+        }
+        let fs = json!({"mountpoint": "/", "fstype": "ext4", "device": "/dev/sda1"});
+        all.push(series(now, with("node_filesystem_size_bytes", fs.clone()), [1e11, 1e11, 1e11]));
+        all.push(series(now, with("node_filesystem_avail_bytes", fs), [4e10, 4e10, 3.9e10]));
+        for name in ["node_disk_read_bytes_total", "node_disk_written_bytes_total"] {
+            all.push(series(now, with(name, json!({"device": "sda"})), [1e6, 2e6, 3e6]));
+        }
+        for name in ["node_network_receive_bytes_total", "node_network_transmit_bytes_total"] {
+            all.push(series(now, with(name, json!({"device": "eth0"})), [5e6, 6e6, 7e6]));
+        }
+    }
+    for (code, values) in [("200", [1000.0, 1600.0, 2200.0]), ("500", [10.0, 16.0, 22.0])] {
+        all.push(series(now, json!({"__name__": "http_requests_total", "service": "shop", "code": code}), values));
+    }
+    for (le, values) in
+        [("0.1", [800.0, 1200.0, 1600.0]), ("0.5", [990.0, 1590.0, 2190.0]), ("+Inf", [1010.0, 1616.0, 2222.0])]
+    {
+        all.push(series(
+            now,
+            json!({"__name__": "http_request_duration_seconds_bucket", "service": "shop", "le": le}),
+            values,
+        ));
+    }
+    let response = post(&app, &json!({"series": all})).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    app.post_logs(&[crate::helpers::record(
+        &vigil_proto::Timestamp::from_unix_nanos(now * 1_000_000).unwrap().to_rfc3339(),
+        "shop",
+        "error",
+        "payment failed",
+    )])
+    .await;
+
+    let list: Vec<Value> = get(&app, paths::BUILTIN_DASHBOARDS, &[]).await.json().await.unwrap();
+    let uids: Vec<&str> = list.iter().filter_map(|entry| entry["uid"].as_str()).collect();
+    assert_eq!(uids, ["hosts", "services/shop"]);
+    assert_eq!(get(&app, &paths::BUILTIN_SERVICE.replace("{service}", "nope"), &[]).await.status(), 404);
+
+    // The $host variable is filled from label values, as the UI fills it.
+    let hosts: Vec<String> =
+        get(&app, &paths::METRICS_LABEL_VALUES.replace("{name}", "instance"), &[("match[]", "node_uname_info")])
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(hosts, ["web-1", "web-2"]);
+    let chosen: std::collections::BTreeMap<String, Vec<String>> = [("host".to_owned(), hosts)].into();
+
+    for path in [paths::BUILTIN_HOSTS.to_owned(), paths::BUILTIN_SERVICE.replace("{service}", "shop")] {
+        let spec: vigil_proto::dashboards::DashboardSpec = get(&app, &path, &[]).await.json().await.unwrap();
+        let mut checked = 0;
+        for panel in spec.rows.iter().flat_map(|row| row.panels.iter()) {
+            use vigil_proto::dashboards::PanelKind;
+            let queries: Vec<String> = match &panel.kind {
+                PanelKind::TimeSeries { queries, .. } => queries.iter().map(|query| query.expr.clone()).collect(),
+                PanelKind::Stat { query, .. } | PanelKind::Table { query } => vec![query.clone()],
+                PanelKind::Logs { query } => {
+                    let page = app.search(&[("q", query.as_str())]).await;
+                    assert_eq!(page.total, 1, "{}: {query}", panel.title);
+                    checked += 1;
+                    continue;
+                }
+            };
+            for expr in queries {
+                let expr = vigil_proto::dashboards::expand(&expr, &chosen);
+                let response = get(&app, paths::METRICS_QUERY, &[("query", expr.as_str())]).await;
+                assert_eq!(response.status(), 200, "{}: {expr}", panel.title);
+                let result: QueryResult = response.json().await.unwrap();
+                assert!(
+                    result.series.iter().any(|series| series.points.iter().any(|(_, value)| value.is_some())),
+                    "{} ({}): {expr} returned no value",
+                    spec.title,
+                    panel.title
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 7, "{}: {checked} queries", spec.title);
+    }
 }

@@ -1,0 +1,190 @@
+//! Dashboards generated, not drawn: **Hosts** from the node_exporter names the agent produces
+//! (CPU, memory, load, disks, filesystems, network per host), and one **Service** dashboard
+//! per configured service: RED (rate, errors, duration) from its request counter and
+//! duration histogram, whose names are configurable per service, and its logs by level.
+
+use vigil_proto::dashboards::{DashboardSpec, Panel, PanelKind, PanelQuery, Row, Threshold, Variable};
+
+use crate::config::ServiceConfig;
+
+fn series(title: &str, width: u8, unit: &str, queries: &[(&str, &str)], stacked: bool) -> Panel {
+    Panel {
+        title: title.to_owned(),
+        kind: PanelKind::TimeSeries {
+            queries: queries
+                .iter()
+                .map(|(expr, legend)| PanelQuery { expr: (*expr).to_owned(), legend: (*legend).to_owned() })
+                .collect(),
+            stacked,
+        },
+        width,
+        unit: Some(unit.to_owned()),
+    }
+}
+
+fn stat(title: &str, unit: &str, query: String, thresholds: &[(f64, &str)]) -> Panel {
+    Panel {
+        title: title.to_owned(),
+        kind: PanelKind::Stat {
+            query,
+            thresholds: thresholds
+                .iter()
+                .map(|(value, color)| Threshold { value: *value, color: (*color).to_owned() })
+                .collect(),
+        },
+        width: 3,
+        unit: Some(unit.to_owned()),
+    }
+}
+
+/// The Hosts dashboard; `$host` is the `instance` label.
+pub fn hosts() -> DashboardSpec {
+    const HOST: &str = r#"instance=~"$host""#;
+    let with_host = |template: &str| template.replace("HOST", HOST);
+    let cpu = with_host(r#"100 * (1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle",HOST}[5m])))"#);
+    let memory = with_host("100 * (1 - node_memory_MemAvailable_bytes{HOST} / node_memory_MemTotal_bytes{HOST})");
+    let filesystem = with_host(
+        r#"100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay",HOST} / node_filesystem_size_bytes{fstype!~"tmpfs|overlay",HOST})"#,
+    );
+    let load = [with_host("node_load1{HOST}"), with_host("node_load5{HOST}"), with_host("node_load15{HOST}")];
+    let disk_read = with_host("rate(node_disk_read_bytes_total{HOST}[5m])");
+    let disk_written = with_host("rate(node_disk_written_bytes_total{HOST}[5m])");
+    let received = with_host(r#"rate(node_network_receive_bytes_total{device!="lo",HOST}[5m])"#);
+    let transmitted = with_host(r#"rate(node_network_transmit_bytes_total{device!="lo",HOST}[5m])"#);
+    let modes = with_host(r#"sum by (mode) (rate(node_cpu_seconds_total{mode!="idle",HOST}[5m]))"#);
+    DashboardSpec {
+        title: "Hosts".to_owned(),
+        description: "CPU, memory, load, disks, filesystems and network of every host (node_exporter names)."
+            .to_owned(),
+        tags: vec!["builtin".to_owned(), "hosts".to_owned()],
+        variables: vec![Variable {
+            name: "host".to_owned(),
+            label: "instance".to_owned(),
+            selector: Some("node_uname_info".to_owned()),
+            multi: true,
+            include_all: true,
+        }],
+        range: "1h".to_owned(),
+        refresh_seconds: Some(30),
+        rows: vec![
+            Row {
+                title: "CPU and memory".to_owned(),
+                collapsed: false,
+                panels: vec![
+                    series("CPU busy", 6, "percent", &[(&cpu, "{{instance}}")], false),
+                    series("CPU by mode", 6, "cores", &[(&modes, "{{mode}}")], true),
+                    series("Memory used", 6, "percent", &[(&memory, "{{instance}}")], false),
+                    series(
+                        "Load",
+                        6,
+                        "none",
+                        &[(&load[0], "1m {{instance}}"), (&load[1], "5m {{instance}}"), (&load[2], "15m {{instance}}")],
+                        false,
+                    ),
+                ],
+            },
+            Row {
+                title: "Disks and network".to_owned(),
+                collapsed: false,
+                panels: vec![
+                    series("Filesystem used", 4, "percent", &[(&filesystem, "{{instance}} {{mountpoint}}")], false),
+                    series(
+                        "Disk throughput",
+                        4,
+                        "Bps",
+                        &[
+                            (&disk_read, "read {{instance}} {{device}}"),
+                            (&disk_written, "written {{instance}} {{device}}"),
+                        ],
+                        false,
+                    ),
+                    series(
+                        "Network",
+                        4,
+                        "Bps",
+                        &[(&received, "in {{instance}} {{device}}"), (&transmitted, "out {{instance}} {{device}}")],
+                        false,
+                    ),
+                ],
+            },
+        ],
+    }
+}
+
+/// The Service dashboard of one service.
+pub fn service(config: &ServiceConfig) -> DashboardSpec {
+    let selector = format!(r#"{}="{}""#, config.match_label, config.name);
+    let requests = &config.requests_metric;
+    let duration = &config.duration_metric;
+    let status = &config.status_label;
+    let rate = format!("sum(rate({requests}{{{selector}}}[5m]))");
+    let errors =
+        format!(r#"sum(rate({requests}{{{selector},{status}=~"5.."}}[5m])) / sum(rate({requests}{{{selector}}}[5m]))"#);
+    let quantile =
+        |q: &str| format!("histogram_quantile({q}, sum by (le) (rate({duration}_bucket{{{selector}}}[5m])))");
+    let by_status = format!("sum by ({status}) (rate({requests}{{{selector}}}[5m]))");
+    DashboardSpec {
+        title: format!("Service: {}", config.name),
+        description: format!("Requests, errors and duration of {}, and its logs.", config.name),
+        tags: vec!["builtin".to_owned(), "service".to_owned(), config.name.clone()],
+        variables: Vec::new(),
+        range: "1h".to_owned(),
+        refresh_seconds: Some(30),
+        rows: vec![
+            Row {
+                title: "Now".to_owned(),
+                collapsed: false,
+                panels: vec![
+                    stat("Request rate", "reqps", rate.clone(), &[]),
+                    stat(
+                        "Error ratio",
+                        "percentunit",
+                        errors.clone(),
+                        &[(0.0, "green"), (0.01, "yellow"), (0.05, "red")],
+                    ),
+                    stat("Latency p50", "s", quantile("0.5"), &[]),
+                    stat("Latency p99", "s", quantile("0.99"), &[(0.0, "green"), (0.5, "yellow"), (1.0, "red")]),
+                ],
+            },
+            Row {
+                title: "Requests, errors, duration".to_owned(),
+                collapsed: false,
+                panels: vec![
+                    series("Requests by status", 4, "reqps", &[(&by_status, &format!("{{{{{status}}}}}"))], true),
+                    series("Error ratio", 4, "percentunit", &[(&errors, "errors")], false),
+                    series("Latency", 4, "s", &[(&quantile("0.5"), "p50"), (&quantile("0.99"), "p99")], false),
+                ],
+            },
+            Row {
+                title: "Logs".to_owned(),
+                collapsed: false,
+                panels: vec![Panel {
+                    title: "Log volume by level".to_owned(),
+                    kind: PanelKind::Logs { query: format!("service:\"{}\"", config.name) },
+                    width: 12,
+                    unit: None,
+                }],
+            },
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_dashboards_pass_the_dashboard_rules() {
+        crate::routes::dashboards::validate(&hosts()).unwrap();
+        let shop: ServiceConfig = toml_service("name = \"shop\"\nrequests_metric = \"shop_requests_total\"");
+        let spec = service(&shop);
+        crate::routes::dashboards::validate(&spec).unwrap();
+        let PanelKind::Stat { query, .. } = &spec.rows[0].panels[0].kind else { panic!("a stat") };
+        assert_eq!(query, r#"sum(rate(shop_requests_total{service="shop"}[5m]))"#);
+    }
+
+    fn toml_service(text: &str) -> ServiceConfig {
+        use figment::providers::Format;
+        figment::Figment::new().merge(figment::providers::Toml::string(text)).extract().unwrap()
+    }
+}
