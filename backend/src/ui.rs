@@ -9,6 +9,7 @@ use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
 };
+use vigil_proto::metrics::QueryResult;
 use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery, Timestamp,
 };
@@ -130,5 +131,23 @@ impl UiServices for BackendServices {
             status.problem = oidc.check().await.err().map(|error| error.to_string());
         }
         Ok(status)
+    }
+
+    async fn query_range(
+        &self,
+        query: String,
+        start: f64,
+        end: f64,
+        step: Option<f64>,
+    ) -> Result<QueryResult, ApiError> {
+        self.state.prometheus.range(&query, start, end, step).await
+    }
+
+    async fn label_values(&self, label: String) -> Result<Vec<String>, ApiError> {
+        self.state.prometheus.label_values(&label, &[], None, None).await
+    }
+
+    async fn label_names(&self) -> Result<Vec<String>, ApiError> {
+        self.state.prometheus.labels(&[], None, None).await
     }
 }

@@ -7,7 +7,7 @@ use leptos_router::path;
 use vigil_proto::paths;
 
 use crate::accounts::current_session;
-use crate::pages::{AccountPage, LoginPage, LogsPage, NotBuiltYet, SettingsPage};
+use crate::pages::{AccountPage, LoginPage, LogsPage, MetricsPage, NotBuiltYet, SettingsPage};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -17,6 +17,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                // The chart library, before the bundle that draws with it.
+                <link rel="stylesheet" href="/pkg/uplot.css"/>
+                <script src="/pkg/uplot.js"></script>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -50,7 +53,7 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("") view=|| view! { <NotBuiltYet title="Overview"/> }/>
                     <Route path=path!("logs") view=LogsPage/>
-                    <Route path=path!("explore") view=|| view! { <NotBuiltYet title="Metrics"/> }/>
+                    <Route path=path!("explore") view=MetricsPage/>
                     <Route path=path!("alerts") view=|| view! { <NotBuiltYet title="Alerts"/> }/>
                     <Route path=path!("rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
                     <Route path=path!("agents") view=|| view! { <NotBuiltYet title="Agents"/> }/>

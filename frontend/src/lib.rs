@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod app;
 pub mod logs;
+pub mod metrics;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod services;

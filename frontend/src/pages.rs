@@ -1,9 +1,11 @@
 //! One component per page of the navigation.
 
 mod accounts;
+mod explore;
 mod logs;
 
 pub use accounts::{AccountPage, LoginPage, SettingsPage};
+pub use explore::MetricsPage;
 pub use logs::LogsPage;
 
 use leptos::prelude::*;

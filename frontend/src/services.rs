@@ -13,6 +13,7 @@ use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
 };
+use vigil_proto::metrics::QueryResult;
 use vigil_proto::{ApiError, ContextQuery, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery};
 
 #[async_trait::async_trait]
@@ -33,6 +34,18 @@ pub trait UiServices: Send + Sync + 'static {
     async fn create_token(&self, request: &Parts, token: NewToken, personal: bool) -> Result<CreatedToken, ApiError>;
     async fn revoke_token(&self, request: &Parts, id: i64, personal: bool) -> Result<(), ApiError>;
     async fn audit(&self, request: &Parts, query: AuditQuery) -> Result<AuditPage, ApiError>;
+    /// A PromQL range query (times in Unix seconds; the step chosen when absent).
+    async fn query_range(
+        &self,
+        query: String,
+        start: f64,
+        end: f64,
+        step: Option<f64>,
+    ) -> Result<QueryResult, ApiError>;
+    /// Values of a label (`__name__` gives the metric names), for autocompletion.
+    async fn label_values(&self, label: String) -> Result<Vec<String>, ApiError>;
+    /// Label names, for autocompletion.
+    async fn label_names(&self) -> Result<Vec<String>, ApiError>;
     /// Whether single sign-on is on; `detailed` (administrators) adds the issuer and checks it.
     async fn sso_status(&self, detailed: bool) -> Result<SsoStatus, ApiError>;
 }

@@ -137,6 +137,12 @@ impl Workspace {
         eprintln!("xtask: {} is {} KiB", bundle.display(), size / 1024);
         std::fs::copy(self.root.join("style").join("vigil.css"), pkg.join("vigil.css"))
             .context("cannot copy the stylesheet")?;
+        // The chart library of the metric charts, from npm (`npm ci`), served next to the bundle.
+        let uplot = self.root.join("node_modules").join("uplot").join("dist");
+        for (from, to) in [("uPlot.iife.min.js", "uplot.js"), ("uPlot.min.css", "uplot.css")] {
+            std::fs::copy(uplot.join(from), pkg.join(to))
+                .with_context(|| format!("cannot copy {} from npm's uplot: run `npm ci` first", from))?;
+        }
         Ok(())
     }
 

@@ -183,13 +183,38 @@ impl Browser {
         self.type_text(&field, username).await;
         self.type_text(&self.wait_for(".login-form input[name='password']").await, password).await;
         self.click(&self.wait_for(".login-form button[type='submit']").await).await;
-        let path =
-            url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|slash| &rest[slash..])).unwrap_or("/");
-        eventually(20, &format!("to land on {path} after signing in"), || async {
+        // Back where it was going: the same path, whatever escaping the browser shows the
+        // query in.
+        let path_of = |url: &str| {
+            url.split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|slash| rest[slash..].to_owned()))
+                .map(|path| path.split('?').next().unwrap_or("/").to_owned())
+        };
+        let wanted = path_of(url).unwrap_or_else(|| "/".to_owned());
+        eventually(20, &format!("to land on {wanted} after signing in"), || async {
             let current = self.current_url().await;
-            current.ends_with(path).then_some(())
+            (path_of(&current).as_deref() == Some(wanted.as_str()) && !current.contains("/login")).then_some(())
         })
         .await;
+    }
+
+    /// Presses the mouse at `from_x` pixels from the element's centre, moves to `to_x`, and
+    /// releases it there.
+    pub async fn drag_by(&self, element: &Element, from_x: i64, to_x: i64) {
+        let origin = json!({ELEMENT: element.0});
+        let actions = json!({"actions": [{
+            "type": "pointer",
+            "id": "mouse",
+            "parameters": {"pointerType": "mouse"},
+            "actions": [
+                {"type": "pointerMove", "origin": origin, "x": from_x, "y": 0},
+                {"type": "pointerDown", "button": 0},
+                {"type": "pointerMove", "origin": origin, "x": (from_x + to_x) / 2, "y": 0, "duration": 100},
+                {"type": "pointerMove", "origin": origin, "x": to_x, "y": 0, "duration": 100},
+                {"type": "pointerUp", "button": 0},
+            ],
+        }]});
+        self.call(reqwest::Method::POST, "/actions", Some(actions)).await;
     }
 
     /// A PNG of the page, for looking at what a failing test saw.

@@ -239,3 +239,72 @@ async fn signing_in_and_out_in_the_browser() {
     assert!(browser.current_url().await.contains("/login?next=/logs"));
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_explorer_draws_a_chart_from_prometheus() {
+    let prometheus = crate::prometheus::TestPrometheus::start("").await;
+    let url = prometheus.address.clone();
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::Db::Sqlite, |config| config.metrics.prometheus_url = url).await;
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp() - 1) * 1000;
+    let series: Vec<serde_json::Value> = ["web-1", "web-2"]
+        .iter()
+        .map(|host| {
+            let samples: Vec<(i64, f64)> =
+                (0..40).map(|index| (now - (39 - index) * 15_000, (index * 10) as f64)).collect();
+            json!({"labels": {"__name__": "vigil_e2e_bytes_total", "instance": host}, "samples": samples})
+        })
+        .collect();
+    let posted = app
+        .client
+        .post(app.url(vigil_proto::paths::METRICS_WRITE))
+        .bearer_auth(&app.ingest_token)
+        .json(&json!({"series": series}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+
+    let browser = Browser::start().await;
+    let query = "rate(vigil_e2e_bytes_total[1m])";
+    let page = format!("/explore?q={}&range=15m&unit=bytes", url_encode(query));
+    browser.goto_signed_in(&app.url(&page), ADMIN, ADMIN_PASSWORD).await;
+    browser.wait_for(".explore-bar[data-hydrated='true']").await;
+    // uPlot draws on a canvas, with a legend row per series.
+    browser.wait_for(".chart canvas").await;
+    let chart = browser.wait_for(".chart").await;
+    let points = browser.execute("return arguments[0].dataset.points;", vec![json!({ELEMENT: chart.id()})]).await;
+    assert!(points.as_str().unwrap().parse::<u32>().unwrap() > 20, "{points}");
+    let legend = eventually(20, "the legend", || async {
+        let mut labels = Vec::new();
+        for element in browser.find_all(".u-legend .u-series .u-label").await {
+            labels.push(browser.text(&element).await);
+        }
+        (labels.len() >= 3).then_some(labels)
+    })
+    .await;
+    assert!(legend.iter().any(|label| label.contains("instance=\"web-1\"")), "{legend:?}");
+    // The metric names are offered while typing.
+    let suggestions = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#metric-suggestions option')).map(o => o.value);",
+            vec![],
+        )
+        .await;
+    assert!(suggestions.as_array().unwrap().iter().any(|name| name == "vigil_e2e_bytes_total"), "{suggestions}");
+
+    // Dragging across the chart zooms: the range lands in the URL.
+    let over = browser.wait_for(".chart .u-over").await;
+    browser.drag_by(&over, -150, 150).await;
+    eventually(20, "the zoomed range in the URL", || async {
+        let url = browser.current_url().await;
+        (url.contains("start=") && url.contains("end=") && url.contains("unit=bytes")).then_some(())
+    })
+    .await;
+    browser.wait_for(".chart canvas").await;
+    browser.quit().await;
+}
+
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

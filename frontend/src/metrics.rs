@@ -1,0 +1,51 @@
+//! Server functions of the metrics explorer. Times arrive as the URL holds them: a relative
+//! `range` (`15m`, `1h`, `7d`), or an absolute `start` and `end` (RFC 3339) that take
+//! precedence.
+
+use leptos::prelude::*;
+use vigil_proto::metrics::QueryResult;
+
+#[cfg(feature = "ssr")]
+fn api_error(error: vigil_proto::ApiError) -> ServerFnError {
+    ServerFnError::new(error.message)
+}
+
+/// A range query over the page's time range.
+#[server(prefix = "/ui/fn/read", endpoint = "metrics_range")]
+pub async fn metrics_range(q: String, range: String, start: String, end: String) -> Result<QueryResult, ServerFnError> {
+    use vigil_proto::{RelativeRange, Timestamp};
+    if q.trim().is_empty() {
+        return Ok(QueryResult { result_type: "matrix".to_owned(), series: Vec::new(), step_seconds: None });
+    }
+    let parse = |text: &str| -> Result<Option<f64>, ServerFnError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let at: Timestamp =
+            text.parse().map_err(|error: vigil_proto::ParseTimestampError| ServerFnError::new(error))?;
+        Ok(Some(at.as_unix_nanos() as f64 / 1e9))
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
+    let (start, end) = match (parse(&start)?, parse(&end)?) {
+        (None, None) => {
+            let range: RelativeRange =
+                range.parse().map_err(|error: vigil_proto::ParseRangeError| ServerFnError::new(error))?;
+            (now - range.as_nanos() as f64 / 1e9, now)
+        }
+        (start, end) => {
+            let end = end.unwrap_or(now);
+            (start.unwrap_or(end - 3600.0), end)
+        }
+    };
+    crate::services::services()?.query_range(q, start, end, None).await.map_err(api_error)
+}
+
+/// Metric names and label names, for the query box's suggestions.
+#[server(prefix = "/ui/fn/read", endpoint = "metric_suggestions")]
+pub async fn metric_suggestions() -> Result<Vec<String>, ServerFnError> {
+    let services = crate::services::services()?;
+    let mut names = services.label_values("__name__".to_owned()).await.map_err(api_error)?;
+    names.extend(services.label_names().await.map_err(api_error)?.into_iter().filter(|name| name != "__name__"));
+    Ok(names)
+}
