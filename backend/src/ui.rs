@@ -9,6 +9,7 @@ use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
 };
+use vigil_proto::dashboards::{DashboardSpec, DashboardSummary};
 use vigil_proto::metrics::QueryResult;
 use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery, Timestamp,
@@ -149,5 +150,56 @@ impl UiServices for BackendServices {
 
     async fn label_names(&self) -> Result<Vec<String>, ApiError> {
         self.state.prometheus.labels(&[], None, None).await
+    }
+
+    async fn query_instant(&self, query: String) -> Result<QueryResult, ApiError> {
+        self.state.prometheus.instant(&query, None).await
+    }
+
+    async fn label_values_matching(&self, label: String, selector: String) -> Result<Vec<String>, ApiError> {
+        let matchers: Vec<String> = if selector.trim().is_empty() { Vec::new() } else { vec![selector] };
+        self.state.prometheus.label_values(&label, &matchers, None, None).await
+    }
+
+    async fn dashboards(&self) -> Result<Vec<DashboardSummary>, ApiError> {
+        let rows = self.state.database.dashboards().await.map_err(|error| api(error.into()))?;
+        let mut list: Vec<DashboardSummary> = rows
+            .iter()
+            .map(|row| DashboardSummary {
+                uid: row.uid.clone(),
+                title: row.title.clone(),
+                tags: serde_json::from_str(&row.tags).unwrap_or_default(),
+                version: row.version,
+                updated_at: crate::auth::millis_to_timestamp(row.updated_at_millis),
+            })
+            .collect();
+        let now = crate::auth::millis_to_timestamp(crate::store::now_millis());
+        let builtin = |uid: String, spec: DashboardSpec| DashboardSummary {
+            uid,
+            title: spec.title,
+            tags: spec.tags,
+            version: 0,
+            updated_at: now,
+        };
+        list.push(builtin("builtin/hosts".to_owned(), crate::metrics::builtin::hosts()));
+        for service in &self.state.config.services {
+            list.push(builtin(format!("builtin/services/{}", service.name), crate::metrics::builtin::service(service)));
+        }
+        Ok(list)
+    }
+
+    async fn dashboard(&self, uid: String) -> Result<DashboardSpec, ApiError> {
+        if uid == "builtin/hosts" {
+            return Ok(crate::metrics::builtin::hosts());
+        }
+        if let Some(name) = uid.strip_prefix("builtin/services/") {
+            let service = self.state.config.services.iter().find(|service| service.name == name);
+            return service
+                .map(crate::metrics::builtin::service)
+                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no service named {name:?} is configured")));
+        }
+        let row = self.state.database.dashboard(&uid).await.map_err(|error| api(error.into()))?;
+        let row = row.ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no dashboard has uid {uid:?}")))?;
+        serde_json::from_str(&row.spec).map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))
     }
 }

@@ -7,7 +7,9 @@ use leptos_router::path;
 use vigil_proto::paths;
 
 use crate::accounts::current_session;
-use crate::pages::{AccountPage, LoginPage, LogsPage, MetricsPage, NotBuiltYet, SettingsPage};
+use crate::pages::{
+    AccountPage, DashboardPage, DashboardsPage, LoginPage, LogsPage, MetricsPage, NotBuiltYet, SettingsPage,
+};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -30,11 +32,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-const NAVIGATION: [(&str, &str); 7] = [
+const NAVIGATION: [(&str, &str); 8] = [
     ("/", "Overview"),
     ("/logs", "Logs"),
     // `/metrics` is the backend's own Prometheus exposition, so the explorer lives at `/explore`.
     ("/explore", "Metrics"),
+    ("/dashboards", "Dashboards"),
     ("/alerts", "Alerts"),
     ("/rollouts", "Rollouts"),
     ("/agents", "Agents"),
@@ -54,6 +57,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=|| view! { <NotBuiltYet title="Overview"/> }/>
                     <Route path=path!("logs") view=LogsPage/>
                     <Route path=path!("explore") view=MetricsPage/>
+                    <Route path=path!("dashboards") view=DashboardsPage/>
+                    <Route path=path!("dashboard") view=DashboardPage/>
                     <Route path=path!("alerts") view=|| view! { <NotBuiltYet title="Alerts"/> }/>
                     <Route path=path!("rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
                     <Route path=path!("agents") view=|| view! { <NotBuiltYet title="Agents"/> }/>

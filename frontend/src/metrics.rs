@@ -49,3 +49,25 @@ pub async fn metric_suggestions() -> Result<Vec<String>, ServerFnError> {
     names.extend(services.label_names().await.map_err(api_error)?.into_iter().filter(|name| name != "__name__"));
     Ok(names)
 }
+
+/// An instant query (stat and table panels).
+#[server(prefix = "/ui/fn/read", endpoint = "metrics_instant")]
+pub async fn metrics_instant(q: String) -> Result<QueryResult, ServerFnError> {
+    crate::services::services()?.query_instant(q).await.map_err(api_error)
+}
+
+/// The values a dashboard variable offers.
+#[server(prefix = "/ui/fn/read", endpoint = "variable_values")]
+pub async fn variable_values(label: String, selector: String) -> Result<Vec<String>, ServerFnError> {
+    crate::services::services()?.label_values_matching(label, selector).await.map_err(api_error)
+}
+
+#[server(prefix = "/ui/fn/read", endpoint = "dashboards")]
+pub async fn list_dashboards() -> Result<Vec<vigil_proto::dashboards::DashboardSummary>, ServerFnError> {
+    crate::services::services()?.dashboards().await.map_err(api_error)
+}
+
+#[server(prefix = "/ui/fn/read", endpoint = "dashboard")]
+pub async fn fetch_dashboard(uid: String) -> Result<vigil_proto::dashboards::DashboardSpec, ServerFnError> {
+    crate::services::services()?.dashboard(uid).await.map_err(api_error)
+}

@@ -1,10 +1,12 @@
 //! One component per page of the navigation.
 
 mod accounts;
+mod dashboards;
 mod explore;
 mod logs;
 
 pub use accounts::{AccountPage, LoginPage, SettingsPage};
+pub use dashboards::{DashboardPage, DashboardsPage};
 pub use explore::MetricsPage;
 pub use logs::LogsPage;
 

@@ -13,6 +13,7 @@ use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
 };
+use vigil_proto::dashboards::{DashboardSpec, DashboardSummary};
 use vigil_proto::metrics::QueryResult;
 use vigil_proto::{ApiError, ContextQuery, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery};
 
@@ -44,6 +45,14 @@ pub trait UiServices: Send + Sync + 'static {
     ) -> Result<QueryResult, ApiError>;
     /// Values of a label (`__name__` gives the metric names), for autocompletion.
     async fn label_values(&self, label: String) -> Result<Vec<String>, ApiError>;
+    /// An instant PromQL query (now).
+    async fn query_instant(&self, query: String) -> Result<QueryResult, ApiError>;
+    /// Values of `label` among the series matching `selector` (all series when empty).
+    async fn label_values_matching(&self, label: String, selector: String) -> Result<Vec<String>, ApiError>;
+    /// Stored dashboards, then the generated ones (whose uid is `builtin/hosts`, ...).
+    async fn dashboards(&self) -> Result<Vec<DashboardSummary>, ApiError>;
+    /// A stored dashboard's spec by uid, or a generated one by `builtin/...`.
+    async fn dashboard(&self, uid: String) -> Result<DashboardSpec, ApiError>;
     /// Label names, for autocompletion.
     async fn label_names(&self) -> Result<Vec<String>, ApiError>;
     /// Whether single sign-on is on; `detailed` (administrators) adds the issuer and checks it.

@@ -308,3 +308,73 @@ async fn the_metrics_explorer_draws_a_chart_from_prometheus() {
 fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_dashboard_draws_its_charts_with_data() {
+    let prometheus = crate::prometheus::TestPrometheus::start("").await;
+    let url = prometheus.address.clone();
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::Db::Sqlite, |config| config.metrics.prometheus_url = url).await;
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp() - 1) * 1000;
+    let mut series = Vec::new();
+    for host in ["web-1", "web-2"] {
+        let counter = |name: &str, extra: serde_json::Value, per_step: f64| {
+            let mut labels = json!({"__name__": name, "instance": host});
+            for (key, value) in extra.as_object().unwrap() {
+                labels[key] = value.clone();
+            }
+            let samples: Vec<(i64, f64)> =
+                (0..40).map(|index| (now - (39 - index) * 15_000, index as f64 * per_step)).collect();
+            json!({"labels": labels, "samples": samples})
+        };
+        series.push(counter("node_uname_info", json!({}), 0.0));
+        series.push(counter("node_cpu_seconds_total", json!({"cpu": "0", "mode": "idle"}), 12.0));
+        series.push(counter("node_cpu_seconds_total", json!({"cpu": "0", "mode": "user"}), 3.0));
+        series.push(counter("node_load1", json!({}), 0.01));
+    }
+    let posted = app
+        .client
+        .post(app.url(vigil_proto::paths::METRICS_WRITE))
+        .bearer_auth(&app.ingest_token)
+        .json(&json!({"series": series}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200, "{}", posted.text().await.unwrap_or_default());
+
+    let browser = Browser::start().await;
+    browser.goto_signed_in(&app.url("/dashboards"), ADMIN, ADMIN_PASSWORD).await;
+    browser.click(&browser.wait_for(".dashboard-list a[href='/dashboard?uid=builtin/hosts']").await).await;
+    browser.wait_for(".dashboard-head h1").await;
+    assert_eq!(browser.text(&browser.wait_for(".dashboard-head h1").await).await, "Hosts");
+    // The CPU chart is drawn, with points, one line per host; the $host variable offers both.
+    let drawn = eventually(30, "a drawn chart with data", || async {
+        for chart in browser.find_all(".dashboard-panel .chart").await {
+            let points = browser
+                .execute(
+                    "return arguments[0].querySelector('canvas') ? arguments[0].dataset.points : '0';",
+                    vec![json!({ELEMENT: chart.id()})],
+                )
+                .await;
+            if points.as_str().and_then(|points| points.parse::<u32>().ok()).unwrap_or(0) > 10 {
+                return Some(points);
+            }
+        }
+        None
+    })
+    .await;
+    assert!(drawn.as_str().is_some());
+    let hosts = eventually(20, "the host variable's values", || async {
+        let options = browser
+            .execute(
+                "return Array.from(document.querySelectorAll('select.variable-host option')).map(o => o.value);",
+                vec![],
+            )
+            .await;
+        let options: Vec<String> = serde_json::from_value(options).ok()?;
+        (options.len() == 3).then_some(options)
+    })
+    .await;
+    assert_eq!(hosts, ["", "web-1", "web-2"]);
+    browser.quit().await;
+}

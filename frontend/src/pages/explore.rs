@@ -128,7 +128,7 @@ pub fn chart_data(result: &QueryResult, stacked: bool) -> (Vec<f64>, Vec<Vec<Opt
 }
 
 /// `name{a="b", c="d"}`, or `{}` for a series without labels.
-fn series_name(labels: &std::collections::BTreeMap<String, String>) -> String {
+pub fn series_name(labels: &std::collections::BTreeMap<String, String>) -> String {
     let name = labels.get("__name__").cloned().unwrap_or_default();
     let rest: Vec<String> =
         labels.iter().filter(|(key, _)| *key != "__name__").map(|(key, value)| format!("{key}=\"{value}\"")).collect();
@@ -218,45 +218,52 @@ pub fn MetricsPage() -> impl IntoView {
                     Ok(result) if result.series.is_empty() => {
                         view! { <p class="placeholder no-data">"No data in this range."</p> }.into_any()
                     }
-                    Ok(result) => view! { <Chart result explore/> }.into_any(),
+                    Ok(result) => {
+                        let names = result.series.iter().map(|series| series_name(&series.labels)).collect();
+                        let navigate = use_navigate();
+                        let zoom = Callback::new({
+                            let explore = explore.clone();
+                            move |(from, to): (f64, f64)| {
+                                let (start, end) = zoomed_range(from, to);
+                                navigate(&Explore { start, end, ..explore.clone() }.url(), Default::default());
+                            }
+                        });
+                        view! { <Chart result names unit=explore.unit.clone() stacked=explore.stacked zoom/> }.into_any()
+                    }
                 }
             })}
         </Transition>
     }
 }
 
+/// A time-series chart: `names[i]` labels `result.series[i]`; dragging across it calls `zoom`
+/// with the selected span (Unix seconds).
 #[component]
-fn Chart(result: QueryResult, explore: Explore) -> impl IntoView {
-    let names: Vec<String> = result.series.iter().map(|series| series_name(&series.labels)).collect();
-    let (xs, columns) = chart_data(&result, explore.stacked);
+pub fn Chart(
+    result: QueryResult,
+    names: Vec<String>,
+    #[prop(into)] unit: String,
+    stacked: bool,
+    zoom: Callback<(f64, f64)>,
+) -> impl IntoView {
+    let (xs, columns) = chart_data(&result, stacked);
     let points = columns.iter().map(|column| column.iter().filter(|value| value.is_some()).count()).sum::<usize>();
     let node = NodeRef::<leptos::html::Div>::new();
     let step = result.step_seconds.unwrap_or_default();
     #[cfg(feature = "hydrate")]
     {
-        let navigate = use_navigate();
         let names = names.clone();
-        let explore = explore.clone();
+        let unit = unit.clone();
         Effect::new(move |_| {
             if let Some(element) = node.get() {
-                uplot::draw(&element, &xs, &columns, &names, &explore.unit, explore.stacked, {
-                    let navigate = navigate.clone();
-                    let explore = explore.clone();
-                    move |from: f64, to: f64| {
-                        let to_rfc3339 = |seconds: f64| {
-                            vigil_proto::Timestamp::from_unix_nanos((seconds * 1e9) as i64)
-                                .map(|at| at.to_rfc3339())
-                                .unwrap_or_default()
-                        };
-                        let zoomed = Explore { start: to_rfc3339(from), end: to_rfc3339(to), ..explore.clone() };
-                        navigate(&zoomed.url(), Default::default());
-                    }
+                uplot::draw(&element, &xs, &columns, &names, &unit, stacked, move |from: f64, to: f64| {
+                    zoom.run((from, to))
                 });
             }
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (use_navigate, &xs, &columns, &explore);
+    let _ = (&xs, &columns, &unit, &zoom);
     view! {
         <div class="chart-panel">
             <div class="chart" node_ref=node data-series=names.len() data-points=points data-step=step></div>
@@ -265,6 +272,14 @@ fn Chart(result: QueryResult, explore: Explore) -> impl IntoView {
             </ul>
         </div>
     }
+}
+
+/// An absolute range from a drag: RFC 3339 start and end.
+pub fn zoomed_range(from: f64, to: f64) -> (String, String) {
+    let to_rfc3339 = |seconds: f64| {
+        vigil_proto::Timestamp::from_unix_nanos((seconds * 1e9) as i64).map(|at| at.to_rfc3339()).unwrap_or_default()
+    };
+    (to_rfc3339(from), to_rfc3339(to))
 }
 
 /// uPlot, through wasm-bindgen; the browser only.
@@ -308,7 +323,7 @@ mod uplot {
             }
             data.push(&values);
         }
-        let width = element.client_width().max(400);
+        let width = element.client_width().max(200);
         let options = serde_json::json!({
             "width": width,
             "height": 320,
