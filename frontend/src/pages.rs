@@ -20,3 +20,13 @@ pub fn NotBuiltYet(title: &'static str) -> impl IntoView {
         <p class="placeholder">"Not built yet."</p>
     }
 }
+
+/// Percent-encodes a query parameter's value (letters, digits and `-_.~` stay as they are).
+pub(crate) fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}

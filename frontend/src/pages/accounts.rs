@@ -21,7 +21,7 @@ pub fn LoginPage() -> impl IntoView {
     let sso = Resource::new(|| (), |_| sso_button());
     let sso_link = move || {
         sso.get().and_then(Result::ok).filter(|status| status.enabled).map(|status| {
-            let href = format!("{}?next={}", paths::AUTH_OIDC_LOGIN, encode_component(&next()));
+            let href = format!("{}?next={}", paths::AUTH_OIDC_LOGIN, super::encode(&next()));
             view! { <a class="sso-button" href=href>{status.label}</a> }
         })
     };
@@ -41,16 +41,6 @@ pub fn LoginPage() -> impl IntoView {
             </form>
         </div>
     }
-}
-
-/// Percent-encodes a query parameter's value.
-fn encode_component(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 fn when(at: Option<vigil_proto::Timestamp>) -> String {

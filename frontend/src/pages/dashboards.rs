@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
+
+use super::encode;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use vigil_proto::dashboards::{DashboardSpec, Panel, PanelKind, Variable, expand};
@@ -48,15 +50,6 @@ pub fn DashboardsPage() -> impl IntoView {
             }}
         </Transition>
     }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 /// The view's state, from the URL.

@@ -9,6 +9,7 @@ use leptos_router::components::Form;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use vigil_proto::metrics::QueryResult;
 
+use super::encode;
 use crate::metrics::{metric_suggestions, metrics_range};
 
 const RANGES: [(&str, &str); 6] = [
@@ -55,16 +56,6 @@ impl Explore {
         }
         url
     }
-}
-
-#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 /// A value with its unit, for the axis and the legend.

@@ -4,6 +4,8 @@
 //! expandable to its attributes and context, with more pages loaded through the cursor.
 
 use leptos::prelude::*;
+
+use super::encode;
 use leptos::task::spawn_local;
 use leptos_router::NavigateOptions;
 use leptos_router::components::Form;
@@ -56,15 +58,6 @@ impl Search {
         let q = if self.q.trim().is_empty() { filter } else { format!("{} AND {filter}", self.q.trim()) };
         Self { q, ..self.clone() }
     }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 #[component]
