@@ -9,7 +9,7 @@ use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
 };
-use vigil_proto::dashboards::{DashboardSpec, DashboardSummary};
+use vigil_proto::dashboards::{DashboardSpec, DashboardSummary, ServiceHealth};
 use vigil_proto::metrics::QueryResult;
 use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery, Timestamp,
@@ -201,5 +201,13 @@ impl UiServices for BackendServices {
         let row = self.state.database.dashboard(&uid).await.map_err(|error| api(error.into()))?;
         let row = row.ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no dashboard has uid {uid:?}")))?;
         serde_json::from_str(&row.spec).map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))
+    }
+
+    async fn overview(&self) -> Result<Vec<ServiceHealth>, ApiError> {
+        let mut services = Vec::new();
+        for service in &self.state.config.services {
+            services.push(crate::metrics::builtin::health(&self.state, service).await);
+        }
+        Ok(services)
     }
 }

@@ -8,7 +8,8 @@ use vigil_proto::paths;
 
 use crate::accounts::current_session;
 use crate::pages::{
-    AccountPage, DashboardPage, DashboardsPage, LoginPage, LogsPage, MetricsPage, NotBuiltYet, SettingsPage,
+    AccountPage, DashboardPage, DashboardsPage, LoginPage, LogsPage, MetricsPage, NotBuiltYet, OverviewPage,
+    SettingsPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -54,7 +55,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=|| view! { <h1>"Page not found"</h1> }>
                 <Route path=path!("/login") view=LoginPage/>
                 <ParentRoute path=path!("") view=Layout>
-                    <Route path=path!("") view=|| view! { <NotBuiltYet title="Overview"/> }/>
+                    <Route path=path!("") view=OverviewPage/>
                     <Route path=path!("logs") view=LogsPage/>
                     <Route path=path!("explore") view=MetricsPage/>
                     <Route path=path!("dashboards") view=DashboardsPage/>

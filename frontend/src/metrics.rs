@@ -71,3 +71,9 @@ pub async fn list_dashboards() -> Result<Vec<vigil_proto::dashboards::DashboardS
 pub async fn fetch_dashboard(uid: String) -> Result<vigil_proto::dashboards::DashboardSpec, ServerFnError> {
     crate::services::services()?.dashboard(uid).await.map_err(api_error)
 }
+
+/// The Overview page: every service's rate, errors, latency and log errors.
+#[server(prefix = "/ui/fn/read", endpoint = "overview")]
+pub async fn overview() -> Result<Vec<vigil_proto::dashboards::ServiceHealth>, ServerFnError> {
+    crate::services::services()?.overview().await.map_err(api_error)
+}

@@ -4,11 +4,13 @@ mod accounts;
 mod dashboards;
 mod explore;
 mod logs;
+mod overview;
 
 pub use accounts::{AccountPage, LoginPage, SettingsPage};
 pub use dashboards::{DashboardPage, DashboardsPage};
 pub use explore::MetricsPage;
 pub use logs::LogsPage;
+pub use overview::OverviewPage;
 
 use leptos::prelude::*;
 

@@ -13,7 +13,7 @@ use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
 };
-use vigil_proto::dashboards::{DashboardSpec, DashboardSummary};
+use vigil_proto::dashboards::{DashboardSpec, DashboardSummary, ServiceHealth};
 use vigil_proto::metrics::QueryResult;
 use vigil_proto::{ApiError, ContextQuery, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery};
 
@@ -53,6 +53,8 @@ pub trait UiServices: Send + Sync + 'static {
     async fn dashboards(&self) -> Result<Vec<DashboardSummary>, ApiError>;
     /// A stored dashboard's spec by uid, or a generated one by `builtin/...`.
     async fn dashboard(&self, uid: String) -> Result<DashboardSpec, ApiError>;
+    /// Every configured service's health now.
+    async fn overview(&self) -> Result<Vec<ServiceHealth>, ApiError>;
     /// Label names, for autocompletion.
     async fn label_names(&self) -> Result<Vec<String>, ApiError>;
     /// Whether single sign-on is on; `detailed` (administrators) adds the issuer and checks it.

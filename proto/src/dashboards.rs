@@ -236,3 +236,22 @@ mod tests {
         assert_eq!(expand("rate(x[5m]) * $", &chosen), "rate(x[5m]) * $");
     }
 }
+
+/// A service's health on the Overview page, over the last minutes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceHealth {
+    pub name: String,
+    /// Requests per second; `None` when Prometheus has no data (or is away).
+    pub request_rate: Option<f64>,
+    /// Failed requests (5xx) over all, 0 to 1.
+    pub error_ratio: Option<f64>,
+    /// 99th percentile latency, seconds.
+    pub latency_p99: Option<f64>,
+    /// Log records at error level or worse in the last 15 minutes.
+    pub log_errors: u64,
+    /// `ok`, `warning`, `critical`, or `unknown` (no metrics).
+    pub state: String,
+    /// Why metrics are missing, when they are.
+    #[serde(default)]
+    pub problem: Option<String>,
+}

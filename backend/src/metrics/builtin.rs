@@ -169,6 +169,68 @@ pub fn service(config: &ServiceConfig) -> DashboardSpec {
     }
 }
 
+/// The queries of a service's Overview row: request rate, error ratio, p99 latency.
+pub fn health_queries(config: &ServiceConfig) -> [String; 3] {
+    let selector = format!(r#"{}="{}""#, config.match_label, config.name);
+    let (requests, duration, status) = (&config.requests_metric, &config.duration_metric, &config.status_label);
+    [
+        format!("sum(rate({requests}{{{selector}}}[5m]))"),
+        format!(r#"sum(rate({requests}{{{selector},{status}=~"5.."}}[5m])) / sum(rate({requests}{{{selector}}}[5m]))"#),
+        format!("histogram_quantile(0.99, sum by (le) (rate({duration}_bucket{{{selector}}}[5m])))"),
+    ]
+}
+
+/// A service's health now: its RED values from Prometheus (absent when it has none or is
+/// away), its error logs of the last 15 minutes, and a state: critical past 5 % errors or a
+/// 1 s p99, warning past 1 % or 0.5 s or with error logs, unknown without metrics.
+pub async fn health(
+    state: &crate::startup::AppState,
+    config: &ServiceConfig,
+) -> vigil_proto::dashboards::ServiceHealth {
+    let [rate, errors, p99] = health_queries(config);
+    let mut problem = None;
+    let mut value = async |query: String| match state.prometheus.instant(&query, None).await {
+        Ok(result) => result.series.first().and_then(|series| series.points.first()).and_then(|(_, value)| *value),
+        Err(error) => {
+            problem.get_or_insert(error.message);
+            None
+        }
+    };
+    let request_rate = value(rate).await;
+    let error_ratio = value(errors).await;
+    let latency_p99 = value(p99).await;
+    let now = vigil_proto::Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).ok();
+    let log_errors = match now {
+        Some(now) => {
+            let query = vigil_proto::LogQuery {
+                q: format!(r#"service:"{}" AND level:(error OR fatal)"#, config.name),
+                start: Some(now.saturating_add_nanos(-15 * 60 * 1_000_000_000)),
+                end: None,
+                limit: Some(1),
+                cursor: None,
+            };
+            state.log_store.search(query).await.map(|page| page.total).unwrap_or(0)
+        }
+        None => 0,
+    };
+    let state = match (request_rate, error_ratio.unwrap_or(0.0), latency_p99.unwrap_or(0.0)) {
+        (None, _, _) if log_errors > 0 => "warning",
+        (None, _, _) => "unknown",
+        (_, errors, p99) if errors > 0.05 || p99 > 1.0 => "critical",
+        (_, errors, p99) if errors > 0.01 || p99 > 0.5 || log_errors > 0 => "warning",
+        _ => "ok",
+    };
+    vigil_proto::dashboards::ServiceHealth {
+        name: config.name.clone(),
+        request_rate,
+        error_ratio,
+        latency_p99,
+        log_errors,
+        state: state.to_owned(),
+        problem,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

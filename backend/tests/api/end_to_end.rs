@@ -344,7 +344,7 @@ async fn the_hosts_dashboard_draws_its_charts_with_data() {
 
     let browser = Browser::start().await;
     browser.goto_signed_in(&app.url("/dashboards"), ADMIN, ADMIN_PASSWORD).await;
-    browser.click(&browser.wait_for(".dashboard-list a[href='/dashboard?uid=builtin/hosts']").await).await;
+    browser.click(&browser.wait_for(".dashboard-list a[href$='hosts']").await).await;
     browser.wait_for(".dashboard-head h1").await;
     assert_eq!(browser.text(&browser.wait_for(".dashboard-head h1").await).await, "Hosts");
     // The CPU chart is drawn, with points, one line per host; the $host variable offers both.
@@ -376,5 +376,78 @@ async fn the_hosts_dashboard_draws_its_charts_with_data() {
     })
     .await;
     assert_eq!(hosts, ["", "web-1", "web-2"]);
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_each_service_and_opens_its_dashboard() {
+    let prometheus = crate::prometheus::TestPrometheus::start("").await;
+    let url = prometheus.address.clone();
+    let app = crate::helpers::spawn_app_with(crate::helpers::Db::Sqlite, |config| {
+        config.metrics.prometheus_url = url;
+        config.services = ["shop", "search"]
+            .into_iter()
+            .map(|name| vigil_backend::config::ServiceConfig {
+                name: name.to_owned(),
+                targets: vec![],
+                metrics_path: "/metrics".to_owned(),
+                scheme: "http".to_owned(),
+                labels: Default::default(),
+                match_label: "service".to_owned(),
+                requests_metric: "http_requests_total".to_owned(),
+                status_label: "code".to_owned(),
+                duration_metric: "http_request_duration_seconds".to_owned(),
+            })
+            .collect();
+    })
+    .await;
+    // shop: 10 requests/s of which 1 fails, fast; search: no metrics at all.
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp() - 1) * 1000;
+    let counter = |labels: serde_json::Value, per_second: f64| {
+        let samples: Vec<(i64, f64)> =
+            (0..21).map(|index| (now - (20 - index) * 15_000, index as f64 * 15.0 * per_second)).collect();
+        json!({"labels": labels, "samples": samples})
+    };
+    let series = vec![
+        counter(json!({"__name__": "http_requests_total", "service": "shop", "code": "200"}), 9.0),
+        counter(json!({"__name__": "http_requests_total", "service": "shop", "code": "500"}), 1.0),
+        counter(json!({"__name__": "http_request_duration_seconds_bucket", "service": "shop", "le": "0.1"}), 9.5),
+        counter(json!({"__name__": "http_request_duration_seconds_bucket", "service": "shop", "le": "+Inf"}), 10.0),
+    ];
+    let posted = app
+        .client
+        .post(app.url(vigil_proto::paths::METRICS_WRITE))
+        .bearer_auth(&app.ingest_token)
+        .json(&json!({"series": series}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let stamp = vigil_proto::Timestamp::from_unix_nanos(now * 1_000_000).unwrap().to_rfc3339();
+    assert_eq!(app.post_logs(&[crate::helpers::record(&stamp, "shop", "error", "payment failed")]).await.status(), 200);
+
+    let browser = Browser::start().await;
+    browser.goto_signed_in(&app.url("/"), ADMIN, ADMIN_PASSWORD).await;
+    let shop = browser.wait_for("tr.service-row[data-service='shop']").await;
+    let class = browser.execute("return arguments[0].className;", vec![json!({ELEMENT: shop.id()})]).await;
+    assert!(class.as_str().unwrap().contains("state-critical"), "{class}");
+    let cell = |selector: &'static str| {
+        let browser = &browser;
+        async move { browser.text(&browser.wait_for(&format!("tr[data-service='shop'] {selector}")).await).await }
+    };
+    assert_eq!(cell("td.errors").await, "10.0 %");
+    assert_eq!(cell("td.rate").await, "10 /s");
+    assert_eq!(cell("td.log-errors").await, "1");
+    let search = browser.wait_for("tr.service-row[data-service='search']").await;
+    let class = browser.execute("return arguments[0].className;", vec![json!({ELEMENT: search.id()})]).await;
+    assert!(class.as_str().unwrap().contains("state-unknown"), "{class}");
+
+    browser.click(&browser.wait_for("tr[data-service='shop'] a").await).await;
+    let title = eventually(20, "the service dashboard", || async {
+        let element = browser.find_all(".dashboard-head h1").await.into_iter().next()?;
+        Some(browser.text(&element).await)
+    })
+    .await;
+    assert_eq!(title, "Service: shop");
     browser.quit().await;
 }

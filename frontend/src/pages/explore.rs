@@ -65,14 +65,18 @@ pub fn format_value(value: f64, unit: &str) -> String {
         let (divisor, suffix) =
             steps.iter().rev().find(|(divisor, _)| value.abs() >= *divisor).copied().unwrap_or(steps[0]);
         let shown = value / divisor;
-        let digits = if shown.abs() >= 100.0 || shown.fract() == 0.0 {
+        let digits = if shown.abs() >= 100.0 {
             0
         } else if shown.abs() >= 10.0 {
             1
         } else {
             2
         };
-        format!("{shown:.digits$} {suffix}").trim_end().to_owned()
+        let mut number = format!("{shown:.digits$}");
+        if number.contains('.') {
+            number = number.trim_end_matches('0').trim_end_matches('.').to_owned();
+        }
+        format!("{number} {suffix}").trim_end().to_owned()
     };
     match unit {
         "s" => scaled(value, &[(1e-6, "µs"), (1e-3, "ms"), (1.0, "s"), (60.0, "min"), (3600.0, "h")]),
@@ -424,6 +428,7 @@ mod tests {
         assert_eq!(format_value(0.25, "s"), "250 ms");
         assert_eq!(format_value(3.0 * 1048576.0, "bytes"), "3 MiB");
         assert_eq!(format_value(0.123, "percentunit"), "12.3 %");
-        assert_eq!(format_value(1500.0, ""), "1.50 k");
+        assert_eq!(format_value(1500.0, ""), "1.5 k");
+        assert_eq!(format_value(10.000000001, ""), "10");
     }
 }
