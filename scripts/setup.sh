@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Vigil needs on Debian, idempotently.
-#   scripts/setup.sh run    build and run: the wasm32 target, npm's binaryen (wasm-opt), Prometheus
+#   scripts/setup.sh run    build and run: the wasm32 target, npm's binaryen (wasm-opt) and uPlot, Prometheus
 #   scripts/setup.sh test   the above, plus Chromium, ChromeDriver and PostgreSQL for the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,8 @@ if command -v rustup >/dev/null 2>&1; then
   rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 fi
 
-# wasm-opt comes from npm's binaryen; Debian's is too old and breaks the bundle.
-if [ ! -x node_modules/.bin/wasm-opt ]; then
+# From npm: wasm-opt (binaryen; Debian's is too old and breaks the bundle) and uPlot, the
+# chart library the site serves.
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -f node_modules/uplot/dist/uPlot.iife.min.js ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
