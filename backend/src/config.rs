@@ -170,6 +170,23 @@ pub struct ServiceConfig {
     pub duration_metric: String,
 }
 
+impl ServiceConfig {
+    /// A service with no targets and the default metric names.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            targets: Vec::new(),
+            metrics_path: default_metrics_path(),
+            scheme: default_scheme(),
+            labels: std::collections::BTreeMap::new(),
+            match_label: default_match_label(),
+            requests_metric: default_requests_metric(),
+            status_label: default_status_label(),
+            duration_metric: default_duration_metric(),
+        }
+    }
+}
+
 fn default_match_label() -> String {
     "service".to_owned()
 }

@@ -255,14 +255,7 @@ async fn the_metrics_explorer_draws_a_chart_from_prometheus() {
             json!({"labels": {"__name__": "vigil_e2e_bytes_total", "instance": host}, "samples": samples})
         })
         .collect();
-    let posted = app
-        .client
-        .post(app.url(vigil_proto::paths::METRICS_WRITE))
-        .bearer_auth(&app.ingest_token)
-        .json(&json!({"series": series}))
-        .send()
-        .await
-        .unwrap();
+    let posted = app.post_metrics(&json!({"series": series})).await;
     assert_eq!(posted.status(), 200);
 
     let browser = Browser::start().await;
@@ -332,14 +325,7 @@ async fn the_hosts_dashboard_draws_its_charts_with_data() {
         series.push(counter("node_cpu_seconds_total", json!({"cpu": "0", "mode": "user"}), 3.0));
         series.push(counter("node_load1", json!({}), 0.01));
     }
-    let posted = app
-        .client
-        .post(app.url(vigil_proto::paths::METRICS_WRITE))
-        .bearer_auth(&app.ingest_token)
-        .json(&json!({"series": series}))
-        .send()
-        .await
-        .unwrap();
+    let posted = app.post_metrics(&json!({"series": series})).await;
     assert_eq!(posted.status(), 200, "{}", posted.text().await.unwrap_or_default());
 
     let browser = Browser::start().await;
@@ -385,20 +371,7 @@ async fn the_overview_shows_each_service_and_opens_its_dashboard() {
     let url = prometheus.address.clone();
     let app = crate::helpers::spawn_app_with(crate::helpers::Db::Sqlite, |config| {
         config.metrics.prometheus_url = url;
-        config.services = ["shop", "search"]
-            .into_iter()
-            .map(|name| vigil_backend::config::ServiceConfig {
-                name: name.to_owned(),
-                targets: vec![],
-                metrics_path: "/metrics".to_owned(),
-                scheme: "http".to_owned(),
-                labels: Default::default(),
-                match_label: "service".to_owned(),
-                requests_metric: "http_requests_total".to_owned(),
-                status_label: "code".to_owned(),
-                duration_metric: "http_request_duration_seconds".to_owned(),
-            })
-            .collect();
+        config.services = ["shop", "search"].into_iter().map(vigil_backend::config::ServiceConfig::named).collect();
     })
     .await;
     // shop: 10 requests/s of which 1 fails, fast; search: no metrics at all.
@@ -414,14 +387,7 @@ async fn the_overview_shows_each_service_and_opens_its_dashboard() {
         counter(json!({"__name__": "http_request_duration_seconds_bucket", "service": "shop", "le": "0.1"}), 9.5),
         counter(json!({"__name__": "http_request_duration_seconds_bucket", "service": "shop", "le": "+Inf"}), 10.0),
     ];
-    let posted = app
-        .client
-        .post(app.url(vigil_proto::paths::METRICS_WRITE))
-        .bearer_auth(&app.ingest_token)
-        .json(&json!({"series": series}))
-        .send()
-        .await
-        .unwrap();
+    let posted = app.post_metrics(&json!({"series": series})).await;
     assert_eq!(posted.status(), 200);
     let stamp = vigil_proto::Timestamp::from_unix_nanos(now * 1_000_000).unwrap().to_rfc3339();
     assert_eq!(app.post_logs(&[crate::helpers::record(&stamp, "shop", "error", "payment failed")]).await.status(), 200);

@@ -188,6 +188,17 @@ impl TestApp {
         response.json().await.expect("a log page")
     }
 
+    /// `POST /api/v1/metrics` with the ingest token.
+    pub async fn post_metrics(&self, batch: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(paths::METRICS_WRITE))
+            .bearer_auth(&self.ingest_token)
+            .json(batch)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// `POST /api/v1/auth/login` with JSON.
     pub async fn login_raw(&self, username: &str, password: &str) -> reqwest::Response {
         self.client

@@ -25,7 +25,7 @@ fn now_millis() -> i64 {
 }
 
 async fn post(app: &TestApp, batch: &Value) -> reqwest::Response {
-    app.client.post(app.url(paths::METRICS_WRITE)).bearer_auth(&app.ingest_token).json(batch).send().await.unwrap()
+    app.post_metrics(batch).await
 }
 
 async fn get(app: &TestApp, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
@@ -211,15 +211,9 @@ async fn prometheus_discovers_the_configured_services_over_http_sd() {
         config.listen = format!("127.0.0.1:{port}").parse().unwrap();
         // The service "shop" is, for the test, Vigil's own /metrics.
         config.services = vec![vigil_backend::config::ServiceConfig {
-            name: "shop".to_owned(),
             targets: vec![format!("127.0.0.1:{port}")],
-            metrics_path: "/metrics".to_owned(),
-            scheme: "http".to_owned(),
             labels: [("env".to_owned(), "test".to_owned())].into(),
-            match_label: "service".to_owned(),
-            requests_metric: "http_requests_total".to_owned(),
-            status_label: "code".to_owned(),
-            duration_metric: "http_request_duration_seconds".to_owned(),
+            ..vigil_backend::config::ServiceConfig::named("shop")
         }];
     })
     .await;
@@ -261,17 +255,7 @@ fn series(now: i64, labels: Value, values: [f64; 3]) -> Value {
 #[tokio::test]
 async fn generated_dashboards_query_what_agents_and_services_expose() {
     let (app, _prometheus) = start(|config| {
-        config.services = vec![vigil_backend::config::ServiceConfig {
-            name: "shop".to_owned(),
-            targets: vec![],
-            metrics_path: "/metrics".to_owned(),
-            scheme: "http".to_owned(),
-            labels: Default::default(),
-            match_label: "service".to_owned(),
-            requests_metric: "http_requests_total".to_owned(),
-            status_label: "code".to_owned(),
-            duration_metric: "http_request_duration_seconds".to_owned(),
-        }];
+        config.services = vec![vigil_backend::config::ServiceConfig::named("shop")];
     })
     .await;
     let now = (now_millis() / 1000 - 1) * 1000;
