@@ -1,64 +1,154 @@
-//! `vigil-agent`: runs on each host, tails log files and ships their new lines to the Vigil
-//! backend in batches, retrying until the backend has acknowledged them.
+//! `vigil-agent`: runs on each host, tails log files, scrapes Prometheus endpoints and reads
+//! the host's metrics, and ships everything to the Vigil backend at least once.
 //!
-//! Not yet here (see the agent issue): checkpoints across restarts, a disk buffer, parsing,
-//! Prometheus scraping and host metrics.
+//! The path of a line: a file source ([`sources::file`]) reads it, parses it ([`parse`]) and
+//! batches it; the batch, compressed, goes into the logs disk buffer ([`buffer`]) with the file
+//! positions it reaches; a [`sink::Shipper`] posts it to the backend and, once acknowledged,
+//! advances the checkpoint ([`checkpoint`]). Metric samples take the same road through their
+//! own buffer, so that a Prometheus outage behind the backend never holds logs back.
 
+pub mod buffer;
+pub mod checkpoint;
 pub mod config;
+pub mod control;
+pub mod parse;
 pub mod sink;
 pub mod sources;
 
-use anyhow::Context;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use vigil_proto::paths;
+
+use crate::buffer::Buffer;
 use crate::config::AgentConfig;
-use crate::sink::HttpSink;
+use crate::control::{AgentStats, SourceReport};
+use crate::sink::Shipper;
+use crate::sources::SeenFiles;
 use crate::sources::file::FileSource;
 
-/// Lines read but not yet batched; a full channel makes the tailers wait (backpressure).
-const CHANNEL_RECORDS: usize = 8192;
+/// A file not followed for this long leaves the checkpoint.
+const FORGET_FILES_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// How long sources may take to push their last batch at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// A started agent: its sources have opened the files that exist (so that lines appended from
-/// now on are shipped) and its tailer threads run; [`Agent::run`] ships until shutdown.
+/// A started agent: its buffers are open and its file sources have opened the files that exist
+/// (lines appended from now on are shipped) and follow them;
+/// [`Agent::run`] ships until shutdown.
 pub struct Agent {
+    config: AgentConfig,
     tailers: Vec<std::thread::JoinHandle<()>>,
-    receiver: mpsc::Receiver<vigil_proto::LogRecord>,
-    sink: HttpSink,
+    logs: Arc<Buffer>,
+    metrics: Arc<Buffer>,
+    shippers: Vec<Arc<Shipper>>,
+    seen: Arc<SeenFiles>,
+    stats: Arc<AgentStats>,
     shutdown: CancellationToken,
 }
 
-/// Opens every source and starts its tailer thread.
+/// Opens the buffers and starts every file source's thread.
 pub fn start(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<Agent> {
-    let (sender, receiver) = mpsc::channel(CHANNEL_RECORDS);
     let host = config.host();
-    let sink = HttpSink::new(&config.backend, config.batch.clone())?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let logs = Arc::new(Buffer::open(&config.data_dir.join("logs"), config.buffer.max_bytes, config.buffer.when_full)?);
+    let metrics =
+        Arc::new(Buffer::open(&config.data_dir.join("metrics"), config.buffer.max_bytes, config.buffer.when_full)?);
+    let client = sink::http_client(&config.backend)?;
+    let logs_shipper =
+        Arc::new(Shipper::new(client.clone(), &config.backend, paths::LOGS, "application/x-ndjson", logs.clone()));
+    let metrics_shipper =
+        Arc::new(Shipper::new(client, &config.backend, paths::METRICS, "application/json", metrics.clone()));
+    let seen = Arc::new(SeenFiles::default());
+    let stats = Arc::new(AgentStats::new(&config));
     let mut tailers = Vec::new();
-    for source in &config.sources {
-        let started = FileSource::new(source.clone(), host.clone(), config.tail.clone())
-            .with_context(|| format!("source {:?}", source.name))?
-            .start();
-        let sender = sender.clone();
+    for (source, source_stats) in config.sources.iter().zip(&stats.files) {
+        let file_source = FileSource::new(
+            source.clone(),
+            &host,
+            config.tail.clone(),
+            config.batch.clone(),
+            logs.clone(),
+            source_stats.clone(),
+            seen.clone(),
+        )
+        .and_then(FileSource::start)
+        .with_context(|| format!("source {:?}", source.name))?;
         let shutdown = shutdown.clone();
         let thread = std::thread::Builder::new()
             .name(format!("tail-{}", source.name))
-            .spawn(move || started.run(&sender, &shutdown))
+            .spawn(move || file_source.run(&shutdown))
             .context("cannot start a tailer thread")?;
         tailers.push(thread);
     }
-    tracing::info!(sources = config.sources.len(), backend = %config.backend.url, "vigil-agent running");
-    Ok(Agent { tailers, receiver, sink, shutdown })
+    tracing::info!(
+        sources = config.sources.len(),
+        scrape = config.scrape.len(),
+        host_metrics = config.host_metrics.enabled,
+        backend = %config.backend.url,
+        "vigil-agent running"
+    );
+    Ok(Agent { config, tailers, logs, metrics, shippers: vec![logs_shipper, metrics_shipper], seen, stats, shutdown })
 }
 
 impl Agent {
-    /// Ships until `shutdown` is cancelled, then waits for the tailers.
+    /// What the agent counts, shared with its `/metrics` endpoint and heartbeats.
+    pub fn stats(&self) -> Arc<AgentStats> {
+        self.stats.clone()
+    }
+
+    /// Ships, scrapes and reports until `shutdown` is cancelled, then lets the sources push
+    /// their last batch and closes the buffers.
     pub async fn run(self) {
-        let Self { tailers, receiver, sink, shutdown } = self;
-        sink.run(receiver, shutdown).await;
-        for tailer in tailers {
-            let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+        let Self { config, tailers, logs, metrics, shippers, seen, stats, shutdown } = self;
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for shipper in &shippers {
+            let shipper = shipper.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { shipper.run(shutdown).await });
         }
+        let reporter = control::Reporter::new(&config, logs.clone(), metrics.clone(), shippers.clone(), stats.clone());
+        match reporter {
+            Ok(reporter) => {
+                let shutdown = shutdown.clone();
+                tasks.spawn(async move { reporter.run(shutdown).await });
+            }
+            Err(error) => tracing::error!(error = %format!("{error:#}"), "cannot start the control endpoint"),
+        }
+        {
+            let logs = logs.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(600));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => logs.forget_files(|fingerprint| seen.recent(fingerprint, FORGET_FILES_AFTER, started)),
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            });
+        }
+        shutdown.cancelled().await;
+        let joined = tokio::task::spawn_blocking(move || {
+            for tailer in tailers {
+                let _ = tailer.join();
+            }
+        });
+        if tokio::time::timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+            tracing::warn!("sources did not finish in time; their last lines are read again on the next start");
+        }
+        logs.close();
+        metrics.close();
+        while tasks.join_next().await.is_some() {}
         tracing::info!("vigil-agent stopped");
+    }
+
+    /// What each source reports, for heartbeats.
+    pub fn reports(&self) -> Vec<SourceReport> {
+        self.stats.reports()
     }
 }
 

@@ -9,7 +9,11 @@ use tracing_subscriber::EnvFilter;
 use vigil_agent::config::AgentConfig;
 
 #[derive(Parser)]
-#[command(name = "vigil-agent", version, about = "Tails log files and ships them to Vigil")]
+#[command(
+    name = "vigil-agent",
+    version,
+    about = "Tails log files, scrapes Prometheus endpoints, reads host metrics and ships them to Vigil"
+)]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, short, default_value = "/etc/vigil/agent.toml")]
@@ -29,7 +33,14 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
-        println!("configuration is valid: {} source(s), backend {}", config.sources.len(), config.backend.url);
+        println!(
+            "configuration is valid: {} file source(s), {} scrape target(s), host metrics {}, backend {}, data in {}",
+            config.sources.len(),
+            config.scrape.len(),
+            if config.host_metrics.enabled { "on" } else { "off" },
+            config.backend.url,
+            config.data_dir.display()
+        );
         return ExitCode::SUCCESS;
     }
     tracing_subscriber::fmt()

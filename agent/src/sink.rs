@@ -1,36 +1,57 @@
-//! The HTTP sink: batches records by count, size and time, and posts each batch as
-//! zstd-compressed NDJSON (level 1: about ten times faster than gzip at a better ratio) to the
-//! backend's `/api/v1/logs`, retrying until it is acknowledged.
+//! Shipping: reads a disk buffer's batches in order (already zstd-compressed, level 1: about
+//! ten times faster than gzip at a better ratio) and posts each to the backend until it is
+//! acknowledged, then acknowledges it in the buffer. One batch is in flight at a time, so a
+//! crash repeats at most that one.
 //!
-//! Retries use exponential backoff with jitter and honour `Retry-After`. Network errors, 429
-//! and 5xx are retried; any other 4xx means the batch itself is wrong and is dropped, logged at
-//! ERROR (it is data loss an operator must look at).
+//! Retries use exponential backoff with jitter and honour `Retry-After`. Network errors, 408,
+//! 429 and 5xx are retried; any other 4xx means the batch itself is wrong and is dropped,
+//! counted and logged at ERROR (it is data loss an operator must look at).
 
 use std::time::Duration;
 
 use anyhow::Context;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
-use vigil_proto::{LogRecord, paths};
 
-use crate::config::{BackendConfig, BatchConfig, Token};
+use crate::buffer::{Buffer, Pending};
+use crate::config::{BackendConfig, Token};
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
-const ZSTD_LEVEL: i32 = 1;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-pub struct HttpSink {
+/// Ships one disk buffer's batches, in order, to one backend endpoint.
+pub struct Shipper {
     client: reqwest::Client,
     endpoint: String,
+    content_type: &'static str,
     token: Token,
-    batch: BatchConfig,
+    buffer: Arc<Buffer>,
+    pub stats: Arc<ShipperStats>,
+}
+
+/// A shipper's counters, for the agent's `/metrics` and heartbeats.
+#[derive(Debug, Default)]
+pub struct ShipperStats {
+    pub batches: AtomicU64,
+    pub records: AtomicU64,
+    pub retries: AtomicU64,
+    pub rejected_batches: AtomicU64,
+    pub rejected_records: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl ShipperStats {
+    fn error(&self, error: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = error;
+    }
 }
 
 enum Delivery {
     Acknowledged,
-    Retry(Option<Duration>),
+    Retry(Option<Duration>, String),
     Rejected(String),
 }
 
@@ -53,80 +74,78 @@ pub fn http_client(backend: &BackendConfig) -> anyhow::Result<reqwest::Client> {
     builder.build().context("cannot build the HTTP client")
 }
 
-impl HttpSink {
-    pub fn new(backend: &BackendConfig, batch: BatchConfig) -> anyhow::Result<Self> {
-        let client = http_client(backend)?;
-        let endpoint = format!("{}{}", backend.url.trim_end_matches('/'), paths::LOGS);
-        Ok(Self { client, endpoint, token: backend.token.clone(), batch })
+impl Shipper {
+    /// A shipper of `buffer` to `path` (`/api/v1/logs` with NDJSON, `/api/v1/metrics` with JSON).
+    pub fn new(
+        client: reqwest::Client,
+        backend: &BackendConfig,
+        path: &str,
+        content_type: &'static str,
+        buffer: Arc<Buffer>,
+    ) -> Self {
+        let endpoint = format!("{}{}", backend.url.trim_end_matches('/'), path);
+        Self { client, endpoint, content_type, token: backend.token.clone(), buffer, stats: Arc::default() }
     }
 
-    /// Ships records until the channel closes (every source stopped) or `shutdown`.
-    pub async fn run(&self, mut receiver: mpsc::Receiver<LogRecord>, shutdown: CancellationToken) {
-        let max_wait = Duration::from_millis(self.batch.max_wait_ms);
+    /// Ships batches until `shutdown`. A batch is acknowledged in the buffer (and the checkpoint
+    /// advanced) only once the backend has answered 2xx; a batch in flight at shutdown stays in
+    /// the buffer and is sent again by the next run.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let mut last = 0;
         loop {
-            let first = tokio::select! {
-                record = receiver.recv() => record,
+            let pending = tokio::select! {
+                pending = self.buffer.next(last) => pending,
                 () = shutdown.cancelled() => None,
             };
-            let Some(first) = first else { return };
-            let mut body = Vec::new();
-            let mut count = 0;
-            append_line(&mut body, &first);
-            count += 1;
-            let deadline = tokio::time::sleep(max_wait);
-            tokio::pin!(deadline);
-            while count < self.batch.max_records && body.len() < self.batch.max_bytes {
-                tokio::select! {
-                    record = receiver.recv() => match record {
-                        Some(record) => {
-                            append_line(&mut body, &record);
-                            count += 1;
-                        }
-                        None => break,
-                    },
-                    () = &mut deadline => break,
-                    () = shutdown.cancelled() => break,
-                }
+            let Some(pending) = pending else { return };
+            last = pending.seq;
+            // Positions moved without records: nothing to send.
+            if pending.records == 0 {
+                self.buffer.ack(pending.seq);
+                continue;
             }
-            self.deliver(body, count, &shutdown).await;
+            if !self.deliver(&pending, &shutdown).await {
+                return;
+            }
+            self.buffer.ack(pending.seq);
         }
     }
 
-    /// Sends one batch until it is acknowledged, rejected, or the agent shuts down.
-    async fn deliver(&self, body: Vec<u8>, count: usize, shutdown: &CancellationToken) {
-        let compressed = match zstd::bulk::compress(&body, ZSTD_LEVEL) {
-            Ok(compressed) => compressed,
-            Err(error) => {
-                tracing::error!(records = count, error = %error, "cannot compress batch, dropped");
-                return;
-            }
-        };
+    /// Sends one batch until it is acknowledged or rejected (`true`), or the agent shuts down.
+    async fn deliver(&self, pending: &Pending, shutdown: &CancellationToken) -> bool {
         let mut backoff = INITIAL_BACKOFF;
         let mut attempt = 1u32;
         loop {
-            match self.send(compressed.clone()).await {
+            match self.send(pending.body.clone()).await {
                 Delivery::Acknowledged => {
-                    tracing::debug!(records = count, attempt, "batch acknowledged");
-                    return;
+                    tracing::debug!(records = pending.records, attempt, "batch acknowledged");
+                    self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                    self.stats.records.fetch_add(u64::from(pending.records), Ordering::Relaxed);
+                    self.stats.error(None);
+                    return true;
                 }
                 Delivery::Rejected(reason) => {
-                    tracing::error!(records = count, reason = %reason, "backend rejected batch, dropped");
-                    return;
+                    // The batch itself is wrong: retrying cannot help. Data loss an operator must see.
+                    tracing::error!(records = pending.records, reason = %reason, "backend rejected batch, dropped");
+                    self.stats.rejected_batches.fetch_add(1, Ordering::Relaxed);
+                    self.stats.rejected_records.fetch_add(u64::from(pending.records), Ordering::Relaxed);
+                    self.stats.error(Some(format!("batch rejected: {reason}")));
+                    return true;
                 }
-                Delivery::Retry(retry_after) => {
+                Delivery::Retry(retry_after, reason) => {
                     let delay = retry_after.unwrap_or_else(|| jitter(backoff)).min(MAX_BACKOFF);
                     tracing::warn!(
-                        records = count,
+                        records = pending.records,
                         attempt,
                         delay_ms = delay.as_millis() as u64,
+                        reason = %reason,
                         "backend unavailable, retrying"
                     );
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    self.stats.error(Some(reason));
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => {
-                            tracing::warn!(records = count, "shutting down with an unacknowledged batch");
-                            return;
-                        }
+                        () = shutdown.cancelled() => return false,
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     attempt += 1;
@@ -140,17 +159,14 @@ impl HttpSink {
             .client
             .post(&self.endpoint)
             .bearer_auth(self.token.expose())
-            .header(CONTENT_TYPE, "application/x-ndjson")
+            .header(CONTENT_TYPE, self.content_type)
             .header(CONTENT_ENCODING, "zstd")
             .body(body)
             .send()
             .await;
         let response = match response {
             Ok(response) => response,
-            Err(error) => {
-                tracing::debug!(error = %error, "request failed");
-                return Delivery::Retry(None);
-            }
+            Err(error) => return Delivery::Retry(None, format!("cannot reach the backend: {error}")),
         };
         let status = response.status();
         if status.is_success() {
@@ -162,17 +178,13 @@ impl HttpSink {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Delivery::Retry(retry_after);
-        }
         let body = response.text().await.unwrap_or_default();
-        Delivery::Rejected(format!("{status}: {body}"))
-    }
-}
-
-fn append_line(body: &mut Vec<u8>, record: &LogRecord) {
-    if serde_json::to_writer(&mut *body, record).is_ok() {
-        body.push(b'\n');
+        let reason = format!("{status}: {}", body.chars().take(300).collect::<String>());
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT
+        {
+            return Delivery::Retry(retry_after, reason);
+        }
+        Delivery::Rejected(reason)
     }
 }
 

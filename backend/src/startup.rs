@@ -276,7 +276,9 @@ async fn apply_retention_periodically(state: Arc<AppState>) {
 
 /// The API's routes, each with its access.
 fn api_routes() -> ApiRouter<Arc<AppState>> {
-    use routes::{account, admin, dashboards, elasticsearch, health, integrations, logs, loki, metrics, otlp, sso};
+    use routes::{
+        account, admin, agents, dashboards, elasticsearch, health, integrations, logs, loki, metrics, otlp, sso,
+    };
     ApiRouter::new()
         .get(paths::HEALTHZ, Access::Public, health::healthz)
         .get(paths::READYZ, Access::Public, health::readyz)
@@ -288,6 +290,7 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .post(paths::OTLP_LOGS, Access::Ingest, otlp::export)
         .post(paths::LOKI_PUSH, Access::Ingest, loki::push)
         .post(paths::METRICS_WRITE, Access::Ingest, metrics::write)
+        .post(paths::AGENT_HEARTBEAT, Access::Ingest, agents::heartbeat)
         // reads
         .get(paths::LOGS_SEARCH, Access::Read, logs::search)
         .get(paths::LOGS_HISTOGRAM, Access::Read, logs::histogram)
@@ -300,6 +303,7 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .get(paths::METRICS_LABEL_VALUES, Access::Read, metrics::label_values)
         .get(paths::METRICS_SERIES, Access::Read, metrics::series)
         .get(paths::SD_TARGETS, Access::Read, metrics::sd_targets)
+        .get(paths::AGENTS, Access::Read, agents::list)
         // dashboards: everyone reads them, deployers and administrators change them
         .get(paths::DASHBOARDS, Access::Read, dashboards::list)
         .post(paths::DASHBOARDS, Access::Deploy, dashboards::create)

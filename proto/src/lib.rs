@@ -9,6 +9,7 @@
 //! Not useful for: I/O of any kind. This crate builds for `wasm32` and native and depends on
 //! nothing heavier than serde and time.
 
+pub mod agents;
 pub mod auth;
 pub mod dashboards;
 pub mod elasticsearch;

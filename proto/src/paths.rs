@@ -53,6 +53,9 @@ pub const METRICS_LABEL_VALUES: &str = "/api/v1/metrics/label/{name}/values";
 pub const METRICS_SERIES: &str = "/api/v1/metrics/series";
 /// Prometheus HTTP service discovery: the scrape targets Vigil knows.
 pub const SD_TARGETS: &str = "/api/v1/sd/targets";
+/// Agents: heartbeats in, their states out.
+pub const AGENT_HEARTBEAT: &str = "/api/v1/agents/heartbeat";
+pub const AGENTS: &str = "/api/v1/agents";
 /// Dashboards (by uid), their duplication, export and import.
 pub const DASHBOARDS: &str = "/api/v1/dashboards";
 pub const DASHBOARD: &str = "/api/v1/dashboards/{uid}";

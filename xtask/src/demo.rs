@@ -42,7 +42,8 @@ pub fn run(workspace: &Workspace) -> anyhow::Result<()> {
         &backend_config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\ndata_dir = {:?}\n\n[ui]\nsite_root = {:?}\n\n\
-             [auth]\ninitial_admin_password = {DEMO_ADMIN_PASSWORD:?}\n",
+             [auth]\ninitial_admin_password = {DEMO_ADMIN_PASSWORD:?}\n\n\
+             [metrics]\nprometheus_url = \"http://127.0.0.1:{prometheus_port}\"\n",
             demo.join("data"),
             workspace.site_root()
         ),
@@ -64,7 +65,8 @@ pub fn run(workspace: &Workspace) -> anyhow::Result<()> {
     std::fs::write(
         &agent_config,
         format!(
-            "host = \"demo-host\"\n\n[backend]\nurl = \"http://127.0.0.1:{port}\"\ntoken = \"{token}\"\n\n[[sources]]\nname = \"shop\"\nservice = \"shop\"\ninclude = [{:?}]\n",
+            "host = \"demo-host\"\ndata_dir = {:?}\n\n[backend]\nurl = \"http://127.0.0.1:{port}\"\ntoken = \"{token}\"\n\n[[sources]]\nname = \"shop\"\nservice = \"shop\"\ninclude = [{:?}]\n\n[control]\nlisten = \"127.0.0.1:0\"\n",
+            demo.join("agent-data"),
             logs.join("*.log")
         ),
     )?;

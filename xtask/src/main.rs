@@ -6,7 +6,7 @@
 //!   `vigil-agent` binaries (debug).
 //! - `cargo xtask dev`: the same with a debug wasm bundle (fast rebuilds), then runs `vigil serve`.
 //! - `cargo xtask dist`: release binaries and the site in `dist/`.
-//! - `cargo xtask test [ARGS]`: `build`, then `cargo test --workspace ARGS`.
+//! - `cargo xtask test [ARGS]`: `build` (site and binaries), then `cargo test --workspace ARGS`.
 //! - `cargo xtask clippy`: clippy on the workspace and on the frontend's `hydrate` build.
 //! - `cargo xtask demo`: `build`, then a backend, an agent tailing a demo log file, demo traffic
 //!   and (when installed) a Prometheus scraping the backend.
@@ -43,6 +43,8 @@ fn main() -> anyhow::Result<()> {
         "dist" => workspace.dist()?,
         "test" => {
             workspace.build_site(WasmProfile::Release)?;
+            // The agent's tests run the real binaries.
+            workspace.build_binaries(false)?;
             let mut cargo_args = vec!["test", "--workspace"];
             cargo_args.extend(rest.iter().map(String::as_str));
             workspace.cargo(&cargo_args)?;

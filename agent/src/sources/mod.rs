@@ -1,3 +1,62 @@
-//! Where the agent reads from. Today: files.
+//! What the agent collects: log files, Prometheus endpoints, and the host's own metrics.
 
 pub mod file;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::Fingerprint;
+
+/// A file source's counters, for the agent's `/metrics` and heartbeats.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+    pub lines: AtomicU64,
+    pub records: AtomicU64,
+    pub batches: AtomicU64,
+    pub truncated: AtomicU64,
+    pub split: AtomicU64,
+    pub invalid_utf8: AtomicU64,
+    pub parse_errors: AtomicU64,
+}
+
+/// When each file (by fingerprint) was last followed by any source, so that the checkpoint
+/// forgets files that are gone.
+#[derive(Debug, Default)]
+pub struct SeenFiles {
+    seen: Mutex<HashMap<Fingerprint, Instant>>,
+}
+
+impl SeenFiles {
+    pub fn touch(&self, fingerprints: impl IntoIterator<Item = Fingerprint>) {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for fingerprint in fingerprints {
+            seen.insert(fingerprint, now);
+        }
+    }
+
+    /// Whether `fingerprint` was followed within `window` (or is unknown to this run, which
+    /// started less than `window` ago: `started`).
+    pub fn recent(&self, fingerprint: &Fingerprint, window: Duration, started: Instant) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match seen.get(fingerprint) {
+            Some(at) => at.elapsed() < window,
+            None => started.elapsed() < window,
+        }
+    }
+}
+
+/// A scrape target's counters.
+#[derive(Debug, Default)]
+pub struct ScrapeStats {
+    pub scrapes: AtomicU64,
+    pub failures: AtomicU64,
+    pub samples: AtomicU64,
+    /// 1 when the last scrape succeeded.
+    pub up: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}

@@ -12,7 +12,7 @@ use vigil_proto::auth::{
     UserUpdate,
 };
 
-use super::bounded_body;
+use super::{bounded_body, json_body};
 use crate::audit;
 use crate::auth::{Caller, ClientInfo, millis_to_timestamp, password, validate_username};
 use crate::error::HttpError;
@@ -25,11 +25,6 @@ const MAX_AUDIT_EVENTS: u32 = 1000;
 
 pub fn parse_id(text: &str) -> Result<i64, HttpError> {
     text.parse().map_err(|_| HttpError::new(ErrorCode::InvalidParameter, format!("{text:?} is not an id")))
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, HttpError> {
-    serde_json::from_slice(bytes)
-        .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid {what}: {error}")))
 }
 
 pub fn user_info(row: &UserRow) -> Option<User> {

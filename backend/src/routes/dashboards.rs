@@ -15,7 +15,7 @@ use vigil_proto::dashboards::{
     NewDashboard, PanelKind,
 };
 
-use super::bounded_body;
+use super::{bounded_body, json_body};
 use crate::audit;
 use crate::auth::{Caller, ClientInfo, millis_to_timestamp};
 use crate::error::HttpError;
@@ -124,11 +124,6 @@ fn to_dashboard(row: &DashboardRow) -> Result<Dashboard, HttpError> {
         updated_at: millis_to_timestamp(row.updated_at_millis),
         updated_by: row.updated_by.clone(),
     })
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, HttpError> {
-    serde_json::from_slice(bytes)
-        .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid {what}: {error}")))
 }
 
 fn encode(spec: &DashboardSpec) -> Result<(String, String), HttpError> {

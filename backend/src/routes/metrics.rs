@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use vigil_proto::metrics::{MetricBatch, MetricBatchAccepted, QueryResult, TargetGroup};
-use vigil_proto::{ApiError, ErrorCode, Timestamp};
+use vigil_proto::{ApiError, ErrorCode, Timestamp, paths};
 
 use super::{bounded_body, header_text, now};
 use crate::error::HttpError;
@@ -230,8 +230,8 @@ pub async fn series(
 /// `GET /api/v1/sd/targets`: Prometheus' HTTP service discovery, one group per configured
 /// service, labelled `service` and `job` with its name, its scheme and path as Prometheus'
 /// `__scheme__` and `__metrics_path__`, and its extra labels.
-pub async fn sd_targets(State(state): State<Arc<AppState>>) -> Json<Vec<TargetGroup>> {
-    let groups = state
+pub async fn sd_targets(State(state): State<Arc<AppState>>) -> Result<Json<Vec<TargetGroup>>, HttpError> {
+    let mut groups: Vec<TargetGroup> = state
         .config
         .services
         .iter()
@@ -245,7 +245,18 @@ pub async fn sd_targets(State(state): State<Arc<AppState>>) -> Json<Vec<TargetGr
             TargetGroup { targets: service.targets.clone(), labels }
         })
         .collect();
-    Json(groups)
+    // Every agent that serves its own /metrics, as job "vigil-agent".
+    for row in state.database.agents().await? {
+        let Ok(report) = serde_json::from_str::<vigil_proto::agents::AgentHeartbeat>(&row.report) else { continue };
+        if let Some(address) = report.metrics_address {
+            let labels = [("job", "vigil-agent"), ("host", row.host.as_str()), ("__metrics_path__", paths::METRICS)]
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect();
+            groups.push(TargetGroup { targets: vec![address], labels });
+        }
+    }
+    Ok(Json(groups))
 }
 
 #[cfg(test)]

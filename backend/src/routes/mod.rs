@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod agents;
 pub mod dashboards;
 pub mod elasticsearch;
 pub mod health;
@@ -35,6 +36,12 @@ pub async fn bounded_body(body: Body, limit: usize) -> Result<Bytes, HttpError> 
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {limit} bytes")))
+}
+
+/// A JSON request body, or 400 naming what was expected.
+pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, HttpError> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid {what}: {error}")))
 }
 
 /// The server's clock.

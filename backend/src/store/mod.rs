@@ -3,6 +3,7 @@
 //! timestamps are Unix milliseconds in `BIGINT`, and each dialect has its own migrations
 //! (`migrations/sqlite`, `migrations/postgres`), compiled into the binary.
 
+mod agents;
 mod audit;
 mod dashboards;
 mod integrations;
@@ -10,6 +11,7 @@ mod sessions;
 mod tokens;
 mod users;
 
+pub use agents::AgentRow;
 pub use audit::{AuditFilter, AuditRow, NewAuditEvent};
 pub use dashboards::{DashboardRow, UpdateOutcome};
 pub use integrations::IntegrationRow;
@@ -134,7 +136,7 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database_error) if database_error.is_unique_violation())
 }
 
-pub(crate) fn now_millis() -> i64 {
+pub fn now_millis() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }

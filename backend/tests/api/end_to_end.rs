@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use vigil_agent::config::{AgentConfig, BackendConfig, BatchConfig, FileSourceConfig, TailConfig, Token};
+use vigil_agent::config::{AgentConfig, BackendConfig, BatchConfig, FileSourceConfig, TailConfig};
 
 use crate::browser::{Browser, ELEMENT};
 use crate::helpers::{ADMIN, ADMIN_PASSWORD, eventually, site_root, spawn_app};
@@ -18,23 +18,15 @@ async fn a_line_appended_to_a_file_is_found_in_the_browser() {
     );
     let app = spawn_app().await;
     let logs = tempfile::tempdir().unwrap();
-    let agent_config = AgentConfig {
-        backend: BackendConfig {
-            url: app.address.clone(),
-            token: Token::new(app.ingest_token.clone()),
-            timeout_seconds: 5,
-            ca_file: None,
-        },
-        host: Some("web-7".to_owned()),
-        sources: vec![FileSourceConfig {
-            name: "shop".to_owned(),
-            service: "shop".to_owned(),
-            include: vec![format!("{}/*.log", logs.path().display())],
-            exclude: vec![],
-        }],
-        batch: BatchConfig { max_wait_ms: 50, ..BatchConfig::default() },
-        tail: TailConfig { poll_interval_ms: 50, ..TailConfig::default() },
-    };
+    let mut agent_config = AgentConfig::new(
+        BackendConfig { timeout_seconds: 5, ..BackendConfig::new(app.address.clone(), app.ingest_token.clone()) },
+        logs.path().join("agent-data"),
+    );
+    agent_config.host = Some("web-7".to_owned());
+    agent_config.sources =
+        vec![FileSourceConfig::new("shop", "shop", vec![format!("{}/*.log", logs.path().display())])];
+    agent_config.batch = BatchConfig { max_wait_ms: 50, ..BatchConfig::default() };
+    agent_config.tail = TailConfig { poll_interval_ms: 50, ..TailConfig::default() };
     agent_config.validate().unwrap();
     // What the file holds before the agent starts is not shipped: new lines only.
     let marker = format!("zebra{}", std::process::id());

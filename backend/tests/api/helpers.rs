@@ -78,8 +78,11 @@ async fn start(config: Config, data_dir: PathBuf, temp: Option<TempDir>) -> Test
     let state = application.state();
     let shutdown = application.shutdown_token();
     let server = tokio::spawn(application.run_until_stopped(std::future::pending()));
-    let ingest_token = service_token(&state, &format!("ingest-{port}"), Scope::Ingest).await;
-    let read_token = service_token(&state, &format!("read-{port}"), Scope::Read).await;
+    // Unique even when a test restarts a server on the same port and data.
+    static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ingest_token = service_token(&state, &format!("ingest-{port}-{start}"), Scope::Ingest).await;
+    let read_token = service_token(&state, &format!("read-{port}-{start}"), Scope::Read).await;
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,

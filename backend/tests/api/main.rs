@@ -8,6 +8,7 @@ mod postgres;
 mod prometheus;
 
 mod access;
+mod agent;
 mod auth;
 mod dashboards;
 mod elasticsearch;

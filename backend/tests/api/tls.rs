@@ -161,18 +161,11 @@ async fn the_agent_ships_over_https_only_to_a_backend_it_can_verify() {
 
     // The whole agent, over HTTPS.
     let logs = tempfile::tempdir().unwrap();
-    let config = AgentConfig {
-        backend: backend(Some(&ca_file)),
-        host: Some("tls-host".to_owned()),
-        sources: vec![FileSourceConfig {
-            name: "app".to_owned(),
-            service: "app".to_owned(),
-            include: vec![format!("{}/*.log", logs.path().display())],
-            exclude: vec![],
-        }],
-        batch: BatchConfig { max_wait_ms: 50, ..BatchConfig::default() },
-        tail: TailConfig { poll_interval_ms: 50, ..TailConfig::default() },
-    };
+    let mut config = AgentConfig::new(backend(Some(&ca_file)), logs.path().join("data"));
+    config.host = Some("tls-host".to_owned());
+    config.sources = vec![FileSourceConfig::new("app", "app", vec![format!("{}/*.log", logs.path().display())])];
+    config.batch = BatchConfig { max_wait_ms: 50, ..BatchConfig::default() };
+    config.tail = TailConfig { poll_interval_ms: 50, ..TailConfig::default() };
     let path = logs.path().join("app.log");
     std::fs::write(&path, "").unwrap();
     let shutdown = CancellationToken::new();
