@@ -231,6 +231,26 @@ pub struct ScrapeConfig {
     /// host and port).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// OpenMetrics pages must follow the format's family rules (not only its grammar).
+    #[serde(default = "default_strict")]
+    pub strict: bool,
+}
+
+fn default_strict() -> bool {
+    true
+}
+
+impl ScrapeConfig {
+    pub fn new(name: &str, url: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            interval_seconds: default_scrape_interval(),
+            timeout_seconds: default_scrape_timeout(),
+            labels: BTreeMap::new(),
+            strict: true,
+        }
+    }
 }
 
 fn default_scrape_interval() -> u64 {

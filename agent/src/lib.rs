@@ -11,6 +11,7 @@ pub mod buffer;
 pub mod checkpoint;
 pub mod config;
 pub mod control;
+pub mod exposition;
 pub mod parse;
 pub mod sink;
 pub mod sources;
@@ -109,6 +110,22 @@ impl Agent {
             let shipper = shipper.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move { shipper.run(shutdown).await });
+        }
+        let host = config.host();
+        for (scrape, scrape_stats) in config.scrape.iter().zip(&stats.scrapes) {
+            match sources::scrape::Target::new(scrape.clone(), metrics.clone(), scrape_stats.clone()) {
+                Ok(target) => {
+                    let shutdown = shutdown.clone();
+                    tasks.spawn(async move { target.run(shutdown).await });
+                }
+                Err(error) => tracing::error!(target = %scrape.name, error = %format!("{error:#}"), "cannot scrape"),
+            }
+        }
+        if config.host_metrics.enabled {
+            let host_metrics =
+                sources::host::HostMetrics::new(config.host_metrics.clone(), &host, metrics.clone(), stats.clone());
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { host_metrics.run(shutdown).await });
         }
         let reporter = control::Reporter::new(&config, logs.clone(), metrics.clone(), shippers.clone(), stats.clone());
         match reporter {

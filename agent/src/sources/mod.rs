@@ -1,6 +1,8 @@
 //! What the agent collects: log files, Prometheus endpoints, and the host's own metrics.
 
 pub mod file;
+pub mod host;
+pub mod scrape;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -59,4 +61,31 @@ pub struct ScrapeStats {
     /// 1 when the last scrape succeeded.
     pub up: AtomicU64,
     pub last_error: Mutex<Option<String>>,
+}
+
+/// Pushes metric series into the metrics buffer as one zstd-compressed `MetricBatch` (JSON).
+/// Blocks (on the blocking pool) while the buffer is full and `when_full` is `block`.
+pub async fn push_metrics(
+    buffer: &std::sync::Arc<crate::buffer::Buffer>,
+    series: Vec<vigil_proto::metrics::SeriesSamples>,
+) -> anyhow::Result<()> {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let samples: usize = series.iter().map(|series| series.samples.len()).sum();
+    let batch = vigil_proto::metrics::MetricBatch { series };
+    let buffer = buffer.clone();
+    tokio::task::spawn_blocking(move || {
+        let body = zstd::bulk::compress(&serde_json::to_vec(&batch)?, 1)?;
+        let records = u32::try_from(samples).unwrap_or(u32::MAX);
+        buffer.push_blocking(records, &body, crate::checkpoint::Positions::new())?;
+        Ok(())
+    })
+    .await?
+}
+
+/// The wall clock in Unix milliseconds.
+pub fn now_millis() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
