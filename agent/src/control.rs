@@ -21,6 +21,7 @@ use crate::sources::{ScrapeStats, SourceStats};
 /// Every counter of the agent, by source.
 pub struct AgentStats {
     pub file_names: Vec<String>,
+    pub file_services: Vec<String>,
     pub files: Vec<Arc<SourceStats>>,
     pub scrape_names: Vec<String>,
     pub scrapes: Vec<Arc<ScrapeStats>>,
@@ -32,6 +33,7 @@ impl AgentStats {
     pub fn new(config: &AgentConfig) -> Self {
         Self {
             file_names: config.sources.iter().map(|source| source.name.clone()).collect(),
+            file_services: config.sources.iter().map(|source| source.service.clone()).collect(),
             files: config.sources.iter().map(|_| Arc::default()).collect(),
             scrape_names: config.scrape.iter().map(|scrape| scrape.name.clone()).collect(),
             scrapes: config.scrape.iter().map(|_| Arc::default()).collect(),
@@ -41,18 +43,22 @@ impl AgentStats {
 
     pub fn reports(&self) -> Vec<SourceReport> {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let files = self.file_names.iter().zip(&self.files).map(|(name, stats)| SourceReport {
-            name: name.clone(),
-            kind: "file".to_owned(),
-            records: load(&stats.records),
-            bytes: load(&stats.bytes),
-            errors: load(&stats.parse_errors),
-            active: load(&stats.files),
-            last_error: None,
+        let files = self.file_names.iter().zip(&self.file_services).zip(&self.files).map(|((name, service), stats)| {
+            SourceReport {
+                name: name.clone(),
+                kind: "file".to_owned(),
+                service: Some(service.clone()),
+                records: load(&stats.records),
+                bytes: load(&stats.bytes),
+                errors: load(&stats.parse_errors),
+                active: load(&stats.files),
+                last_error: None,
+            }
         });
         let scrapes = self.scrape_names.iter().zip(&self.scrapes).map(|(name, stats)| SourceReport {
             name: name.clone(),
             kind: "scrape".to_owned(),
+            service: None,
             records: load(&stats.samples),
             bytes: 0,
             errors: load(&stats.failures),
@@ -128,7 +134,10 @@ impl Reporter {
     /// Starts the `/metrics` endpoint; returns the address it listens on.
     async fn serve(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<String> {
         let listener = tokio::net::TcpListener::bind(&self.listen).await.context("cannot bind")?;
-        let address = listener.local_addr()?.to_string();
+        let local = listener.local_addr()?;
+        // Listening on every interface: others reach it by the host's name.
+        let address =
+            if local.ip().is_unspecified() { format!("{}:{}", self.host, local.port()) } else { local.to_string() };
         let this = self.clone();
         let router = axum::Router::new().route(
             paths::METRICS,

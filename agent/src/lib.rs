@@ -61,7 +61,7 @@ pub fn start(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result
     let logs_shipper =
         Arc::new(Shipper::new(client.clone(), &config.backend, paths::LOGS, "application/x-ndjson", logs.clone()));
     let metrics_shipper =
-        Arc::new(Shipper::new(client, &config.backend, paths::METRICS, "application/json", metrics.clone()));
+        Arc::new(Shipper::new(client, &config.backend, paths::METRICS_WRITE, "application/json", metrics.clone()));
     let seen = Arc::new(SeenFiles::default());
     let stats = Arc::new(AgentStats::new(&config));
     let mut tailers = Vec::new();

@@ -203,6 +203,12 @@ impl UiServices for BackendServices {
         serde_json::from_str(&row.spec).map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))
     }
 
+    async fn agents(&self) -> Result<Vec<vigil_proto::agents::AgentStatus>, ApiError> {
+        let rows = self.state.database.agents().await.map_err(|error| api(HttpError::from(error)))?;
+        let now = crate::store::now_millis();
+        Ok(rows.iter().filter_map(|row| crate::routes::agents::status(row, now)).collect())
+    }
+
     async fn overview(&self) -> Result<Vec<ServiceHealth>, ApiError> {
         let mut services = Vec::new();
         for service in &self.state.config.services {

@@ -8,8 +8,8 @@ use vigil_proto::paths;
 
 use crate::accounts::current_session;
 use crate::pages::{
-    AccountPage, DashboardPage, DashboardsPage, LoginPage, LogsPage, MetricsPage, NotBuiltYet, OverviewPage,
-    SettingsPage,
+    AccountPage, AgentsPage, DashboardPage, DashboardsPage, LoginPage, LogsPage, MetricsPage, NotBuiltYet,
+    OverviewPage, SettingsPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -62,7 +62,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("dashboard") view=DashboardPage/>
                     <Route path=path!("alerts") view=|| view! { <NotBuiltYet title="Alerts"/> }/>
                     <Route path=path!("rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
-                    <Route path=path!("agents") view=|| view! { <NotBuiltYet title="Agents"/> }/>
+                    <Route path=path!("agents") view=AgentsPage/>
                     <Route path=path!("settings") view=SettingsPage/>
                     <Route path=path!("account") view=AccountPage/>
                 </ParentRoute>

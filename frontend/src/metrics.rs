@@ -77,3 +77,9 @@ pub async fn fetch_dashboard(uid: String) -> Result<vigil_proto::dashboards::Das
 pub async fn overview() -> Result<Vec<vigil_proto::dashboards::ServiceHealth>, ServerFnError> {
     crate::services::services()?.overview().await.map_err(api_error)
 }
+
+/// The Agents page: every agent that reported, with its state.
+#[server(prefix = "/ui/fn/read", endpoint = "agents")]
+pub async fn list_agents() -> Result<Vec<vigil_proto::agents::AgentStatus>, ServerFnError> {
+    crate::services::services()?.agents().await.map_err(api_error)
+}

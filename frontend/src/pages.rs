@@ -1,12 +1,14 @@
 //! One component per page of the navigation.
 
 mod accounts;
+mod agents;
 mod dashboards;
 mod explore;
 mod logs;
 mod overview;
 
 pub use accounts::{AccountPage, LoginPage, SettingsPage};
+pub use agents::AgentsPage;
 pub use dashboards::{DashboardPage, DashboardsPage};
 pub use explore::MetricsPage;
 pub use logs::LogsPage;

@@ -55,6 +55,8 @@ pub trait UiServices: Send + Sync + 'static {
     async fn dashboard(&self, uid: String) -> Result<DashboardSpec, ApiError>;
     /// Every configured service's health now.
     async fn overview(&self) -> Result<Vec<ServiceHealth>, ApiError>;
+    /// Every agent that reported, with its state.
+    async fn agents(&self) -> Result<Vec<vigil_proto::agents::AgentStatus>, ApiError>;
     /// Label names, for autocompletion.
     async fn label_names(&self) -> Result<Vec<String>, ApiError>;
     /// Whether single sign-on is on; `detailed` (administrators) adds the issuer and checks it.

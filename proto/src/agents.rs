@@ -10,6 +10,9 @@ pub struct SourceReport {
     pub name: String,
     /// `file`, `scrape` or `host`.
     pub kind: String,
+    /// The service of a file source's records.
+    #[serde(default)]
+    pub service: Option<String>,
     /// Records read (file), samples scraped (scrape).
     pub records: u64,
     pub bytes: u64,

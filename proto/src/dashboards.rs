@@ -254,4 +254,9 @@ pub struct ServiceHealth {
     /// Why metrics are missing, when they are.
     #[serde(default)]
     pub problem: Option<String>,
+    /// Agents shipping the service's logs, and how many of them are healthy.
+    #[serde(default)]
+    pub agents_total: u64,
+    #[serde(default)]
+    pub agents_healthy: u64,
 }

@@ -182,7 +182,8 @@ pub fn health_queries(config: &ServiceConfig) -> [String; 3] {
 
 /// A service's health now: its RED values from Prometheus (absent when it has none or is
 /// away), its error logs of the last 15 minutes, and a state: critical past 5 % errors or a
-/// 1 s p99, warning past 1 % or 0.5 s or with error logs, unknown without metrics.
+/// 1 s p99, warning past 1 % or 0.5 s, with error logs or with an agent of the service not
+/// healthy, unknown without metrics.
 pub async fn health(
     state: &crate::startup::AppState,
     config: &ServiceConfig,
@@ -213,11 +214,27 @@ pub async fn health(
         }
         None => 0,
     };
+    // The agents shipping this service's logs, and how many of them are healthy.
+    let now_millis = crate::store::now_millis();
+    let agents: Vec<_> = state
+        .database
+        .agents()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|row| crate::routes::agents::status(row, now_millis))
+        .filter(|agent| {
+            agent.report.sources.iter().any(|source| source.service.as_deref() == Some(config.name.as_str()))
+        })
+        .collect();
+    let agents_total = agents.len() as u64;
+    let agents_healthy =
+        agents.iter().filter(|agent| agent.state == vigil_proto::agents::AgentState::Healthy).count() as u64;
     let state = match (request_rate, error_ratio.unwrap_or(0.0), latency_p99.unwrap_or(0.0)) {
-        (None, _, _) if log_errors > 0 => "warning",
+        (None, _, _) if log_errors > 0 || agents_healthy < agents_total => "warning",
         (None, _, _) => "unknown",
         (_, errors, p99) if errors > 0.05 || p99 > 1.0 => "critical",
-        (_, errors, p99) if errors > 0.01 || p99 > 0.5 || log_errors > 0 => "warning",
+        (_, errors, p99) if errors > 0.01 || p99 > 0.5 || log_errors > 0 || agents_healthy < agents_total => "warning",
         _ => "ok",
     };
     vigil_proto::dashboards::ServiceHealth {
@@ -228,6 +245,8 @@ pub async fn health(
         log_errors,
         state: state.to_owned(),
         problem,
+        agents_total,
+        agents_healthy,
     }
 }
 

@@ -65,10 +65,10 @@ macro_rules! migrations {
 fn migrator(dialect: Dialect) -> Migrator {
     let migrations = match dialect {
         Dialect::Sqlite => {
-            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards")
+            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents")
         }
         Dialect::Postgres => {
-            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards")
+            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents")
         }
     };
     Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }

@@ -319,3 +319,122 @@ async fn a_backend_outage_loses_nothing() {
     assert!(duplicated <= BATCH_RECORDS, "{duplicated} duplicates");
     drop(data_dir);
 }
+
+/// The whole agent in this process: host metrics and a scrape of the backend's own `/metrics`
+/// reach a real Prometheus through the backend; heartbeats register it (the API, service
+/// discovery, the Overview's agent column and the Agents page show it); its own `/metrics`
+/// is valid OpenMetrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_feeds_prometheus_and_reports_itself() {
+    use vigil_agent::config::{AgentConfig, BackendConfig, FileSourceConfig, ScrapeConfig};
+    use vigil_proto::agents::{AgentState, AgentStatus};
+    use vigil_proto::paths;
+
+    let prometheus = crate::prometheus::TestPrometheus::start("").await;
+    let prometheus_url = prometheus.address.clone();
+    let app = crate::helpers::spawn_app_with(crate::helpers::Db::Sqlite, |config| {
+        config.metrics.prometheus_url = prometheus_url;
+        config.services = vec![vigil_backend::config::ServiceConfig::named("checkout")];
+    })
+    .await;
+    let directory = tempfile::tempdir().unwrap();
+    let host = format!("agent-e2e-{}", std::process::id());
+    let mut config = AgentConfig::new(
+        BackendConfig::new(app.address.clone(), app.ingest_token.clone()),
+        directory.path().join("data"),
+    );
+    config.host = Some(host.clone());
+    config.sources =
+        vec![FileSourceConfig::new("checkout-logs", "checkout", vec![format!("{}/*.log", directory.path().display())])];
+    config.host_metrics.enabled = true;
+    config.host_metrics.interval_seconds = 1;
+    config.scrape = vec![ScrapeConfig {
+        interval_seconds: 1,
+        ..ScrapeConfig::new("vigil-self", &format!("{}/metrics", app.address))
+    }];
+    config.control.listen = "127.0.0.1:0".to_owned();
+    config.control.heartbeat_seconds = 1;
+    config.batch.max_wait_ms = 50;
+    config.validate().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let agent = tokio::spawn(vigil_agent::start(config, shutdown.clone()).unwrap().run());
+
+    let selector = format!("node_load1{{instance=\"{host}\",job=\"node\"}}");
+    crate::helpers::eventually(60, "host metrics in Prometheus", || async {
+        (!prometheus.query(&selector).await.is_empty()).then_some(())
+    })
+    .await;
+    let cpu = prometheus.query(&format!("count(node_cpu_seconds_total{{instance=\"{host}\",mode=\"idle\"}})")).await;
+    assert!(!cpu.is_empty(), "no CPU series");
+    let up = crate::helpers::eventually(60, "the scraped target's up", || async {
+        prometheus.query(r#"up{job="vigil-self"}"#).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(up["value"][1], "1", "{up}");
+    let scraped = prometheus.query(r#"count({job="vigil-self",__name__!~"up|scrape_.*"})"#).await;
+    assert!(scraped[0]["value"][1].as_str().unwrap().parse::<u64>().unwrap() > 3, "{scraped:?}");
+
+    let agent_status = crate::helpers::eventually(30, "the agent to register", || async {
+        let agents: Vec<AgentStatus> = app.read(paths::AGENTS, &[]).await.json().await.ok()?;
+        agents.into_iter().find(|agent| agent.host == host && agent.report.shipped_records > 0)
+    })
+    .await;
+    assert_eq!(agent_status.state, AgentState::Healthy, "{agent_status:?}");
+    assert_eq!(agent_status.report.version, env!("CARGO_PKG_VERSION"));
+    assert!(agent_status.report.sources.iter().any(|source| source.kind == "scrape" && source.active == 1));
+    let metrics_address = agent_status.report.metrics_address.clone().expect("the agent serves /metrics");
+
+    // Its own /metrics: OpenMetrics by the strictest reading.
+    let page = reqwest::get(format!("http://{metrics_address}/metrics")).await.unwrap();
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let entries =
+        vigil_agent::exposition::parse(&page.bytes().await.unwrap(), vigil_agent::exposition::Format::OpenMetrics)
+            .unwrap();
+    vigil_agent::exposition::validate_openmetrics(&entries).unwrap();
+    assert!(entries.iter().any(|entry| matches!(entry, vigil_agent::exposition::Entry::Sample(sample) if sample.name == "vigil_agent_shipped_records_total")));
+
+    // Service discovery lists it for Prometheus.
+    let groups: serde_json::Value = app.read(paths::SD_TARGETS, &[]).await.json().await.unwrap();
+    assert!(
+        groups.as_array().unwrap().iter().any(|group| group["targets"][0] == metrics_address.as_str()
+            && group["labels"]["job"] == "vigil-agent"
+            && group["labels"]["host"] == host.as_str()),
+        "{groups}"
+    );
+
+    // A heartbeat is validated, and only ingest tokens may send one.
+    let bad = app
+        .client
+        .post(app.url(paths::AGENT_HEARTBEAT))
+        .bearer_auth(&app.ingest_token)
+        .header("content-type", "application/json")
+        .body(r#"{"host":""}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let report = serde_json::to_value(&agent_status.report).unwrap();
+    let forbidden = app
+        .client
+        .post(app.url(paths::AGENT_HEARTBEAT))
+        .bearer_auth(&app.read_token)
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+
+    // The Overview counts the agents of each service; the Agents page shows this one.
+    let browser = crate::browser::Browser::start().await;
+    browser.goto_signed_in(&app.url("/"), crate::helpers::ADMIN, crate::helpers::ADMIN_PASSWORD).await;
+    let agents_cell = browser.wait_for("tr[data-service='checkout'] .agents").await;
+    assert_eq!(browser.text(&agents_cell).await, "1/1 healthy");
+    browser.goto(&app.url("/agents")).await;
+    let state = browser.wait_for(&format!("tr.agent-row[data-host='{host}'] .state")).await;
+    assert_eq!(browser.text(&state).await, "healthy");
+    let sources = browser.text(&browser.wait_for(&format!("tr.agent-row[data-host='{host}'] .sources")).await).await;
+    assert!(sources.contains("checkout-logs") && sources.contains("vigil-self"), "{sources}");
+
+    shutdown.cancel();
+    agent.await.unwrap();
+}

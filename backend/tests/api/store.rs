@@ -107,6 +107,18 @@ async fn round_trip(database: Database) {
     let erase = sqlx_execute(&database, "DELETE FROM audit_events").await;
     assert!(erase.is_err(), "audit events cannot be deleted");
     assert_eq!(database.audit_events(&AuditFilter { limit: 10, ..AuditFilter::default() }).await.unwrap().len(), 3);
+
+    // Agents: the first heartbeat registers, later ones replace the report.
+    let first = database.record_heartbeat("web-1", r#"{"n":1}"#).await.unwrap();
+    assert_eq!(first.first_seen_millis, first.last_seen_millis);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = database.record_heartbeat("web-1", r#"{"n":2}"#).await.unwrap();
+    assert_eq!(second.first_seen_millis, first.first_seen_millis);
+    assert!(second.last_seen_millis > first.last_seen_millis);
+    database.record_heartbeat("db-1", "{}").await.unwrap();
+    let agents = database.agents().await.unwrap();
+    assert_eq!(agents.iter().map(|agent| agent.host.as_str()).collect::<Vec<_>>(), ["db-1", "web-1"]);
+    assert_eq!(agents[1].report, r#"{"n":2}"#);
     database.ping().await.unwrap();
 }
 

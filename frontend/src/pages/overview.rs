@@ -1,5 +1,6 @@
 //! The Overview: every configured service with its request rate, error ratio, p99 latency and
-//! error logs of the last 15 minutes, coloured by state; a row opens the service's dashboard.
+//! error logs of the last 15 minutes and the health of the agents shipping its logs, coloured by
+//! state; a row opens the service's dashboard.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -30,7 +31,7 @@ pub fn OverviewPage() -> impl IntoView {
                                 <thead>
                                     <tr>
                                         <th>"Service"</th><th>"Requests"</th><th>"Errors"</th><th>"p99"</th>
-                                        <th>"Error logs (15 min)"</th><th>"State"</th>
+                                        <th>"Error logs (15 min)"</th><th>"Agents"</th><th>"State"</th>
                                     </tr>
                                 </thead>
                                 <tbody>
@@ -45,6 +46,13 @@ pub fn OverviewPage() -> impl IntoView {
                                                     <td class="errors">{number(service.error_ratio, "percentunit")}</td>
                                                     <td class="p99">{number(service.latency_p99, "s")}</td>
                                                     <td class="log-errors">{service.log_errors}</td>
+                                                    <td class="agents">
+                                                        {if service.agents_total == 0 {
+                                                            "—".to_owned()
+                                                        } else {
+                                                            format!("{}/{} healthy", service.agents_healthy, service.agents_total)
+                                                        }}
+                                                    </td>
                                                     <td class="state" title=service.problem.clone().unwrap_or_default()>{service.state.clone()}</td>
                                                 </tr>
                                             }
