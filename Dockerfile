@@ -25,9 +25,19 @@ EXPOSE 8080
 ENTRYPOINT ["vigil"]
 CMD ["serve"]
 
+# The agent: mount the host's logs read-only and a configuration over /etc/vigil/agent.toml;
+# keep /var/lib/vigil-agent on a volume so that checkpoints and the disk buffer outlive the
+# container. Host metrics read the container's /proc: run it with --pid=host --network=host to
+# report the host's own figures.
 FROM debian:bookworm-slim AS agent
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
+    && mkdir -p /var/lib/vigil-agent
 COPY --from=build /src/dist/vigil-agent /usr/local/bin/vigil-agent
 COPY config/agent.example.toml /etc/vigil/agent.toml
+ENV VIGIL_AGENT_DATA_DIR=/var/lib/vigil-agent \
+    VIGIL_AGENT_CONTROL__LISTEN=0.0.0.0:9465
+VOLUME /var/lib/vigil-agent
+EXPOSE 9465
+HEALTHCHECK CMD ["vigil-agent", "--check-config", "--config", "/etc/vigil/agent.toml"]
 ENTRYPOINT ["vigil-agent"]
 CMD ["--config", "/etc/vigil/agent.toml"]

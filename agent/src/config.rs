@@ -437,7 +437,13 @@ impl AgentConfig {
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let config: Self = figment
-            .merge(Env::prefixed("VIGIL_AGENT_").filter(|key| key.as_str().contains("__")).split("__"))
+            // Sections as VIGIL_AGENT_SECTION__KEY; of the top-level keys only these two (so
+            // that VIGIL_AGENT_LOG, the log filter, is not taken for a key).
+            .merge(
+                Env::prefixed("VIGIL_AGENT_")
+                    .filter(|key| key.as_str().contains("__") || key == "data_dir" || key == "host")
+                    .split("__"),
+            )
             .extract()
             .map_err(Box::new)?;
         config.validate()?;
