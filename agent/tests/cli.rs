@@ -7,7 +7,12 @@ fn check(config: &str) -> (i32, String) {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("agent.toml");
     std::fs::write(&path, config).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_vigil-agent")).arg("--check-config").arg("--config").arg(&path).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil-agent"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.code().unwrap_or(-1), text)
 }
