@@ -22,6 +22,7 @@ fn agent_binary() -> PathBuf {
 struct AgentProcess {
     config: PathBuf,
     child: Option<Child>,
+    started: std::time::Instant,
 }
 
 impl AgentProcess {
@@ -40,7 +41,7 @@ impl AgentProcess {
             ),
         )
         .unwrap();
-        let mut agent = Self { config, child: None };
+        let mut agent = Self { config, child: None, started: std::time::Instant::now() };
         agent.start();
         agent
     }
@@ -55,6 +56,7 @@ impl AgentProcess {
             .spawn()
             .expect("vigil-agent starts");
         self.child = Some(child);
+        self.started = std::time::Instant::now();
     }
 
     /// `kill -9`: no shutdown code runs.
@@ -66,6 +68,9 @@ impl AgentProcess {
 
     /// SIGTERM: the agent stops as a service manager would stop it.
     fn stop(&mut self) {
+        // A signal that comes before the process has set up its handler kills it, as it would
+        // any daemon: give it the moment it needs to start.
+        std::thread::sleep(std::time::Duration::from_millis(300).saturating_sub(self.started.elapsed()));
         let mut child = self.child.take().expect("a running agent");
         let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(status.success());
