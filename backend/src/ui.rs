@@ -9,7 +9,9 @@ use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
 };
-use vigil_proto::dashboards::{DashboardSpec, DashboardSummary, ServiceHealth};
+use vigil_proto::dashboards::{
+    Dashboard, DashboardExport, DashboardSpec, DashboardSummary, DashboardUpdate, NewDashboard, ServiceHealth,
+};
 use vigil_proto::metrics::QueryResult;
 use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery, Timestamp,
@@ -18,7 +20,7 @@ use vigil_proto::{
 use crate::auth::{Caller, ClientInfo};
 use crate::error::HttpError;
 use crate::routes::logs::{histogram_plan, validate_query};
-use crate::routes::{account, admin};
+use crate::routes::{account, admin, dashboards};
 use crate::startup::AppState;
 
 pub struct BackendServices {
@@ -201,6 +203,52 @@ impl UiServices for BackendServices {
         let row = self.state.database.dashboard(&uid).await.map_err(|error| api(error.into()))?;
         let row = row.ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no dashboard has uid {uid:?}")))?;
         serde_json::from_str(&row.spec).map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))
+    }
+
+    async fn stored_dashboard(&self, uid: String) -> Result<Dashboard, ApiError> {
+        dashboards::stored(&self.state, &uid).await.map_err(api)
+    }
+
+    async fn save_dashboard(
+        &self,
+        request: &Parts,
+        uid: Option<String>,
+        version: i64,
+        spec: DashboardSpec,
+    ) -> Result<Dashboard, ApiError> {
+        let (caller, client) = caller(request)?;
+        match uid {
+            None => {
+                let new = NewDashboard { uid: None, spec };
+                dashboards::create_as(&self.state, caller, &client, &new).await.map_err(api)
+            }
+            Some(uid) => {
+                let update = DashboardUpdate { version, spec };
+                dashboards::update_as(&self.state, caller, &client, &uid, &update).await.map_err(api)
+            }
+        }
+    }
+
+    async fn delete_dashboard(&self, request: &Parts, uid: String) -> Result<(), ApiError> {
+        let (caller, client) = caller(request)?;
+        dashboards::delete_as(&self.state, caller, &client, &uid).await.map_err(api)
+    }
+
+    async fn duplicate_dashboard(&self, request: &Parts, uid: String) -> Result<Dashboard, ApiError> {
+        let (caller, client) = caller(request)?;
+        dashboards::duplicate_as(&self.state, caller, &client, &uid, None).await.map_err(api)
+    }
+
+    async fn import_dashboard(
+        &self,
+        request: &Parts,
+        document: DashboardExport,
+        overwrite: bool,
+    ) -> Result<Dashboard, ApiError> {
+        let (caller, client) = caller(request)?;
+        let (_, dashboard) =
+            dashboards::import_as(&self.state, caller, &client, &document, overwrite).await.map_err(api)?;
+        Ok(dashboard)
     }
 
     async fn agents(&self) -> Result<Vec<vigil_proto::agents::AgentStatus>, ApiError> {

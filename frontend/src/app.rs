@@ -8,8 +8,8 @@ use vigil_proto::paths;
 
 use crate::accounts::current_session;
 use crate::pages::{
-    AccountPage, AgentsPage, DashboardPage, DashboardsPage, LoginPage, LogsPage, MetricsPage, NotBuiltYet,
-    OverviewPage, SettingsPage,
+    AccountPage, AgentsPage, DashboardEditPage, DashboardPage, DashboardsPage, LoginPage, LogsPage, MetricsPage,
+    NotBuiltYet, OverviewPage, SettingsPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -60,6 +60,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("explore") view=MetricsPage/>
                     <Route path=path!("dashboards") view=DashboardsPage/>
                     <Route path=path!("dashboard") view=DashboardPage/>
+                    <Route path=path!("dashboard/edit") view=DashboardEditPage/>
                     <Route path=path!("alerts") view=|| view! { <NotBuiltYet title="Alerts"/> }/>
                     <Route path=path!("rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
                     <Route path=path!("agents") view=AgentsPage/>

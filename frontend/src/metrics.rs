@@ -83,3 +83,49 @@ pub async fn overview() -> Result<Vec<vigil_proto::dashboards::ServiceHealth>, S
 pub async fn list_agents() -> Result<Vec<vigil_proto::agents::AgentStatus>, ServerFnError> {
     crate::services::services()?.agents().await.map_err(api_error)
 }
+
+/// A stored dashboard with its version, for the editor.
+#[server(prefix = "/ui/fn/read", endpoint = "stored_dashboard")]
+pub async fn stored_dashboard(uid: String) -> Result<vigil_proto::dashboards::Dashboard, ServerFnError> {
+    crate::services::services()?.stored_dashboard(uid).await.map_err(api_error)
+}
+
+/// Saves the editor's spec (JSON): a new dashboard when `uid` is empty, else a new version of
+/// the one edited from `version`.
+#[server(prefix = "/ui/fn/deploy", endpoint = "save_dashboard")]
+pub async fn save_dashboard(
+    uid: String,
+    version: i64,
+    spec: String,
+) -> Result<vigil_proto::dashboards::Dashboard, ServerFnError> {
+    let request = crate::services::request()?;
+    let spec: vigil_proto::dashboards::DashboardSpec =
+        serde_json::from_str(&spec).map_err(|error| ServerFnError::new(format!("invalid dashboard: {error}")))?;
+    let uid = (!uid.is_empty()).then_some(uid);
+    crate::services::services()?.save_dashboard(&request, uid, version, spec).await.map_err(api_error)
+}
+
+#[server(prefix = "/ui/fn/deploy", endpoint = "delete_dashboard")]
+pub async fn delete_dashboard(uid: String) -> Result<(), ServerFnError> {
+    let request = crate::services::request()?;
+    crate::services::services()?.delete_dashboard(&request, uid).await.map_err(api_error)
+}
+
+#[server(prefix = "/ui/fn/deploy", endpoint = "duplicate_dashboard")]
+pub async fn duplicate_dashboard(uid: String) -> Result<vigil_proto::dashboards::Dashboard, ServerFnError> {
+    let request = crate::services::request()?;
+    crate::services::services()?.duplicate_dashboard(&request, uid).await.map_err(api_error)
+}
+
+/// Imports an exported dashboard (its JSON as pasted); `overwrite` replaces one with its uid.
+#[server(prefix = "/ui/fn/deploy", endpoint = "import_dashboard")]
+pub async fn import_dashboard(
+    document: String,
+    overwrite: Option<String>,
+) -> Result<vigil_proto::dashboards::Dashboard, ServerFnError> {
+    let request = crate::services::request()?;
+    let document: vigil_proto::dashboards::DashboardExport = serde_json::from_str(&document)
+        .map_err(|error| ServerFnError::new(format!("not an exported dashboard: {error}")))?;
+    let overwrite = overwrite.is_some_and(|value| !value.is_empty() && value != "false");
+    crate::services::services()?.import_dashboard(&request, document, overwrite).await.map_err(api_error)
+}

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod agents;
+mod dashboard_editor;
 mod dashboards;
 mod explore;
 mod logs;
@@ -9,6 +10,7 @@ mod overview;
 
 pub use accounts::{AccountPage, LoginPage, SettingsPage};
 pub use agents::AgentsPage;
+pub use dashboard_editor::DashboardEditPage;
 pub use dashboards::{DashboardPage, DashboardsPage};
 pub use explore::MetricsPage;
 pub use logs::LogsPage;

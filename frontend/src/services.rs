@@ -55,6 +55,28 @@ pub trait UiServices: Send + Sync + 'static {
     async fn dashboard(&self, uid: String) -> Result<DashboardSpec, ApiError>;
     /// Every configured service's health now.
     async fn overview(&self) -> Result<Vec<ServiceHealth>, ApiError>;
+    /// A stored dashboard with its version, for editing.
+    async fn stored_dashboard(&self, uid: String) -> Result<vigil_proto::dashboards::Dashboard, ApiError>;
+    /// Saves a new dashboard (`uid` None) or a new version of one.
+    async fn save_dashboard(
+        &self,
+        request: &Parts,
+        uid: Option<String>,
+        version: i64,
+        spec: DashboardSpec,
+    ) -> Result<vigil_proto::dashboards::Dashboard, ApiError>;
+    async fn delete_dashboard(&self, request: &Parts, uid: String) -> Result<(), ApiError>;
+    async fn duplicate_dashboard(
+        &self,
+        request: &Parts,
+        uid: String,
+    ) -> Result<vigil_proto::dashboards::Dashboard, ApiError>;
+    async fn import_dashboard(
+        &self,
+        request: &Parts,
+        document: vigil_proto::dashboards::DashboardExport,
+        overwrite: bool,
+    ) -> Result<vigil_proto::dashboards::Dashboard, ApiError>;
     /// Every agent that reported, with its state.
     async fn agents(&self) -> Result<Vec<vigil_proto::agents::AgentStatus>, ApiError>;
     /// Label names, for autocompletion.

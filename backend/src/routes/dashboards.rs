@@ -201,6 +201,16 @@ pub async fn create(
     body: Body,
 ) -> Result<(StatusCode, Json<Dashboard>), HttpError> {
     let request: NewDashboard = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "dashboard")?;
+    Ok((StatusCode::CREATED, Json(create_as(&state, &caller, &client, &request).await?)))
+}
+
+/// Creates a dashboard for `caller` (the API and the UI).
+pub async fn create_as(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    request: &NewDashboard,
+) -> Result<Dashboard, HttpError> {
     validate(&request.spec)?;
     let (uid, pick) = match &request.uid {
         Some(uid) => {
@@ -209,10 +219,10 @@ pub async fn create(
         }
         None => (slug(&request.spec.title), true),
     };
-    let result = insert(&state, &uid, pick, &request.spec, &caller.actor_name()).await;
+    let result = insert(state, &uid, pick, &request.spec, &caller.actor_name()).await;
     let stored_uid = result.as_ref().map_or(uid.as_str(), |row| row.uid.as_str());
-    record(&state, &caller, &client, "dashboard.create", stored_uid, result.is_ok(), &request.spec.title).await;
-    Ok((StatusCode::CREATED, Json(to_dashboard(&result?)?)))
+    record(state, caller, client, "dashboard.create", stored_uid, result.is_ok(), &request.spec.title).await;
+    to_dashboard(&result?)
 }
 
 /// `PUT /api/v1/dashboards/{uid}`: refused with 409 when the dashboard changed since `version`.
@@ -224,18 +234,28 @@ pub async fn update(
     body: Body,
 ) -> Result<Json<Dashboard>, HttpError> {
     let request: DashboardUpdate = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "dashboard")?;
+    update_as(&state, &caller, &client, &uid, &request).await.map(Json)
+}
+
+/// Saves a new version of a dashboard for `caller` (the API and the UI).
+pub async fn update_as(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    uid: &str,
+    request: &DashboardUpdate,
+) -> Result<Dashboard, HttpError> {
     validate(&request.spec)?;
     let (tags, spec) = encode(&request.spec)?;
     let outcome = state
         .database
-        .update_dashboard(&uid, Some(request.version), &request.spec.title, &tags, &spec, &caller.actor_name())
+        .update_dashboard(uid, Some(request.version), &request.spec.title, &tags, &spec, &caller.actor_name())
         .await?;
     let updated = matches!(outcome, UpdateOutcome::Updated(_));
-    record(&state, &caller, &client, "dashboard.update", &uid, updated, &format!("from version {}", request.version))
-        .await;
+    record(state, caller, client, "dashboard.update", uid, updated, &format!("from version {}", request.version)).await;
     match outcome {
-        UpdateOutcome::Updated(row) => to_dashboard(&row).map(Json),
-        UpdateOutcome::NotFound => Err(not_found(&uid)),
+        UpdateOutcome::Updated(row) => to_dashboard(&row),
+        UpdateOutcome::NotFound => Err(not_found(uid)),
         UpdateOutcome::Stale(current) => Err(HttpError::new(
             ErrorCode::Conflict,
             format!(
@@ -253,9 +273,14 @@ pub async fn delete(
     Extension(client): Extension<ClientInfo>,
     Path(uid): Path<String>,
 ) -> Result<StatusCode, HttpError> {
-    let deleted = state.database.delete_dashboard(&uid).await?;
-    record(&state, &caller, &client, "dashboard.delete", &uid, deleted, "").await;
-    if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(not_found(&uid)) }
+    delete_as(&state, &caller, &client, &uid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn delete_as(state: &AppState, caller: &Caller, client: &ClientInfo, uid: &str) -> Result<(), HttpError> {
+    let deleted = state.database.delete_dashboard(uid).await?;
+    record(state, caller, client, "dashboard.delete", uid, deleted, "").await;
+    if deleted { Ok(()) } else { Err(not_found(uid)) }
 }
 
 #[derive(Deserialize, Default)]
@@ -275,15 +300,32 @@ pub async fn duplicate(
     let bytes = bounded_body(body, MAX_BODY_BYTES).await?;
     let request: DuplicateRequest =
         if bytes.is_empty() { DuplicateRequest::default() } else { json_body(&bytes, "duplicate request")? };
-    let row = state.database.dashboard(&uid).await?.ok_or_else(|| not_found(&uid))?;
+    let copy = duplicate_as(&state, &caller, &client, &uid, request.title).await?;
+    Ok((StatusCode::CREATED, Json(copy)))
+}
+
+pub async fn duplicate_as(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    uid: &str,
+    title: Option<String>,
+) -> Result<Dashboard, HttpError> {
+    let row = state.database.dashboard(uid).await?.ok_or_else(|| not_found(uid))?;
     let mut spec = to_dashboard(&row)?.spec;
-    spec.title = request.title.unwrap_or_else(|| format!("{} (copy)", spec.title));
+    spec.title = title.unwrap_or_else(|| format!("{} (copy)", spec.title));
     validate(&spec)?;
-    let result = insert(&state, &slug(&spec.title), true, &spec, &caller.actor_name()).await;
+    let result = insert(state, &slug(&spec.title), true, &spec, &caller.actor_name()).await;
     let detail = format!("copy of {uid}");
     let new_uid = result.as_ref().map_or("", |row| row.uid.as_str());
-    record(&state, &caller, &client, "dashboard.create", new_uid, result.is_ok(), &detail).await;
-    Ok((StatusCode::CREATED, Json(to_dashboard(&result?)?)))
+    record(state, caller, client, "dashboard.create", new_uid, result.is_ok(), &detail).await;
+    to_dashboard(&result?)
+}
+
+/// A stored dashboard, with its version.
+pub async fn stored(state: &AppState, uid: &str) -> Result<Dashboard, HttpError> {
+    let row = state.database.dashboard(uid).await?.ok_or_else(|| not_found(uid))?;
+    to_dashboard(&row)
 }
 
 /// `GET /api/v1/dashboards/{uid}/export`.
@@ -317,6 +359,19 @@ pub async fn import(
 ) -> Result<(StatusCode, Json<Dashboard>), HttpError> {
     let Query(params) = params?;
     let document: DashboardExport = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "dashboard export")?;
+    let (created, dashboard) = import_as(&state, &caller, &client, &document, params.overwrite).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(dashboard)))
+}
+
+/// Imports an exported document; `true` when it created the dashboard (rather than
+/// overwrote it).
+pub async fn import_as(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    document: &DashboardExport,
+    overwrite: bool,
+) -> Result<(bool, Dashboard), HttpError> {
     if document.schema_version != DASHBOARD_SCHEMA_VERSION {
         return Err(invalid(format!(
             "schema_version {} is not one this Vigil reads ({DASHBOARD_SCHEMA_VERSION})",
@@ -326,20 +381,20 @@ pub async fn import(
     validate_uid(&document.uid)?;
     validate(&document.dashboard)?;
     let by = caller.actor_name();
-    let result = if params.overwrite && state.database.dashboard(&document.uid).await?.is_some() {
+    let result = if overwrite && state.database.dashboard(&document.uid).await?.is_some() {
         let (tags, spec) = encode(&document.dashboard)?;
         match state.database.update_dashboard(&document.uid, None, &document.dashboard.title, &tags, &spec, &by).await?
         {
-            UpdateOutcome::Updated(row) => Ok((StatusCode::OK, row)),
+            UpdateOutcome::Updated(row) => Ok((false, row)),
             _ => Err(not_found(&document.uid)),
         }
     } else {
-        insert(&state, &document.uid, false, &document.dashboard, &by).await.map(|row| (StatusCode::CREATED, row))
+        insert(state, &document.uid, false, &document.dashboard, &by).await.map(|row| (true, row))
     };
-    let detail = if params.overwrite { "overwrite" } else { "" };
-    record(&state, &caller, &client, "dashboard.import", &document.uid, result.is_ok(), detail).await;
-    let (status, row) = result?;
-    Ok((status, Json(to_dashboard(&row)?)))
+    let detail = if overwrite { "overwrite" } else { "" };
+    record(state, caller, client, "dashboard.import", &document.uid, result.is_ok(), detail).await;
+    let (created, row) = result?;
+    Ok((created, to_dashboard(&row)?))
 }
 
 /// `GET /api/v1/builtin-dashboards`: the generated dashboards, as summaries whose uid is the

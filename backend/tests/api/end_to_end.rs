@@ -409,3 +409,82 @@ async fn the_overview_shows_each_service_and_opens_its_dashboard() {
     assert_eq!(title, "Service: shop");
     browser.quit().await;
 }
+
+/// Dashboards made in the browser: a new one with panels added, one removed, saved; an edit
+/// refused because someone saved in between; duplicated, deleted, and one imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_are_created_edited_duplicated_deleted_and_imported_in_the_browser() {
+    let app = spawn_app().await;
+    let session = app.admin_session().await;
+    let browser = Browser::start().await;
+    browser.goto_signed_in(&app.url("/dashboards"), ADMIN, ADMIN_PASSWORD).await;
+    browser.wait_for(".dashboards-page[data-hydrated='true']").await;
+    browser.click(&browser.wait_for("a.new-dashboard").await).await;
+    browser.wait_for(".dashboard-editor[data-hydrated='true']").await;
+
+    let title = browser.wait_for("input.dashboard-title").await;
+    browser.execute("arguments[0].value = '';", vec![json!({ELEMENT: title.id()})]).await;
+    browser.type_text(&title, "Checkout latency").await;
+    for (panel, query) in [("Requests", "rate(http_requests_total[5m])"), ("Errors", "up")] {
+        browser.type_text(&browser.wait_for("input.panel-title").await, panel).await;
+        browser.type_text(&browser.wait_for("textarea.panel-query").await, query).await;
+        browser.click(&browser.wait_for("button.add-panel-button").await).await;
+        browser.wait_for(&format!(".panel-item[data-title='{panel}']")).await;
+    }
+    browser.click(&browser.wait_for(".panel-item[data-title='Errors'] .remove-panel").await).await;
+    eventually(10, "the panel to go", || async { (browser.find_all(".panel-item").await.len() == 1).then_some(()) })
+        .await;
+    browser.click(&browser.wait_for("button.save-dashboard").await).await;
+
+    eventually(20, "the saved dashboard's view", || async {
+        browser.current_url().await.contains("/dashboard?uid=checkout-latency").then_some(())
+    })
+    .await;
+    assert_eq!(browser.text(&browser.wait_for(".dashboard-head h1").await).await, "Checkout latency");
+    assert_eq!(browser.text(&browser.wait_for(".dashboard-panel h3").await).await, "Requests");
+    let stored: serde_json::Value = app.read("/api/v1/dashboards/checkout-latency", &[]).await.json().await.unwrap();
+    assert_eq!(stored["version"], 1);
+    assert_eq!(stored["rows"][0]["panels"].as_array().unwrap().len(), 1);
+    assert_eq!(stored["rows"][0]["panels"][0]["queries"][0]["expr"], "rate(http_requests_total[5m])");
+
+    // Someone saves while the editor is open: the editor's save is refused, nothing lost.
+    browser.click(&browser.wait_for("a.edit-dashboard").await).await;
+    browser.wait_for(".dashboard-editor[data-hydrated='true']").await;
+    let mut meanwhile = stored.clone();
+    meanwhile["title"] = json!("Renamed meanwhile");
+    let response = app
+        .with_session(reqwest::Method::PUT, "/api/v1/dashboards/checkout-latency", &session)
+        .json(&meanwhile)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    browser.click(&browser.wait_for("button.save-dashboard").await).await;
+    let refused = browser.text(&browser.wait_for(".save-error").await).await;
+    assert!(refused.contains("changed since version 1"), "{refused}");
+
+    // Duplicate, then delete the copy, from the list.
+    browser.goto(&app.url("/dashboards")).await;
+    browser.wait_for(".dashboards-page[data-hydrated='true']").await;
+    browser.click(&browser.wait_for("li[data-uid='checkout-latency'] button.duplicate").await).await;
+    let copy = browser.wait_for("li[data-uid='renamed-meanwhile-copy'] a.title").await;
+    assert_eq!(browser.text(&copy).await, "Renamed meanwhile (copy)");
+    browser.click(&browser.wait_for("li[data-uid='renamed-meanwhile-copy'] button.delete").await).await;
+    eventually(10, "the copy to be deleted", || async {
+        browser.find_all("li[data-uid='renamed-meanwhile-copy']").await.is_empty().then_some(())
+    })
+    .await;
+
+    // Import what an export gives, under another uid.
+    let mut export: serde_json::Value =
+        app.read("/api/v1/dashboards/checkout-latency/export", &[]).await.json().await.unwrap();
+    export["uid"] = json!("imported-one");
+    export["dashboard"]["title"] = json!("Imported one");
+    let document = browser.wait_for(".import-form textarea").await;
+    browser.type_text(&document, &export.to_string()).await;
+    browser.click(&browser.wait_for(".import-form button[type='submit']").await).await;
+    browser.wait_for(".imported a").await;
+    let imported = browser.wait_for("li[data-uid='imported-one'] a.title").await;
+    assert_eq!(browser.text(&imported).await, "Imported one");
+    browser.quit().await;
+}

@@ -13,16 +13,42 @@ use vigil_proto::dashboards::{DashboardSpec, Panel, PanelKind, Variable, expand}
 use vigil_proto::metrics::QueryResult;
 
 use super::explore::{Chart, format_value, series_name, zoomed_range};
-use crate::metrics::{fetch_dashboard, list_dashboards, metrics_instant, metrics_range, variable_values};
+use crate::metrics::{
+    DeleteDashboard, DuplicateDashboard, ImportDashboard, fetch_dashboard, list_dashboards, metrics_instant,
+    metrics_range, variable_values,
+};
 
 const RANGES: [&str; 6] = ["15m", "1h", "6h", "24h", "7d", "30d"];
 
 #[component]
 pub fn DashboardsPage() -> impl IntoView {
-    let list = Resource::new(|| (), |_| list_dashboards());
+    let duplicate = ServerAction::<DuplicateDashboard>::new();
+    let delete = ServerAction::<DeleteDashboard>::new();
+    let import = ServerAction::<ImportDashboard>::new();
+    let list = Resource::new(
+        move || (duplicate.version().get(), delete.version().get(), import.version().get()),
+        |_| list_dashboards(),
+    );
+    let failure = move || {
+        [
+            duplicate.value().get().and_then(Result::err),
+            delete.value().get().and_then(Result::err),
+            import.value().get().and_then(Result::err),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|error| view! { <p class="error action-error">{error.to_string()}</p> })
+    };
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     view! {
         <Title text="Dashboards · Vigil"/>
-        <h1>"Dashboards"</h1>
+        <div class="dashboard-head dashboards-page" data-hydrated=move || hydrated.get().to_string()>
+            <h1>"Dashboards"</h1>
+            <a class="button new-dashboard" href="/dashboard/edit">"New dashboard"</a>
+        </div>
+        {failure}
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
                 list.get()
@@ -33,11 +59,30 @@ pub fn DashboardsPage() -> impl IntoView {
                                     .into_iter()
                                     .map(|dashboard| {
                                         let href = format!("/dashboard?uid={}", encode(&dashboard.uid));
+                                        let stored = !dashboard.uid.starts_with("builtin/");
+                                        let uid = dashboard.uid.clone();
                                         view! {
-                                            <li>
-                                                <a href=href>{dashboard.title}</a>
+                                            <li data-uid=dashboard.uid.clone()>
+                                                <a class="title" href=href>{dashboard.title}</a>
                                                 " "
                                                 <span class="muted">{dashboard.tags.join(", ")}</span>
+                                                {stored.then(|| {
+                                                    let edit = format!("/dashboard/edit?uid={}", encode(&uid));
+                                                    let export = format!("/api/v1/dashboards/{}/export", encode(&uid));
+                                                    let (for_duplicate, for_delete) = (uid.clone(), uid.clone());
+                                                    view! {
+                                                        <span class="dashboard-actions">
+                                                            <a class="edit" href=edit>"Edit"</a>
+                                                            <button class="duplicate" on:click=move |_| {
+                                                                duplicate.dispatch(DuplicateDashboard { uid: for_duplicate.clone() });
+                                                            }>"Duplicate"</button>
+                                                            <a class="export" href=export download=format!("{uid}.json")>"Export"</a>
+                                                            <button class="delete" on:click=move |_| {
+                                                                delete.dispatch(DeleteDashboard { uid: for_delete.clone() });
+                                                            }>"Delete"</button>
+                                                        </span>
+                                                    }
+                                                })}
                                             </li>
                                         }
                                     })
@@ -49,6 +94,18 @@ pub fn DashboardsPage() -> impl IntoView {
                     })
             }}
         </Transition>
+        <h2>"Import"</h2>
+        <ActionForm action=import attr:class="form import-form">
+            <textarea name="document" rows="6" placeholder="Paste an exported dashboard (JSON)"></textarea>
+            <label><input type="checkbox" name="overwrite" value="true"/>" Replace a dashboard with the same uid"</label>
+            <button type="submit">"Import"</button>
+        </ActionForm>
+        {move || {
+            import.value().get().and_then(Result::ok).map(|dashboard| {
+                let href = format!("/dashboard?uid={}", encode(&dashboard.uid));
+                view! { <p class="imported">"Imported "<a href=href>{dashboard.spec.title}</a></p> }
+            })
+        }}
     }
 }
 
@@ -163,6 +220,11 @@ fn Dashboard(spec: DashboardSpec, view_state: Memo<View>) -> impl IntoView {
         <Title text=format!("{} · Vigil", spec.title)/>
         <div class="dashboard-head">
             <h1>{spec.title.clone()}</h1>
+            {move || {
+                let uid = view_state.read().uid.clone();
+                (!uid.starts_with("builtin/"))
+                    .then(|| view! { <a class="button edit-dashboard" href=format!("/dashboard/edit?uid={}", encode(&uid))>"Edit"</a> })
+            }}
             <div class="dashboard-controls">
                 {variables.into_iter().map(|variable| view! { <VariablePicker variable view_state go/> }).collect_view()}
                 <select
