@@ -150,8 +150,9 @@ impl UiServices for BackendServices {
         self.state.prometheus.label_values(&label, &[], None, None).await
     }
 
-    async fn label_names(&self) -> Result<Vec<String>, ApiError> {
-        self.state.prometheus.labels(&[], None, None).await
+    async fn label_names(&self, selector: String) -> Result<Vec<String>, ApiError> {
+        let matchers: Vec<String> = if selector.trim().is_empty() { Vec::new() } else { vec![selector] };
+        self.state.prometheus.labels(&matchers, None, None).await
     }
 
     async fn query_instant(&self, query: String) -> Result<QueryResult, ApiError> {

@@ -13,6 +13,7 @@ pub mod app;
 pub mod logs;
 pub mod metrics;
 mod pages;
+pub mod promql;
 #[cfg(feature = "ssr")]
 pub mod services;
 

@@ -41,15 +41,6 @@ pub async fn metrics_range(q: String, range: String, start: String, end: String)
     crate::services::services()?.query_range(q, start, end, None).await.map_err(api_error)
 }
 
-/// Metric names and label names, for the query box's suggestions.
-#[server(prefix = "/ui/fn/read", endpoint = "metric_suggestions")]
-pub async fn metric_suggestions() -> Result<Vec<String>, ServerFnError> {
-    let services = crate::services::services()?;
-    let mut names = services.label_values("__name__".to_owned()).await.map_err(api_error)?;
-    names.extend(services.label_names().await.map_err(api_error)?.into_iter().filter(|name| name != "__name__"));
-    Ok(names)
-}
-
 /// An instant query (stat and table panels).
 #[server(prefix = "/ui/fn/read", endpoint = "metrics_instant")]
 pub async fn metrics_instant(q: String) -> Result<QueryResult, ServerFnError> {
@@ -128,4 +119,29 @@ pub async fn import_dashboard(
         .map_err(|error| ServerFnError::new(format!("not an exported dashboard: {error}")))?;
     let overwrite = overwrite.is_some_and(|value| !value.is_empty() && value != "false");
     crate::services::services()?.import_dashboard(&request, document, overwrite).await.map_err(api_error)
+}
+
+/// What may complete the PromQL box: metric names and functions (`kind` "metric"), the label
+/// names of `metric`'s series ("label"), or the values of `label` among them ("value").
+#[server(prefix = "/ui/fn/read", endpoint = "promql_candidates")]
+pub async fn promql_candidates(kind: String, metric: String, label: String) -> Result<Vec<String>, ServerFnError> {
+    let services = crate::services::services()?;
+    let mut candidates = match kind.as_str() {
+        "label" => services
+            .label_names(metric)
+            .await
+            .map_err(api_error)?
+            .into_iter()
+            .filter(|name| name != "__name__")
+            .collect(),
+        "value" => services.label_values_matching(label, metric).await.map_err(api_error)?,
+        _ => {
+            let mut names = services.label_values("__name__".to_owned()).await.map_err(api_error)?;
+            names.extend(crate::promql::FUNCTIONS.iter().map(|function| (*function).to_owned()));
+            names
+        }
+    };
+    candidates.sort();
+    candidates.dedup();
+    Ok(candidates)
 }

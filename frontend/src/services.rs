@@ -79,8 +79,9 @@ pub trait UiServices: Send + Sync + 'static {
     ) -> Result<vigil_proto::dashboards::Dashboard, ApiError>;
     /// Every agent that reported, with its state.
     async fn agents(&self) -> Result<Vec<vigil_proto::agents::AgentStatus>, ApiError>;
-    /// Label names, for autocompletion.
-    async fn label_names(&self) -> Result<Vec<String>, ApiError>;
+    /// Label names of the series matching `selector` (all series when empty), for
+    /// autocompletion.
+    async fn label_names(&self, selector: String) -> Result<Vec<String>, ApiError>;
     /// Whether single sign-on is on; `detailed` (administrators) adds the issuer and checks it.
     async fn sso_status(&self, detailed: bool) -> Result<SsoStatus, ApiError>;
 }

@@ -269,14 +269,33 @@ async fn the_metrics_explorer_draws_a_chart_from_prometheus() {
     })
     .await;
     assert!(legend.iter().any(|label| label.contains("instance=\"web-1\"")), "{legend:?}");
-    // The metric names are offered while typing.
-    let suggestions = browser
-        .execute(
-            "return Array.from(document.querySelectorAll('#metric-suggestions option')).map(o => o.value);",
-            vec![],
-        )
-        .await;
-    assert!(suggestions.as_array().unwrap().iter().any(|name| name == "vigil_e2e_bytes_total"), "{suggestions}");
+    // Completion while typing: metric names, then the values of a label of that metric.
+    let offered = |expected: &'static str| {
+        let browser = &browser;
+        async move {
+            eventually(20, &format!("the completion {expected}"), || async {
+                let options = browser
+                    .execute(
+                        "return Array.from(document.querySelectorAll('#metric-suggestions option')).map(o => o.value);",
+                        vec![],
+                    )
+                    .await;
+                let options: Vec<String> = serde_json::from_value(options).ok()?;
+                options.iter().any(|option| option == expected).then_some(options)
+            })
+            .await
+        }
+    };
+    let input = browser.wait_for("input.promql").await;
+    browser.execute("arguments[0].value = '';", vec![json!({ELEMENT: input.id()})]).await;
+    browser.type_text(&input, "sum(vigil_e2e_by").await;
+    offered("sum(vigil_e2e_bytes_total").await;
+    browser.type_text(&input, "tes_total{instance=\"").await;
+    let values = offered("sum(vigil_e2e_bytes_total{instance=\"web-2\"").await;
+    assert!(values.contains(&"sum(vigil_e2e_bytes_total{instance=\"web-1\"".to_owned()), "{values:?}");
+    browser.goto(&app.url(&page)).await;
+    browser.wait_for(".explore-bar[data-hydrated='true']").await;
+    browser.wait_for(".chart canvas").await;
 
     // Dragging across the chart zooms: the range lands in the URL.
     let over = browser.wait_for(".chart .u-over").await;

@@ -10,7 +10,8 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use vigil_proto::metrics::QueryResult;
 
 use super::encode;
-use crate::metrics::{metric_suggestions, metrics_range};
+use crate::metrics::{metrics_range, promql_candidates};
+use crate::promql;
 
 const RANGES: [(&str, &str); 6] = [
     ("15m", "15 minutes"),
@@ -151,7 +152,16 @@ pub fn MetricsPage() -> impl IntoView {
         },
         |(q, range, start, end)| metrics_range(q, range, start, end),
     );
-    let suggestions = Resource::new(|| (), |_| metric_suggestions());
+    // Completion of what is being typed: names, label names inside braces, label values.
+    let draft = RwSignal::new(String::new());
+    Effect::new(move |_| draft.set(explore.read().q.clone()));
+    let context = Memo::new(move |_| match promql::context(&draft.read()) {
+        promql::Completion::Metric { .. } => ("metric".to_owned(), String::new(), String::new()),
+        promql::Completion::LabelName { metric, .. } => ("label".to_owned(), metric, String::new()),
+        promql::Completion::LabelValue { metric, label, .. } => ("value".to_owned(), metric, label),
+    });
+    let candidates =
+        Resource::new(move || context.get(), |(kind, metric, label)| promql_candidates(kind, metric, label));
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     let absolute = move || !explore.read().start.is_empty() || !explore.read().end.is_empty();
@@ -169,14 +179,17 @@ pub fn MetricsPage() -> impl IntoView {
                     autocomplete="off"
                     placeholder="sum by (code) (rate(http_requests_total[5m]))"
                     prop:value=move || explore.read().q.clone()
+                    on:input=move |event| draft.set(event_target_value(&event))
                 />
                 <datalist id="metric-suggestions">
                     <Suspense fallback=|| ()>
                         {move || {
-                            suggestions
-                                .get()
-                                .and_then(Result::ok)
-                                .map(|names| names.into_iter().map(|name| view! { <option value=name/> }).collect_view())
+                            candidates.get().and_then(Result::ok).map(|candidates| {
+                                promql::completions(&draft.read(), &candidates, 50)
+                                    .into_iter()
+                                    .map(|completion| view! { <option value=completion/> })
+                                    .collect_view()
+                            })
                         }}
                     </Suspense>
                 </datalist>
