@@ -176,23 +176,42 @@ async fn main() {
         })
         .collect();
     let ndjson_bytes: usize = batches.iter().map(Vec::len).sum();
-    let (raw_records, raw_bytes) = raw_tantivy(&records, ndjson_bytes);
-    println!("raw tantivy (1 writer thread):  {:>9.0} records/s  {:>6.1} MB/s", raw_records, raw_bytes / 1e6);
-
-    let elapsed = post_all(
-        batches.into_iter().map(|body| (body, "application/x-ndjson")).collect(),
-        format!("{base}/api/v1/logs"),
-        token.clone(),
-        4,
-    )
-    .await;
-    let (rate, bytes) = (ingest_records as f64 / elapsed.as_secs_f64(), ndjson_bytes as f64 / elapsed.as_secs_f64());
-    println!(
-        "HTTP NDJSON, durable:           {:>9.0} records/s  {:>6.1} MB/s  ({:.2} of raw tantivy)",
-        rate,
-        bytes / 1e6,
-        rate / raw_records
-    );
+    // Three rounds of the ceiling and the HTTP path, each after a pause that lets the previous
+    // phase's background merges finish: the figures of one round on a shared machine vary.
+    let mut raw_rates = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 1..=3 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (raw_records, raw_bytes) = raw_tantivy(&records, ndjson_bytes);
+        println!(
+            "raw tantivy (1 writer thread):  {:>9.0} records/s  {:>6.1} MB/s  (round {round})",
+            raw_records,
+            raw_bytes / 1e6
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let elapsed = post_all(
+            batches.iter().map(|body| (body.clone(), "application/x-ndjson")).collect(),
+            format!("{base}/api/v1/logs"),
+            token.clone(),
+            4,
+        )
+        .await;
+        let (rate, bytes) =
+            (ingest_records as f64 / elapsed.as_secs_f64(), ndjson_bytes as f64 / elapsed.as_secs_f64());
+        println!(
+            "HTTP NDJSON, durable:           {:>9.0} records/s  {:>6.1} MB/s  ({:.2} of raw tantivy)",
+            rate,
+            bytes / 1e6,
+            rate / raw_records
+        );
+        raw_rates.push(raw_records);
+        ratios.push(rate / raw_records);
+    }
+    ratios.sort_by(f64::total_cmp);
+    raw_rates.sort_by(f64::total_cmp);
+    let raw_records = raw_rates[1];
+    println!("HTTP NDJSON / raw tantivy, median of 3 rounds: {:.2}", ratios[1]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     let loki: Vec<(Vec<u8>, &'static str)> = records
         .chunks(5000)
@@ -222,7 +241,7 @@ async fn main() {
     let elapsed = post_all(loki, format!("{base}/loki/api/v1/push"), token.clone(), 4).await;
     let rate = ingest_records as f64 / elapsed.as_secs_f64();
     println!(
-        "HTTP Loki protobuf, durable:    {:>9.0} records/s  {:>6.1} MB/s of lines  ({:.2} of raw tantivy)",
+        "HTTP Loki protobuf, durable:    {:>9.0} records/s  {:>6.1} MB/s of lines  ({:.2} of the median raw rate)",
         rate,
         ndjson_bytes as f64 / elapsed.as_secs_f64() / 1e6,
         rate / raw_records

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tantivy::{IndexWriter, TantivyDocument};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -21,6 +21,9 @@ use crate::telemetry::Metrics;
 
 /// Commands taken into one group at most.
 const MAX_COMMANDS_PER_GROUP: usize = 256;
+/// A group that starts this soon after the last commit ended waits up to [`LINGER`] for more.
+const LINGER_AFTER_COMMIT: Duration = Duration::from_millis(5);
+const LINGER: Duration = Duration::from_millis(8);
 /// Memory of one partition writer; tantivy needs at least 15 MB.
 const WRITER_MEMORY_FLOOR: usize = 16 << 20;
 const MAX_OPEN_WRITERS: usize = 4;
@@ -74,11 +77,19 @@ impl Writer {
 
     /// Runs until every sender is gone.
     pub fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
+        let mut last_commit = Instant::now() - LINGER_AFTER_COMMIT;
         while let Some(first) = receiver.blocking_recv() {
             let mut commands = vec![first];
+            // Under sustained load (the last commit just ended), wait a moment for the batches
+            // other clients are sending, so that one commit (one segment) takes them all; a
+            // lone client never waits.
+            let linger_until = (last_commit.elapsed() < LINGER_AFTER_COMMIT).then(|| Instant::now() + LINGER);
             while commands.len() < MAX_COMMANDS_PER_GROUP {
                 match receiver.try_recv() {
                     Ok(command) => commands.push(command),
+                    Err(_) if linger_until.is_some_and(|until| Instant::now() < until) => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                     Err(_) => break,
                 }
             }
@@ -94,6 +105,7 @@ impl Writer {
                 }
             }
             self.commit_group(appends);
+            last_commit = Instant::now();
         }
         for (_, (writer, _)) in self.open.drain() {
             if let Err(error) = writer.wait_merging_threads() {
