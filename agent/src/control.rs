@@ -202,14 +202,8 @@ impl Reporter {
                 let _ = writeln!(text, "{name}{suffix}{labels} {value}");
             }
         };
-        let per_file = |read: fn(&SourceStats) -> &AtomicU64| -> Vec<(String, u64)> {
-            self.stats
-                .file_names
-                .iter()
-                .zip(&self.stats.files)
-                .map(|(name, stats)| (format!("{{source=\"{}\"}}", escape(name)), load(read(stats))))
-                .collect()
-        };
+        let per_file =
+            |read: fn(&SourceStats) -> &AtomicU64| labelled("source", &self.stats.file_names, &self.stats.files, read);
         family("vigil_agent_file_lines", "counter", "Lines read from files.", per_file(|stats| &stats.lines));
         family("vigil_agent_file_read_bytes", "counter", "Bytes read from files.", per_file(|stats| &stats.bytes));
         family(
@@ -243,13 +237,8 @@ impl Reporter {
             per_file(|stats| &stats.parse_errors),
         );
         family("vigil_agent_files", "gauge", "Files followed.", per_file(|stats| &stats.files));
-        let per_scrape = |read: fn(&ScrapeStats) -> &AtomicU64| -> Vec<(String, u64)> {
-            self.stats
-                .scrape_names
-                .iter()
-                .zip(&self.stats.scrapes)
-                .map(|(name, stats)| (format!("{{target=\"{}\"}}", escape(name)), load(read(stats))))
-                .collect()
+        let per_scrape = |read: fn(&ScrapeStats) -> &AtomicU64| {
+            labelled("target", &self.stats.scrape_names, &self.stats.scrapes, read)
         };
         family("vigil_agent_scrapes", "counter", "Scrapes done.", per_scrape(|stats| &stats.scrapes));
         family("vigil_agent_scrape_failures", "counter", "Scrapes that failed.", per_scrape(|stats| &stats.failures));
@@ -319,6 +308,15 @@ impl Reporter {
         text.push_str("# EOF\n");
         text
     }
+}
+
+/// One sample per named item, labelled `{label="<name>"}`.
+fn labelled<T>(label: &str, names: &[String], items: &[Arc<T>], read: fn(&T) -> &AtomicU64) -> Vec<(String, u64)> {
+    names
+        .iter()
+        .zip(items)
+        .map(|(name, item)| (format!("{{{label}=\"{}\"}}", escape(name)), read(item).load(Ordering::Relaxed)))
+        .collect()
 }
 
 fn escape(value: &str) -> String {

@@ -17,6 +17,12 @@ fn is_name_character(character: char) -> bool {
     character.is_ascii_alphanumeric() || character == '_' || character == ':'
 }
 
+/// The metric or label name that `text` ends with (empty when it ends otherwise).
+fn trailing_name(text: &str) -> String {
+    let start = text.rfind(|character: char| !is_name_character(character)).map_or(0, |index| index + 1);
+    text[start..].to_owned()
+}
+
 /// The completion context at the end of `text`.
 pub fn context(text: &str) -> Completion {
     // An unclosed `{` outside strings: inside a label matcher list.
@@ -34,39 +40,23 @@ pub fn context(text: &str) -> Completion {
         }
     }
     if let Some(brace) = open_brace {
-        let metric: String = text[..brace]
-            .chars()
-            .rev()
-            .take_while(|c| is_name_character(*c))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let metric = trailing_name(&text[..brace]);
         let inside = &text[brace + 1..];
         if in_string {
             // `label=~"partial`: the label is the name before the operator.
             let quote = inside.rfind('"').expect("an open string has a quote");
             let operator_end = inside[..quote].trim_end();
             let label_end = operator_end.trim_end_matches(['=', '~', '!']).trim_end();
-            let label: String = label_end
-                .chars()
-                .rev()
-                .take_while(|c| is_name_character(*c))
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+            let label = trailing_name(label_end);
             let partial = inside[quote + 1..].to_owned();
             let before = text[..text.len() - partial.len()].to_owned();
             return Completion::LabelValue { before, metric, label, partial };
         }
-        let partial: String =
-            inside.chars().rev().take_while(|c| is_name_character(*c)).collect::<Vec<_>>().into_iter().rev().collect();
+        let partial = trailing_name(inside);
         let before = text[..text.len() - partial.len()].to_owned();
         return Completion::LabelName { before, metric, partial };
     }
-    let partial: String =
-        text.chars().rev().take_while(|c| is_name_character(*c)).collect::<Vec<_>>().into_iter().rev().collect();
+    let partial = trailing_name(text);
     Completion::Metric { before: text[..text.len() - partial.len()].to_owned(), partial }
 }
 

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use vigil_proto::metrics::{SampleValue, SeriesSamples};
@@ -17,7 +16,7 @@ use vigil_proto::metrics::{SampleValue, SeriesSamples};
 use crate::buffer::Buffer;
 use crate::config::HostMetricsConfig;
 use crate::control::AgentStats;
-use crate::sources::{now_millis, push_metrics};
+use crate::sources::{every, now_millis, push_metrics};
 
 /// `/proc/stat` counts in USER_HZ, which Linux fixes at 100 for user space.
 const USER_HZ: f64 = 100.0;
@@ -49,22 +48,17 @@ impl HostMetrics {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_secs(self.config.interval_seconds));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
+        every(self.config.interval_seconds, &shutdown, || async {
             let config = self.config.clone();
             let host = self.host.clone();
             let series = tokio::task::spawn_blocking(move || series(&collect(Path::new("/"), &config), &host)).await;
-            let Ok(series) = series else { continue };
+            let Ok(series) = series else { return };
             self.stats.host_samples.fetch_add(series.len() as u64, Ordering::Relaxed);
             if let Err(error) = push_metrics(&self.buffer, series).await {
                 tracing::error!(error = %format!("{error:#}"), "cannot buffer host metrics");
             }
-        }
+        })
+        .await;
     }
 }
 

@@ -20,7 +20,7 @@ use vigil_proto::metrics::{SampleValue, SeriesSamples};
 use crate::buffer::Buffer;
 use crate::config::ScrapeConfig;
 use crate::exposition::{self, Format};
-use crate::sources::{ScrapeStats, now_millis, push_metrics};
+use crate::sources::{ScrapeStats, every, now_millis, push_metrics};
 
 /// A page larger than this fails the scrape.
 const MAX_PAGE_BYTES: usize = 32 << 20;
@@ -53,18 +53,13 @@ impl Target {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_secs(self.config.interval_seconds));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
+        every(self.config.interval_seconds, &shutdown, || async {
             let series = self.scrape_once().await;
             if let Err(error) = push_metrics(&self.buffer, series).await {
                 tracing::error!(target = %self.config.name, error = %format!("{error:#}"), "cannot buffer scraped samples");
             }
-        }
+        })
+        .await;
     }
 
     /// One scrape: the target's series and `up`/`scrape_*`, or just those when it failed.
