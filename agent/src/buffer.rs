@@ -202,7 +202,9 @@ impl Buffer {
     /// to `positions`. Blocks while the buffer is full and `when_full` is `block`; returns
     /// `false` when the buffer was closed meanwhile (the batch is not stored).
     pub fn push_blocking(&self, records: u32, body: &[u8], positions: Positions) -> anyhow::Result<bool> {
-        let length = (FRAME_HEADER + payload_length(body, &positions)?) as u64;
+        // Encoded before taking the lock: sources wait on each other only for the write.
+        let frame = encode_frame(records, body, &positions)?;
+        let length = frame.len() as u64;
         let mut state = self.lock();
         let mut waited = false;
         while !state.closed && !state.entries.is_empty() && state.bytes + length > self.max_bytes {
@@ -227,7 +229,6 @@ impl Buffer {
             return Ok(false);
         }
         let seq = state.next_seq;
-        let frame = encode_frame(records, body, &positions)?;
         let writer = self.writer(&mut state, seq)?;
         let offset = writer.length;
         writer.file.write_all(&frame).context("cannot write to the disk buffer")?;
@@ -361,10 +362,6 @@ impl Buffer {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-fn payload_length(body: &[u8], positions: &Positions) -> anyhow::Result<usize> {
-    Ok(8 + serde_json::to_vec(positions)?.len() + body.len())
 }
 
 /// `[length][crc32][records u32][positions length u32][positions JSON][body]`.

@@ -83,15 +83,17 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// `client` is the agent's client to the backend ([`crate::sink::http_client`]).
     pub fn new(
         config: &AgentConfig,
+        client: reqwest::Client,
         logs: Arc<Buffer>,
         metrics: Arc<Buffer>,
         shippers: Vec<Arc<Shipper>>,
         stats: Arc<AgentStats>,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
-            client: crate::sink::http_client(&config.backend)?,
+    ) -> Self {
+        Self {
+            client,
             backend: config.backend.clone(),
             host: config.host(),
             listen: config.control.listen.clone(),
@@ -100,7 +102,7 @@ impl Reporter {
             metrics,
             shippers,
             stats,
-        })
+        }
     }
 
     pub async fn run(self, shutdown: CancellationToken) {

@@ -25,7 +25,7 @@ use vigil_proto::paths;
 
 use crate::buffer::Buffer;
 use crate::config::AgentConfig;
-use crate::control::{AgentStats, SourceReport};
+use crate::control::AgentStats;
 use crate::sink::Shipper;
 use crate::sources::SeenFiles;
 use crate::sources::file::FileSource;
@@ -40,6 +40,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// [`Agent::run`] ships until shutdown.
 pub struct Agent {
     config: AgentConfig,
+    /// The one client to the backend (shipping and heartbeats).
+    client: reqwest::Client,
     tailers: Vec<std::thread::JoinHandle<()>>,
     logs: Arc<Buffer>,
     metrics: Arc<Buffer>,
@@ -60,8 +62,13 @@ pub fn start(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result
     let client = sink::http_client(&config.backend)?;
     let logs_shipper =
         Arc::new(Shipper::new(client.clone(), &config.backend, paths::LOGS, "application/x-ndjson", logs.clone()));
-    let metrics_shipper =
-        Arc::new(Shipper::new(client, &config.backend, paths::METRICS_WRITE, "application/json", metrics.clone()));
+    let metrics_shipper = Arc::new(Shipper::new(
+        client.clone(),
+        &config.backend,
+        paths::METRICS_WRITE,
+        "application/json",
+        metrics.clone(),
+    ));
     let seen = Arc::new(SeenFiles::default());
     let stats = Arc::new(AgentStats::new(&config));
     let mut tailers = Vec::new();
@@ -91,7 +98,8 @@ pub fn start(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result
         backend = %config.backend.url,
         "vigil-agent running"
     );
-    Ok(Agent { config, tailers, logs, metrics, shippers: vec![logs_shipper, metrics_shipper], seen, stats, shutdown })
+    let shippers = vec![logs_shipper, metrics_shipper];
+    Ok(Agent { config, client, tailers, logs, metrics, shippers, seen, stats, shutdown })
 }
 
 impl Agent {
@@ -103,7 +111,7 @@ impl Agent {
     /// Ships, scrapes and reports until `shutdown` is cancelled, then lets the sources push
     /// their last batch and closes the buffers.
     pub async fn run(self) {
-        let Self { config, tailers, logs, metrics, shippers, seen, stats, shutdown } = self;
+        let Self { config, client, tailers, logs, metrics, shippers, seen, stats, shutdown } = self;
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for shipper in &shippers {
@@ -127,13 +135,11 @@ impl Agent {
             let shutdown = shutdown.clone();
             tasks.spawn(async move { host_metrics.run(shutdown).await });
         }
-        let reporter = control::Reporter::new(&config, logs.clone(), metrics.clone(), shippers.clone(), stats.clone());
-        match reporter {
-            Ok(reporter) => {
-                let shutdown = shutdown.clone();
-                tasks.spawn(async move { reporter.run(shutdown).await });
-            }
-            Err(error) => tracing::error!(error = %format!("{error:#}"), "cannot start the control endpoint"),
+        let reporter =
+            control::Reporter::new(&config, client, logs.clone(), metrics.clone(), shippers.clone(), stats.clone());
+        {
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { reporter.run(shutdown).await });
         }
         {
             let logs = logs.clone();
@@ -161,11 +167,6 @@ impl Agent {
         metrics.close();
         while tasks.join_next().await.is_some() {}
         tracing::info!("vigil-agent stopped");
-    }
-
-    /// What each source reports, for heartbeats.
-    pub fn reports(&self) -> Vec<SourceReport> {
-        self.stats.reports()
     }
 }
 

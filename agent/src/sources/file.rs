@@ -547,18 +547,12 @@ impl FileSource {
         batch.records += 1;
         batch.started.get_or_insert_with(Instant::now);
         if batch.records as usize >= self.batch_config.max_records || batch.body.len() >= self.batch_config.max_bytes {
-            // The positions pushed must not count the line being read: `others` is every file
-            // but the one being read, whose lines so far are all in this batch.
-            self.push_full(batch, others)?;
+            // A full batch in the middle of reading a file: the file being read is not in
+            // `others`, so its position stays where the previous push left it and a restart
+            // reads its lines of this batch again — at most this one batch duplicated.
+            self.push(batch, others)?;
         }
         Ok(())
-    }
-
-    /// Pushes a full batch in the middle of reading a file. The file being read is not in
-    /// `others`: its position stays where the previous push left it, so a restart reads its
-    /// lines of this batch again — at most this one batch duplicated.
-    fn push_full(&mut self, batch: &mut Batch, others: &HashMap<(u64, u64), Tracked>) -> anyhow::Result<()> {
-        self.push(batch, others)
     }
 
     /// Compresses the batch and pushes it into the buffer with the positions it reaches.
