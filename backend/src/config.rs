@@ -113,6 +113,12 @@ pub struct LogsConfig {
     pub writer_memory_bytes: usize,
     /// Batches waiting for the writer before ingest answers 429.
     pub writer_queue_batches: usize,
+    /// The longest an acknowledged record waits to be searchable under sustained ingest (when
+    /// ingest pauses, the index commits at once). Longer: fewer, larger segments.
+    pub commit_interval_ms: u64,
+    /// A writer queue quiet for this long commits at once, so that sporadic records are
+    /// searchable right away.
+    pub commit_idle_ms: u64,
     /// How often a quiet live tail sends a heartbeat frame.
     pub tail_heartbeat_seconds: u64,
     /// Days records are kept; 0 keeps them forever. Whole days go at once.
@@ -134,6 +140,8 @@ impl Default for LogsConfig {
             max_future_seconds: 600,
             writer_memory_bytes: 64 << 20,
             writer_queue_batches: 64,
+            commit_interval_ms: 500,
+            commit_idle_ms: 20,
             tail_heartbeat_seconds: 15,
             retention_days: 0,
             retention_days_by_service: std::collections::BTreeMap::new(),
@@ -464,6 +472,8 @@ impl RawConfig {
             ("logs.max_batch_records", logs.max_batch_records),
             ("logs.max_message_bytes", logs.max_message_bytes),
             ("logs.writer_queue_batches", logs.writer_queue_batches),
+            ("logs.commit_interval_ms", logs.commit_interval_ms as usize),
+            ("logs.commit_idle_ms", logs.commit_idle_ms as usize),
             ("logs.tail_heartbeat_seconds", logs.tail_heartbeat_seconds as usize),
             ("logs.retention_check_seconds", logs.retention_check_seconds as usize),
         ] {

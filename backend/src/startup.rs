@@ -20,7 +20,7 @@ use crate::auth::{Access, ApiRouter, Auth, Policy, authorize, server_function_ac
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Config, TlsFiles};
-use crate::logs::{LogStore, TantivyLogStore};
+use crate::logs::{LogStore, TantivyLogStore, WriterOptions};
 use crate::metrics::query::{Prometheus, QueryLimits};
 use crate::metrics::remote_write::{RemoteWriteConfig, RemoteWriter};
 use crate::routes;
@@ -106,9 +106,13 @@ impl Application {
         }
         let log_store = TantivyLogStore::open(
             &config.data_dir.join("logs"),
-            config.logs.writer_memory_bytes,
-            config.logs.writer_queue_batches,
-            config.logs.retention(),
+            WriterOptions {
+                memory_bytes: config.logs.writer_memory_bytes,
+                queue_batches: config.logs.writer_queue_batches,
+                commit_interval: std::time::Duration::from_millis(config.logs.commit_interval_ms),
+                commit_idle: std::time::Duration::from_millis(config.logs.commit_idle_ms),
+                retention: config.logs.retention(),
+            },
             metrics.clone(),
         )?;
         let listener =

@@ -22,8 +22,8 @@ mod timestamp;
 
 pub use error::{ApiError, ErrorCode};
 pub use logs::{
-    ContextQuery, FieldValue, FieldValues, FieldsQuery, HistogramBucket, HistogramQuery, IngestResponse, LogContext,
-    LogHistogram, LogHit, LogPage, LogQuery, LogRecord, ParseRangeError, ParseRecordIdError, RecordId, RelativeRange,
-    TailFrame, TailQuery,
+    Commit, ContextQuery, FieldValue, FieldValues, FieldsQuery, HistogramBucket, HistogramQuery, IngestParams,
+    IngestResponse, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, ParseRangeError,
+    ParseRecordIdError, RecordId, RelativeRange, TailFrame, TailQuery,
 };
 pub use timestamp::{ParseTimestampError, Timestamp};

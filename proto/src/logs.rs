@@ -29,6 +29,29 @@ pub struct IngestResponse {
     pub accepted: u64,
 }
 
+/// When an ingest request is answered: the `commit` query parameter of every log ingest
+/// endpoint (`auto`, `wait_for`, `force`, as in Quickwit); Elasticsearch's `refresh` maps onto
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Commit {
+    /// Once the records are durable; they become searchable within the commit interval (half
+    /// a second by default), or at once when ingest pauses.
+    #[default]
+    Auto,
+    /// Once the records are durable and searchable, at the next commit.
+    WaitFor,
+    /// The same, with a commit started at once.
+    Force,
+}
+
+/// The query parameters of the log ingest endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestParams {
+    #[serde(default)]
+    pub commit: Commit,
+}
+
 /// A stored record as search returns it: the record and its `id`, which orders records
 /// (newest first) and serves as a pagination cursor and as the anchor of a context request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

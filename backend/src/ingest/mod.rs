@@ -10,6 +10,7 @@ pub mod elasticsearch;
 pub mod loki;
 pub mod otlp;
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use vigil_proto::{ApiError, ErrorCode, LogRecord, Timestamp};
@@ -52,21 +53,25 @@ impl BodyFormat {
 }
 
 /// Undoes the `Content-Encoding`, never producing more than `limit` bytes.
-pub fn decode_content(encoding: Option<&str>, body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+pub fn decode_content<'body>(
+    encoding: Option<&str>,
+    body: &'body [u8],
+    limit: usize,
+) -> Result<Cow<'body, [u8]>, ApiError> {
     let encoding = encoding.map(|value| value.trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("" | "identity") => {
             if body.len() > limit {
                 return Err(too_large(limit));
             }
-            Ok(body.to_vec())
+            Ok(Cow::Borrowed(body))
         }
-        Some("gzip" | "x-gzip") => inflate(flate2::read::MultiGzDecoder::new(body), "gzip", limit),
+        Some("gzip" | "x-gzip") => inflate(flate2::read::MultiGzDecoder::new(body), "gzip", limit).map(Cow::Owned),
         Some("zstd") => {
             let decoder = zstd::stream::read::Decoder::new(body).map_err(|error| {
                 ApiError::new(ErrorCode::InvalidEncoding, format!("body is not valid zstd: {error}"))
             })?;
-            inflate(decoder, "zstd", limit)
+            inflate(decoder, "zstd", limit).map(Cow::Owned)
         }
         Some(other) => Err(ApiError::new(
             ErrorCode::UnsupportedEncoding,

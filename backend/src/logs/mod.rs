@@ -11,14 +11,15 @@ mod partition;
 mod query;
 mod schema;
 mod tantivy_store;
+mod wal;
 mod writer;
 
 pub use histogram::{MAX_BUCKETS, choose_interval};
 pub use partition::Retention;
 pub use schema::LogFields;
-pub use tantivy_store::TantivyLogStore;
+pub use tantivy_store::{TantivyLogStore, WriterOptions};
 
-use vigil_proto::{FieldValues, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId};
+use vigil_proto::{Commit, FieldValues, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogStoreError {
@@ -38,9 +39,10 @@ pub enum LogStoreError {
 
 #[async_trait::async_trait]
 pub trait LogStore: Send + Sync + 'static {
-    /// Appends a batch; returns once every record of it is durable (it survives `kill -9`) and
-    /// searchable.
-    async fn append(&self, records: Vec<LogRecord>) -> Result<(), LogStoreError>;
+    /// Appends a batch; returns once every record of it is durable (it survives `kill -9`), and
+    /// with [`Commit::WaitFor`] or [`Commit::Force`] searchable too; otherwise it is searchable
+    /// within the store's commit interval.
+    async fn append(&self, records: Vec<LogRecord>, commit: Commit) -> Result<(), LogStoreError>;
 
     /// The newest records matching the query in its time range, older than its cursor.
     async fn search(&self, query: LogQuery) -> Result<LogPage, LogStoreError>;

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
+use tantivy::query::AllQuery;
 use tantivy::schema::Schema;
-use tantivy::{Index, IndexReader, ReloadPolicy};
+use tantivy::{Index, IndexReader, Order, ReloadPolicy};
 use time::{Date, format_description::FormatItem, macros::format_description};
 use vigil_proto::Timestamp;
 
@@ -27,7 +29,12 @@ pub struct PartitionKey {
 
 impl PartitionKey {
     pub fn of(timestamp: Timestamp, class: &str) -> Self {
-        Self { class: class.to_owned(), day: timestamp.as_unix_nanos().div_euclid(DAY_NANOS) }
+        Self { class: class.to_owned(), day: Self::day_of(timestamp) }
+    }
+
+    /// Days since 1970-01-01 of a time.
+    pub fn day_of(timestamp: Timestamp) -> i64 {
+        timestamp.as_unix_nanos().div_euclid(DAY_NANOS)
     }
 
     pub fn start_nanos(&self) -> i64 {
@@ -70,9 +77,23 @@ pub struct Partition {
 impl Partition {
     fn open(directory: &Path, schema: Schema) -> tantivy::Result<Self> {
         std::fs::create_dir_all(directory).map_err(|error| tantivy::TantivyError::SystemError(error.to_string()))?;
-        let index = Index::open_or_create(MmapDirectory::open(directory)?, schema)?;
+        let directory = MmapDirectory::open(directory)?;
+        // An index keeps the schema it was created with: earlier versions indexed the
+        // timestamp and sequence fields as terms too; the fields are the same.
+        let index = if Index::exists(&directory)? {
+            Index::open(directory)?
+        } else {
+            Index::create(directory, schema, Default::default())?
+        };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { index, reader, sequence_end: Arc::new(AtomicU64::new(0)) })
+        let top = TopDocs::with_limit(1).order_by_fast_field::<u64>(super::schema::SEQUENCE, Order::Desc);
+        let last = reader.searcher().search(&AllQuery, &top)?.first().map(|(sequence, _)| *sequence);
+        Ok(Self { index, reader, sequence_end: Arc::new(AtomicU64::new(last.map_or(0, |last| last + 1))) })
+    }
+
+    /// The highest sequence number committed to the partition.
+    pub fn last_sequence(&self) -> Option<u64> {
+        self.sequence_end.load(Ordering::Acquire).checked_sub(1)
     }
 
     pub fn holds_sequences_after(&self, after: Option<u64>) -> bool {

@@ -3,21 +3,24 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
+use tantivy::query::{BooleanQuery, Occur, Query};
 use tantivy::{DocAddress, Index, Order, Searcher, TantivyDocument};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use vigil_proto::{
-    FieldValue, FieldValues, HistogramBucket, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId,
-    Timestamp,
+    Commit, FieldValue, FieldValues, HistogramBucket, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord,
+    RecordId, Timestamp,
 };
 
 use super::collectors::{ByTime, HistogramCollector, TermCounts};
 use super::partition::{Partition, PartitionKey, Partitions, Retention};
 use super::schema::{self, LogFields};
+use super::wal::{Encoded, Wal};
 use super::writer::{Command, Reply, Writer};
 use super::{LogStore, LogStoreError, query};
 use crate::telemetry::Metrics;
@@ -28,55 +31,62 @@ pub struct TantivyLogStore {
     parsing_index: Index,
     fields: LogFields,
     retention: Retention,
-    sender: Mutex<Option<mpsc::Sender<Command>>>,
+    sender: Mutex<Option<SyncSender<Command>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     committed: watch::Receiver<Option<u64>>,
+    failed: Arc<OnceLock<tantivy::TantivyError>>,
+}
+
+/// How the writer works: see `writer`.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    pub memory_bytes: usize,
+    /// Batches waiting for the writer before appends are refused as busy.
+    pub queue_batches: usize,
+    /// The longest an acknowledged record waits to be searchable.
+    pub commit_interval: Duration,
+    /// How long a quiet queue waits before it commits.
+    pub commit_idle: Duration,
+    pub retention: Retention,
 }
 
 impl TantivyLogStore {
-    /// Opens the partitions under `directory` and starts the writer thread.
-    pub fn open(
-        directory: &Path,
-        writer_memory_bytes: usize,
-        queue_batches: usize,
-        retention: Retention,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, LogStoreError> {
+    /// Opens the partitions under `directory`, replays the write-ahead log in
+    /// `directory/../logs-wal` into them, and starts the writer thread.
+    pub fn open(directory: &Path, options: WriterOptions, metrics: Arc<Metrics>) -> Result<Self, LogStoreError> {
         let (schema, fields) = LogFields::schema();
         let partitions = Partitions::open(directory, schema.clone())?;
-        let mut last = None;
-        for (_, partition) in partitions.all() {
-            let partition_last = last_sequence(&partition.reader.searcher())?;
-            if let Some(partition_last) = partition_last {
-                partition.sequence_end.store(partition_last + 1, std::sync::atomic::Ordering::Release);
-            }
-            last = last.max(partition_last);
-        }
-        let (committed_sender, committed) = watch::channel(last);
-        let (sender, receiver) = mpsc::channel(queue_batches);
-        let writer = Writer::new(
+        let (wal, batches) = Wal::open(&wal_directory(directory))?;
+        let (mut writer, committed) = Writer::new(
             partitions.clone(),
             fields,
-            retention.clone(),
-            last.map_or(0, |last| last + 1),
-            committed_sender,
-            writer_memory_bytes,
+            options.retention.clone(),
+            wal,
+            options.memory_bytes,
+            (options.commit_interval, options.commit_idle),
             metrics,
         );
+        if !batches.is_empty() {
+            let replayed = writer.replay(batches)?;
+            tracing::info!(records = replayed, "acknowledged log records replayed from the write-ahead log");
+        }
+        let failed = writer.failed.clone();
+        let (sender, receiver) = std::sync::mpsc::sync_channel(options.queue_batches);
         let writer_thread =
             std::thread::Builder::new().name("log-writer".to_owned()).spawn(move || writer.run(receiver))?;
         Ok(Self {
             partitions,
             parsing_index: Index::create_in_ram(schema),
             fields,
-            retention,
+            retention: options.retention,
             sender: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
             committed,
+            failed,
         })
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<Command>> {
+    fn sender(&self) -> Option<SyncSender<Command>> {
         self.sender.lock().expect("log store sender lock").clone()
     }
 
@@ -84,8 +94,8 @@ impl TantivyLogStore {
         let sender = self.sender().ok_or(LogStoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender.try_send(command(reply)).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => LogStoreError::Busy,
-            mpsc::error::TrySendError::Closed(_) => LogStoreError::Closed,
+            TrySendError::Full(_) => LogStoreError::Busy,
+            TrySendError::Disconnected(_) => LogStoreError::Closed,
         })?;
         answer.await.map_err(|_| LogStoreError::Closed)?
     }
@@ -107,11 +117,10 @@ impl TantivyLogStore {
     }
 }
 
-/// The highest sequence number in a partition.
-fn last_sequence(searcher: &Searcher) -> tantivy::Result<Option<u64>> {
-    let top = searcher
-        .search(&AllQuery, &TopDocs::with_limit(1).order_by_fast_field::<u64>(schema::SEQUENCE, Order::Desc))?;
-    Ok(top.first().map(|(sequence, _)| *sequence))
+/// The write-ahead log's directory: beside the partitions, so that no partition scan sees it.
+fn wal_directory(directory: &Path) -> std::path::PathBuf {
+    let name = directory.file_name().map_or_else(|| "logs".into(), |name| name.to_string_lossy().into_owned());
+    directory.with_file_name(format!("{name}-wal"))
 }
 
 /// Up to `limit` records matching `query` in one partition, in time order, and the count.
@@ -156,11 +165,21 @@ fn top_by_time_in(
 
 #[async_trait::async_trait]
 impl LogStore for TantivyLogStore {
-    async fn append(&self, records: Vec<LogRecord>) -> Result<(), LogStoreError> {
+    async fn append(&self, records: Vec<LogRecord>, commit: Commit) -> Result<(), LogStoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        self.send(move |reply| Command::Append { records, reply }).await
+        if let Some(error) = self.failed.get() {
+            return Err(LogStoreError::Index(error.clone()));
+        }
+        // Encoding for the write-ahead log is CPU work: here, on the blocking pool, in parallel
+        // with other requests, rather than on the writer thread.
+        let (records, encoded) = tokio::task::spawn_blocking(move || {
+            let encoded = Encoded::new(&records);
+            (records, encoded)
+        })
+        .await?;
+        self.send(move |reply| Command::Append { records, encoded, commit, reply }).await
     }
 
     async fn search(&self, query: LogQuery) -> Result<LogPage, LogStoreError> {
@@ -341,8 +360,16 @@ impl LogStore for TantivyLogStore {
     }
 
     async fn check(&self) -> Result<(), LogStoreError> {
-        let sender = self.sender().ok_or(LogStoreError::Closed)?;
-        if sender.is_closed() {
+        if let Some(error) = self.failed.get() {
+            return Err(LogStoreError::Index(error.clone()));
+        }
+        let running = self
+            .writer_thread
+            .lock()
+            .expect("log store thread lock")
+            .as_ref()
+            .is_some_and(|thread| !thread.is_finished());
+        if !running {
             return Err(LogStoreError::Closed);
         }
         let root = self.partitions.root().to_owned();
@@ -363,5 +390,87 @@ impl LogStore for TantivyLogStore {
                 tracing::error!("log writer thread ended abnormally");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::LogStore;
+
+    fn options(retention: Retention) -> WriterOptions {
+        WriterOptions {
+            memory_bytes: 16 << 20,
+            queue_batches: 4,
+            commit_interval: Duration::from_millis(500),
+            commit_idle: Duration::from_millis(20),
+            retention,
+        }
+    }
+
+    fn record(service: &str, message: &str) -> LogRecord {
+        serde_json::from_value(serde_json::json!({
+            "timestamp": "2026-11-29T08:00:00Z", "service": service, "message": message,
+        }))
+        .unwrap()
+    }
+
+    async fn messages(store: &TantivyLogStore) -> Vec<String> {
+        let page = store.search(LogQuery { limit: Some(100), ..LogQuery::default() }).await.unwrap();
+        let mut messages: Vec<String> = page.records.into_iter().map(|hit| hit.message).collect();
+        messages.sort();
+        messages
+    }
+
+    /// A batch whose records went to two partitions, of which only one committed them before
+    /// the process died (or whose log was not deleted after both committed): the replay adds
+    /// each record exactly once.
+    #[tokio::test]
+    async fn the_replay_adds_what_each_partition_lacks_and_nothing_twice() {
+        let data = tempfile::tempdir().unwrap();
+        let root = data.path().join("logs");
+        // `audit` has a retention of its own, hence a partition of its own.
+        let retention = Retention { days: 0, days_by_service: [("audit".to_owned(), 30)].into() };
+        let batch = vec![record("api", "a0"), record("audit", "b1"), record("api", "a2")];
+        let write_log = |records: &[LogRecord]| {
+            let (mut wal, _) = Wal::open(&wal_directory(&root)).unwrap();
+            let mut encoded = Encoded::new(records);
+            encoded.seal(0);
+            wal.write(0, [encoded].iter()).unwrap();
+        };
+
+        write_log(&batch);
+        let store = TantivyLogStore::open(&root, options(retention.clone()), Metrics::new()).unwrap();
+        assert_eq!(messages(&store).await, ["a0", "a2", "b1"]);
+        assert_eq!(*store.committed().borrow(), Some(2));
+        store.close().await;
+        assert!(Wal::open(&wal_directory(&root)).unwrap().1.is_empty(), "the log is emptied by the commit");
+
+        // The audit partition lost its commit; the log is still there.
+        std::fs::remove_dir_all(root.join("audit")).unwrap();
+        write_log(&batch);
+        let store = TantivyLogStore::open(&root, options(retention.clone()), Metrics::new()).unwrap();
+        assert_eq!(messages(&store).await, ["a0", "a2", "b1"]);
+        // New records continue the sequence.
+        store.append(vec![record("api", "a3")], Commit::WaitFor).await.unwrap();
+        assert_eq!(*store.committed().borrow(), Some(3));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn auto_answers_when_durable_and_the_idle_queue_commits() {
+        let data = tempfile::tempdir().unwrap();
+        let root = data.path().join("logs");
+        let store = TantivyLogStore::open(&root, options(Retention::default()), Metrics::new()).unwrap();
+        let mut committed = store.committed();
+        store.append(vec![record("api", "sporadic")], Commit::Auto).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), committed.wait_for(|last| *last == Some(0)))
+            .await
+            .expect("committed soon after the queue went quiet")
+            .unwrap();
+        assert_eq!(messages(&store).await, ["sporadic"]);
+        store.append(vec![record("api", "forced")], Commit::Force).await.unwrap();
+        assert_eq!(messages(&store).await, ["forced", "sporadic"]);
+        store.close().await;
     }
 }

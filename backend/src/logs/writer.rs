@@ -1,38 +1,51 @@
-//! The writer thread: the only place that writes to the partitions.
+//! The writer thread: the only place that writes to the write-ahead log and the partitions.
 //!
-//! Durability is commit-before-acknowledge with group commit: the thread takes every command
-//! waiting in its queue, adds the records of the appends to their partitions' writers, commits
-//! each touched partition (tantivy fsyncs the segment files and the meta file), reloads their
-//! readers, and only then answers each waiting request. It keeps a few partition writers open
-//! (most appends go to today's partition) and closes the least recently used beyond that.
+//! It takes every command waiting in its queue as one group, appends the group's batches to the
+//! write-ahead log (see `wal`) with one sync, acknowledges them, and hands their documents to
+//! the partitions' tantivy writers. The index commits when the oldest uncommitted record is
+//! `commit_interval` old, when the queue has been quiet for `commit_idle`, when the
+//! uncommitted records grow past the writer's memory, or when a batch asks for it; each commit
+//! reloads the readers, answers the batches waiting to be searchable, and deletes the
+//! write-ahead log, whose records are all in the index then.
+//!
+//! It keeps a few partition writers open (most appends go to today's partition) and closes the
+//! least recently used beyond that.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use tantivy::{IndexWriter, TantivyDocument};
-use tokio::sync::{mpsc, oneshot, watch};
-use vigil_proto::LogRecord;
+use tantivy::indexer::UserOperation;
+use tantivy::{IndexWriter, TantivyDocument, TantivyError};
+use tokio::sync::{oneshot, watch};
+use vigil_proto::{Commit, LogRecord};
 
 use super::LogStoreError;
 use super::partition::{Partition, PartitionKey, Partitions, Retention};
 use super::schema::LogFields;
+use super::wal::{Encoded, Replayed, Wal};
 use crate::telemetry::Metrics;
 
 /// Commands taken into one group at most.
 const MAX_COMMANDS_PER_GROUP: usize = 256;
-/// A group that starts this soon after the last commit ended waits up to [`LINGER`] for more.
-const LINGER_AFTER_COMMIT: Duration = Duration::from_millis(5);
-const LINGER: Duration = Duration::from_millis(8);
 /// Memory of one partition writer; tantivy needs at least 15 MB.
 const WRITER_MEMORY_FLOOR: usize = 16 << 20;
 const MAX_OPEN_WRITERS: usize = 4;
+
+/// The documents of a group bound for one partition, and one more than their last sequence.
+struct Staged {
+    key: PartitionKey,
+    sequence_end: u64,
+    operations: Vec<UserOperation>,
+}
 
 /// Where the writer answers a command.
 pub type Reply = oneshot::Sender<Result<(), LogStoreError>>;
 
 pub enum Command {
-    Append { records: Vec<LogRecord>, reply: Reply },
+    Append { records: Vec<LogRecord>, encoded: Encoded, commit: Commit, reply: Reply },
     Drop { keys: Vec<PartitionKey>, reply: Reply },
 }
 
@@ -43,9 +56,21 @@ pub struct Writer {
     pub next_sequence: u64,
     pub committed: watch::Sender<Option<u64>>,
     pub writer_memory_bytes: usize,
-    pub metrics: std::sync::Arc<Metrics>,
+    pub commit_interval: Duration,
+    pub commit_idle: Duration,
+    pub metrics: Arc<Metrics>,
+    /// Set when the index failed: acknowledged records stay in the write-ahead log for the
+    /// next start, and nothing more is accepted.
+    pub failed: Arc<OnceLock<TantivyError>>,
+    pub wal: Wal,
     open: HashMap<PartitionKey, (IndexWriter<TantivyDocument>, u64)>,
     uses: u64,
+    /// Partitions given records since the last commit, with one more than their last sequence.
+    uncommitted: HashMap<PartitionKey, (Partition, u64)>,
+    uncommitted_since: Option<Instant>,
+    uncommitted_bytes: usize,
+    /// Batches that asked to be answered once searchable.
+    waiting: Vec<Reply>,
 }
 
 impl Writer {
@@ -53,60 +78,114 @@ impl Writer {
         partitions: Partitions,
         fields: LogFields,
         retention: Retention,
-        next_sequence: u64,
-        committed: watch::Sender<Option<u64>>,
+        wal: Wal,
         writer_memory_bytes: usize,
-        metrics: std::sync::Arc<Metrics>,
-    ) -> Self {
-        Self {
+        (commit_interval, commit_idle): (Duration, Duration),
+        metrics: Arc<Metrics>,
+    ) -> (Self, watch::Receiver<Option<u64>>) {
+        let last = partitions.all().iter().filter_map(|(_, partition)| partition.last_sequence()).max();
+        let (committed, committed_receiver) = watch::channel(last);
+        let writer = Self {
             partitions,
             fields,
             retention,
-            next_sequence,
+            next_sequence: last.map_or(0, |last| last + 1),
             committed,
             writer_memory_bytes,
+            commit_interval,
+            commit_idle,
             metrics,
+            failed: Arc::new(OnceLock::new()),
+            wal,
             open: HashMap::new(),
             uses: 0,
-        }
+            uncommitted: HashMap::new(),
+            uncommitted_since: None,
+            uncommitted_bytes: 0,
+            waiting: Vec::new(),
+        };
+        (writer, committed_receiver)
     }
 
     fn max_open(&self) -> usize {
         (self.writer_memory_bytes / WRITER_MEMORY_FLOOR).clamp(1, MAX_OPEN_WRITERS)
     }
 
-    /// Runs until every sender is gone.
-    pub fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
-        let mut last_commit = Instant::now() - LINGER_AFTER_COMMIT;
-        while let Some(first) = receiver.blocking_recv() {
-            let mut commands = vec![first];
-            // Under sustained load (the last commit just ended), wait a moment for the batches
-            // other clients are sending, so that one commit (one segment) takes them all; a
-            // lone client never waits.
-            let linger_until = (last_commit.elapsed() < LINGER_AFTER_COMMIT).then(|| Instant::now() + LINGER);
-            while commands.len() < MAX_COMMANDS_PER_GROUP {
-                match receiver.try_recv() {
-                    Ok(command) => commands.push(command),
-                    Err(_) if linger_until.is_some_and(|until| Instant::now() < until) => {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err(_) => break,
+    /// Indexes the records a previous process acknowledged but did not commit: those of each
+    /// batch whose partition does not hold their sequence numbers yet (a partition holds its
+    /// records in sequence order, and commits them all or none). Returns how many there were.
+    pub fn replay(&mut self, batches: Vec<Replayed>) -> Result<usize, LogStoreError> {
+        let mut staged = Vec::new();
+        let mut replayed = 0;
+        for batch in batches {
+            for (sequence, record) in (batch.first_sequence..).zip(batch.records) {
+                self.next_sequence = self.next_sequence.max(sequence + 1);
+                let key = PartitionKey::of(record.timestamp, self.retention.class_of(&record.service));
+                if sequence < self.partitions.get_or_create(&key)?.sequence_end.load(Ordering::Acquire) {
+                    continue;
                 }
+                self.stage(&mut staged, record, sequence)?;
+                replayed += 1;
+            }
+        }
+        self.uncommitted_since = Some(Instant::now());
+        self.index(staged);
+        self.commit();
+        match self.failed.get() {
+            Some(error) => Err(LogStoreError::Index(error.clone())),
+            None => Ok(replayed),
+        }
+    }
+
+    /// Runs until every sender is gone, then commits what is left.
+    pub fn run(mut self, receiver: Receiver<Command>) {
+        loop {
+            let first = match self.uncommitted_since {
+                None => match receiver.recv() {
+                    Ok(command) => command,
+                    Err(_) => break,
+                },
+                Some(since) => match receiver
+                    .recv_timeout(self.commit_interval.saturating_sub(since.elapsed()).min(self.commit_idle))
+                {
+                    Ok(command) => command,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.commit();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_COMMANDS_PER_GROUP
+                && let Ok(command) = receiver.try_recv()
+            {
+                group.push(command);
             }
             let mut appends = Vec::new();
-            for command in commands {
+            let mut force = false;
+            for command in group {
                 match command {
-                    Command::Append { records, reply } => appends.push((records, reply)),
+                    Command::Append { records, encoded, commit, reply } => {
+                        force |= commit == Commit::Force;
+                        appends.push((records, encoded, commit, reply));
+                    }
                     Command::Drop { keys, reply } => {
-                        // Appends queued before the drop are committed first, in order.
-                        self.commit_group(std::mem::take(&mut appends));
+                        // Appends queued before the drop are committed first, in order, so
+                        // that the write-ahead log holds nothing of the dropped partitions.
+                        self.append(std::mem::take(&mut appends));
+                        self.commit();
                         let _receiver_gone = reply.send(self.drop_partitions(&keys));
                     }
                 }
             }
-            self.commit_group(appends);
-            last_commit = Instant::now();
+            self.append(appends);
+            let due = self.uncommitted_since.is_some_and(|since| since.elapsed() >= self.commit_interval);
+            if force || due || self.uncommitted_bytes >= self.writer_memory_bytes {
+                self.commit();
+            }
         }
+        self.commit();
         for (_, (writer, _)) in self.open.drain() {
             if let Err(error) = writer.wait_merging_threads() {
                 tracing::warn!(error = %error, "log index merge did not finish cleanly");
@@ -114,77 +193,143 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, mut appends: Vec<(Vec<LogRecord>, Reply)>) {
+    /// Makes a group of batches durable in the write-ahead log, answers those that wait for no
+    /// more, and hands their records to the index.
+    fn append(&mut self, mut appends: Vec<(Vec<LogRecord>, Encoded, Commit, Reply)>) {
         if appends.is_empty() {
             return;
         }
-        let started = Instant::now();
+        if let Some(error) = self.failed.get() {
+            for (_, _, _, reply) in appends {
+                let _receiver_gone = reply.send(Err(LogStoreError::Index(error.clone())));
+            }
+            return;
+        }
         let first_sequence = self.next_sequence;
-        let result = self.add_and_commit(&mut appends);
-        self.metrics.log_commit_duration.observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(records) => {
-                if records > 0 {
-                    self.committed.send_replace(Some(self.next_sequence - 1));
-                }
-                self.metrics.log_commits.inc();
-                self.metrics.log_records_ingested.inc_by(records);
-                for (_, reply) in appends {
+        let mut sequence = first_sequence;
+        for (records, encoded, _, _) in appends.iter_mut() {
+            encoded.seal(sequence);
+            sequence += records.len() as u64;
+        }
+        let started = Instant::now();
+        if let Err(error) = self.wal.write(first_sequence, appends.iter().map(|(_, encoded, _, _)| encoded)) {
+            tracing::error!(error = %error, batches = appends.len(), "write-ahead log write failed, batches refused");
+            for (_, _, _, reply) in appends {
+                let _receiver_gone =
+                    reply.send(Err(LogStoreError::Io(std::io::Error::new(error.kind(), error.to_string()))));
+            }
+            return;
+        }
+        self.metrics.log_wal_sync_duration.observe(started.elapsed().as_secs_f64());
+        self.next_sequence = sequence;
+        self.metrics.log_records_ingested.inc_by(sequence - first_sequence);
+        self.uncommitted_since.get_or_insert_with(Instant::now);
+        let mut staged = Vec::new();
+        let mut sequence = first_sequence;
+        for (records, encoded, commit, reply) in appends {
+            match commit {
+                Commit::Auto => {
                     let _receiver_gone = reply.send(Ok(()));
                 }
+                Commit::WaitFor | Commit::Force => self.waiting.push(reply),
             }
-            Err(error) => {
-                tracing::error!(error = %error, batches = appends.len(), "log commit failed, batches refused");
-                for (_, (writer, _)) in self.open.iter_mut() {
-                    if let Err(rollback_error) = writer.rollback() {
-                        tracing::error!(error = %rollback_error, "log writer rollback failed");
-                    }
+            self.uncommitted_bytes += encoded.len();
+            for record in records {
+                if let Err(error) = self.stage(&mut staged, record, sequence) {
+                    return self.fail(error);
                 }
-                self.next_sequence = first_sequence;
-                for (_, reply) in appends {
-                    let _receiver_gone = reply.send(Err(LogStoreError::Index(error.clone())));
+                sequence += 1;
+            }
+        }
+        self.index(staged);
+    }
+
+    /// Adds a record's document to the operations of its partition (found among those of the
+    /// group without allocating: a group seldom spans more than one or two).
+    fn stage(&mut self, staged: &mut Vec<Staged>, record: LogRecord, sequence: u64) -> tantivy::Result<()> {
+        let class = self.retention.class_of(&record.service);
+        let day = PartitionKey::day_of(record.timestamp);
+        let position = match staged.iter().rposition(|staged| staged.key.day == day && staged.key.class == class) {
+            Some(position) => position,
+            None => {
+                let key = PartitionKey { class: class.to_owned(), day };
+                if !self.uncommitted.contains_key(&key) {
+                    let partition = self.partitions.get_or_create(&key)?;
+                    self.uncommitted.insert(key.clone(), (partition, 0));
                 }
+                staged.push(Staged { key, sequence_end: 0, operations: Vec::new() });
+                staged.len() - 1
+            }
+        };
+        let staged = &mut staged[position];
+        staged.sequence_end = sequence + 1;
+        staged.operations.push(UserOperation::Add(self.fields.document(record, sequence)));
+        Ok(())
+    }
+
+    /// Sends each partition's documents to its writer, in one operation group.
+    fn index(&mut self, staged: Vec<Staged>) {
+        for Staged { key, sequence_end, operations } in staged {
+            if let Some((_, end)) = self.uncommitted.get_mut(&key) {
+                *end = sequence_end;
+            }
+            if let Err(error) = self.writer_for(&key).and_then(|writer| writer.run(operations).map(drop)) {
+                return self.fail(error);
             }
         }
     }
 
-    fn add_and_commit(&mut self, appends: &mut [(Vec<LogRecord>, Reply)]) -> tantivy::Result<u64> {
-        let mut touched: HashMap<PartitionKey, (Partition, u64)> = HashMap::new();
-        let mut records = 0;
-        for (batch, _) in appends.iter_mut() {
-            for record in std::mem::take(batch) {
-                let key = PartitionKey::of(record.timestamp, self.retention.class_of(&record.service));
-                if !touched.contains_key(&key) {
-                    let partition = self.partitions.get_or_create(&key)?;
-                    touched.insert(key.clone(), (partition, 0));
+    /// Commits every partition given records since the last commit, makes them searchable, and
+    /// empties the write-ahead log.
+    fn commit(&mut self) {
+        self.uncommitted_since = None;
+        self.uncommitted_bytes = 0;
+        let uncommitted = std::mem::take(&mut self.uncommitted);
+        if self.failed.get().is_none() && !uncommitted.is_empty() {
+            let started = Instant::now();
+            let result = uncommitted.iter().try_for_each(|(key, (partition, _))| {
+                if let Some((writer, _)) = self.open.get_mut(key) {
+                    writer.commit()?;
                 }
-                let sequence = self.next_sequence;
-                let document = self.fields.document(record, sequence);
-                self.writer_for(&key, &mut touched)?.add_document(document)?;
-                self.next_sequence += 1;
-                if let Some((_, end)) = touched.get_mut(&key) {
-                    *end = sequence + 1;
+                partition.reader.reload()
+            });
+            match result {
+                Err(error) => self.fail(error),
+                Ok(()) => {
+                    for (partition, sequence_end) in uncommitted.values() {
+                        partition.sequence_end.fetch_max(*sequence_end, Ordering::AcqRel);
+                    }
+                    self.committed.send_replace(self.next_sequence.checked_sub(1));
+                    self.metrics.log_commit_duration.observe(started.elapsed().as_secs_f64());
+                    self.metrics.log_commits.inc();
                 }
-                records += 1;
             }
         }
-        for (key, (partition, sequence_end)) in &touched {
-            if let Some((writer, _)) = self.open.get_mut(key) {
-                writer.commit()?;
-            }
-            partition.reader.reload()?;
-            partition.sequence_end.fetch_max(*sequence_end, Ordering::AcqRel);
+        // Everything the log holds is in the index now (or was before this commit).
+        if self.failed.get().is_none()
+            && let Err(error) = self.wal.clear()
+        {
+            // Harmless: a replay skips what the partitions hold.
+            tracing::warn!(error = %error, "write-ahead log files could not be deleted");
         }
-        Ok(records)
+        let answer = match self.failed.get() {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        };
+        for reply in self.waiting.drain(..) {
+            let _receiver_gone = reply.send(answer.clone().map_err(LogStoreError::Index));
+        }
+    }
+
+    /// Stops indexing for good: what was acknowledged stays in the write-ahead log.
+    fn fail(&mut self, error: TantivyError) {
+        tracing::error!(error = %error, "log index failure: ingest stops until a restart replays the write-ahead log");
+        let _already_failed = self.failed.set(error);
     }
 
     /// The open writer of `key`, opening it (and closing the least recently used writer, after
-    /// committing what the group gave it so far) when needed.
-    fn writer_for(
-        &mut self,
-        key: &PartitionKey,
-        touched: &mut HashMap<PartitionKey, (Partition, u64)>,
-    ) -> tantivy::Result<&mut IndexWriter<TantivyDocument>> {
+    /// committing what it was given, when needed).
+    fn writer_for(&mut self, key: &PartitionKey) -> tantivy::Result<&mut IndexWriter<TantivyDocument>> {
         self.uses += 1;
         if !self.open.contains_key(key) {
             if self.open.len() >= self.max_open() {
@@ -192,17 +337,14 @@ impl Writer {
                 if let Some(oldest) = oldest
                     && let Some((mut writer, _)) = self.open.remove(&oldest)
                 {
-                    if touched.contains_key(&oldest) {
+                    if self.uncommitted.contains_key(&oldest) {
                         writer.commit()?;
                     }
                     writer.wait_merging_threads()?;
                 }
             }
             let memory = (self.writer_memory_bytes / self.max_open()).max(WRITER_MEMORY_FLOOR);
-            let partition = touched.get(key).map(|(partition, _)| partition.clone()).ok_or_else(|| {
-                tantivy::TantivyError::InternalError("a partition is written before it is opened".to_owned())
-            })?;
-            let writer = partition.index.writer_with_num_threads(1, memory)?;
+            let writer = self.partitions.get_or_create(key)?.index.writer_with_num_threads(1, memory)?;
             self.open.insert(key.clone(), (writer, self.uses));
         }
         let (writer, used) = self.open.get_mut(key).expect("opened above");

@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use vigil_proto::elasticsearch::{BulkItem, BulkItemResult, BulkResponse, ElasticsearchInfo};
-use vigil_proto::{ApiError, ErrorCode};
+use vigil_proto::{ApiError, Commit, ErrorCode};
 
 use crate::error::HttpError;
 use crate::ingest::decode_content;
@@ -41,26 +42,56 @@ pub async fn root_info(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-pub async fn bulk(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    with_product_header(run_bulk(&state, &headers, body, None).await.into_response())
+/// The query parameters of `_bulk` that Vigil reads.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct BulkParams {
+    refresh: Option<String>,
+}
+
+impl BulkParams {
+    /// Elasticsearch's `refresh`: `false` (the default) answers once durable, `wait_for` once
+    /// searchable, `true` (or no value) starts a commit and answers once searchable.
+    fn commit(&self) -> Result<Commit, HttpError> {
+        match self.refresh.as_deref() {
+            None | Some("false") => Ok(Commit::Auto),
+            Some("wait_for") => Ok(Commit::WaitFor),
+            Some("" | "true") => Ok(Commit::Force),
+            Some(other) => Err(HttpError::new(
+                ErrorCode::InvalidParameter,
+                format!("refresh must be true, false or wait_for, not {other:?}"),
+            )),
+        }
+    }
+}
+
+pub async fn bulk(
+    State(state): State<Arc<AppState>>,
+    params: Result<Query<BulkParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    with_product_header(run_bulk(&state, params, &headers, body, None).await.into_response())
 }
 
 pub async fn index_bulk(
     State(state): State<Arc<AppState>>,
     Path(index): Path<String>,
+    params: Result<Query<BulkParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    with_product_header(run_bulk(&state, &headers, body, Some(index)).await.into_response())
+    with_product_header(run_bulk(&state, params, &headers, body, Some(index)).await.into_response())
 }
 
 async fn run_bulk(
     state: &Arc<AppState>,
+    params: Result<Query<BulkParams>, QueryRejection>,
     headers: &HeaderMap,
     body: Body,
     default_index: Option<String>,
 ) -> Result<Json<BulkResponse>, HttpError> {
     let started = Instant::now();
+    let commit = params?.0.commit()?;
     let limits = state.config.logs.clone();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("(none)");
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
@@ -89,7 +120,7 @@ async fn run_bulk(
     .map_err(|error| HttpError::internal(&error))??;
 
     let records: Vec<_> = entries.iter().filter_map(|entry| entry.outcome.as_ref().ok().cloned()).collect();
-    state.log_store.append(records).await?;
+    state.log_store.append(records, commit).await?;
 
     let id_prefix = id_prefix().map_err(|error| HttpError::internal(&error))?;
     let items: Vec<BulkItem> = entries

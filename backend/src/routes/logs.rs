@@ -11,8 +11,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use vigil_proto::{
-    ApiError, ContextQuery, ErrorCode, FieldValues, FieldsQuery, HistogramQuery, IngestResponse, LogContext,
-    LogHistogram, LogPage, LogQuery, RelativeRange, TailQuery, Timestamp,
+    ApiError, Commit, ContextQuery, ErrorCode, FieldValues, FieldsQuery, HistogramQuery, IngestParams, IngestResponse,
+    LogContext, LogHistogram, LogPage, LogQuery, RelativeRange, TailQuery, Timestamp,
 };
 
 use super::{bounded_body, header_text, now};
@@ -52,10 +52,12 @@ fn invalid(message: impl Into<String>) -> HttpError {
 
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
+    params: Result<Query<IngestParams>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<IngestResponse>), HttpError> {
-    let result = ingest_batch(&state, &headers, body).await;
+    let Query(params) = params?;
+    let result = ingest_batch(&state, params.commit, &headers, body).await;
     if result.is_err() {
         state.metrics.log_batches_rejected.inc();
     }
@@ -63,7 +65,12 @@ pub async fn ingest(
     Ok((StatusCode::OK, Json(IngestResponse { accepted })))
 }
 
-async fn ingest_batch(state: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<u64, HttpError> {
+async fn ingest_batch(
+    state: &Arc<AppState>,
+    commit: Commit,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<u64, HttpError> {
     let limits = state.config.logs.clone();
     let format = BodyFormat::from_content_type(header_text(headers, header::CONTENT_TYPE))?;
     let encoding = header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
@@ -77,7 +84,7 @@ async fn ingest_batch(state: &Arc<AppState>, headers: &HeaderMap, body: Body) ->
     .await
     .map_err(|error| HttpError::internal(&error))??;
     let accepted = records.len() as u64;
-    state.log_store.append(records).await?;
+    state.log_store.append(records, commit).await?;
     Ok(accepted)
 }
 

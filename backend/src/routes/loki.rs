@@ -6,15 +6,22 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use vigil_proto::ErrorCode;
+use vigil_proto::{ErrorCode, IngestParams};
 
 use crate::error::HttpError;
 use crate::ingest::{decode_content, loki};
 use crate::startup::AppState;
 
-pub async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<StatusCode, HttpError> {
+pub async fn push(
+    State(state): State<Arc<AppState>>,
+    params: Result<Query<IngestParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, HttpError> {
+    let Query(params) = params?;
     let limits = state.config.logs.clone();
     let is_json = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| {
         value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json")
@@ -32,7 +39,7 @@ pub async fn push(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     })
     .await
     .map_err(|error| HttpError::internal(&error))??;
-    state.log_store.append(push.records).await?;
+    state.log_store.append(push.records, params.commit).await?;
     if push.rejected > 0 {
         return Err(HttpError::new(
             ErrorCode::InvalidRecord,

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use vigil_proto::ErrorCode;
+use vigil_proto::{ErrorCode, IngestParams};
 
 use crate::error::HttpError;
 use crate::ingest::decode_content;
@@ -22,7 +23,13 @@ enum Encoding {
     Json,
 }
 
-pub async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, HttpError> {
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    params: Result<Query<IngestParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let Query(params) = params?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("(none)");
     let encoding = match content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase().as_str() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
@@ -49,7 +56,7 @@ pub async fn export(State(state): State<Arc<AppState>>, headers: HeaderMap, body
     .await
     .map_err(|error| HttpError::internal(&error))??;
     let rejected = export.rejected;
-    state.log_store.append(export.records).await?;
+    state.log_store.append(export.records, params.commit).await?;
 
     let partial_success = (rejected > 0).then(|| ExportLogsPartialSuccess {
         rejected_log_records: rejected as i64,

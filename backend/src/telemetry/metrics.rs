@@ -33,6 +33,7 @@ pub struct Metrics {
     pub log_batches_rejected: Counter,
     pub log_commits: Counter,
     pub log_commit_duration: Histogram,
+    pub log_wal_sync_duration: Histogram,
     pub remote_write_samples_sent: Counter,
     pub remote_write_samples_failed: Counter,
     pub remote_write_samples_dropped: Counter,
@@ -63,6 +64,12 @@ impl Metrics {
         registry.register("log_commits", "Commits of the log index", log_commits.clone());
         let log_commit_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         registry.register("log_commit_duration_seconds", "Time to commit the log index", log_commit_duration.clone());
+        let log_wal_sync_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 14));
+        registry.register(
+            "log_wal_sync_duration_seconds",
+            "Time to write and sync a group of batches to the write-ahead log",
+            log_wal_sync_duration.clone(),
+        );
         let remote_write_samples_sent = Counter::default();
         registry.register(
             "remote_write_samples_sent",
@@ -89,6 +96,7 @@ impl Metrics {
             log_batches_rejected,
             log_commits,
             log_commit_duration,
+            log_wal_sync_duration,
             remote_write_samples_sent,
             remote_write_samples_failed,
             remote_write_samples_dropped,

@@ -14,6 +14,7 @@ async fn post_bulk(app: &TestApp, path: &str, body: Vec<u8>, authorization: &str
     let mut request = app
         .client
         .post(app.url(path))
+        .query(&[("refresh", "wait_for")])
         .header("authorization", authorization)
         .header("content-type", "application/x-ndjson");
     if gzip {

@@ -152,9 +152,11 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// Posts records, answered once they are searchable (`commit=wait_for`).
     pub async fn post_logs(&self, records: &[LogRecord]) -> reqwest::Response {
         self.client
             .post(self.url(paths::LOGS))
+            .query(&[("commit", "wait_for")])
             .bearer_auth(&self.ingest_token)
             .json(records)
             .send()
@@ -162,11 +164,13 @@ impl TestApp {
             .expect("request sent")
     }
 
-    /// Posts a raw body with the given content type (and encoding, when `Some`).
+    /// Posts a raw body with the given content type (and encoding, when `Some`), answered once
+    /// searchable.
     pub async fn post_raw(&self, body: Vec<u8>, content_type: &str, encoding: Option<&str>) -> reqwest::Response {
         let mut request = self
             .client
             .post(self.url(paths::LOGS))
+            .query(&[("commit", "wait_for")])
             .bearer_auth(&self.ingest_token)
             .header("content-type", content_type)
             .body(body);

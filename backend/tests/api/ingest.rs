@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use crate::helpers::{Db, assert_error, record, spawn_app, spawn_app_with};
+use crate::helpers::{Db, assert_error, eventually, record, spawn_app, spawn_app_with};
 
 const LINE: &str = r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api","message":"ok"}"#;
 
@@ -21,11 +21,58 @@ async fn a_json_batch_is_acknowledged_and_searchable() {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["accepted"], 2);
-    // Acknowledged means searchable: no waiting.
+    // Posted with `commit=wait_for`: acknowledged means searchable, no waiting.
     let page = app.search(&[("q", "payment")]).await;
     assert_eq!(page.total, 1);
     assert_eq!(page.records[0].level, "error");
     assert_eq!(page.records[0].service, "checkout");
+}
+
+/// Without `commit`, a batch is answered once durable and is searchable soon after; `force`
+/// and `wait_for` answer once searchable; anything else is refused and stores nothing.
+#[tokio::test]
+async fn the_commit_parameter_chooses_when_ingest_answers() {
+    let app = spawn_app().await;
+    let post = |query: &'static str, message: &'static str| {
+        app.client
+            .post(format!("{}{query}", app.url(vigil_proto::paths::LOGS)))
+            .bearer_auth(&app.ingest_token)
+            .json(&[record("2026-11-29T08:00:00Z", "api", "info", message)])
+            .send()
+    };
+    assert_eq!(post("", "durable").await.unwrap().status(), 200);
+    eventually(5, "the record acknowledged as durable to be searchable", || async {
+        (app.search(&[("q", "durable")]).await.total == 1).then_some(())
+    })
+    .await;
+    assert_eq!(post("?commit=force", "forced").await.unwrap().status(), 200);
+    assert_eq!(app.search(&[("q", "forced")]).await.total, 1);
+    assert_eq!(post("?commit=auto", "automatic").await.unwrap().status(), 200);
+    assert_eq!(post("?commit=wait_for", "waited").await.unwrap().status(), 200);
+    assert_eq!(app.search(&[("q", "automatic OR waited")]).await.total, 2, "committed in order");
+    assert_error(post("?commit=soon", "refused").await.unwrap(), 400, "invalid_parameter", "unknown variant `soon`")
+        .await;
+    let loki = app
+        .client
+        .post(format!("{}?commit=later", app.url(vigil_proto::paths::LOKI_PUSH)))
+        .bearer_auth(&app.ingest_token)
+        .header("content-type", "application/json")
+        .body(r#"{"streams":[{"stream":{"job":"api"},"values":[["1795939200000000000","refused too"]]}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_error(loki, 400, "invalid_parameter", "commit").await;
+    let bulk = app
+        .client
+        .post(format!("{}?refresh=maybe", app.url(vigil_proto::paths::ELASTICSEARCH_BULK)))
+        .bearer_auth(&app.ingest_token)
+        .header("content-type", "application/x-ndjson")
+        .body("{\"index\":{}}\n{\"message\":\"refused as well\"}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_error(bulk, 400, "invalid_parameter", "refresh must be true, false or wait_for").await;
+    assert_eq!(app.search(&[("q", "refused")]).await.total, 0);
 }
 
 #[tokio::test]
@@ -180,14 +227,22 @@ async fn ingest_and_search_work_on_postgresql() {
 /// without bound; what it accepted is stored, what it refused is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_writer_queue_refuses_instead_of_buffering() {
-    use vigil_backend::logs::{LogStore, LogStoreError, Retention, TantivyLogStore};
+    use vigil_backend::logs::{LogStore, LogStoreError, Retention, TantivyLogStore, WriterOptions};
+    use vigil_proto::Commit;
 
     let directory = tempfile::tempdir().unwrap();
     let metrics = vigil_backend::telemetry::Metrics::new();
-    let store = TantivyLogStore::open(directory.path(), 16 << 20, 1, Retention::default(), metrics).unwrap();
+    let options = WriterOptions {
+        memory_bytes: 16 << 20,
+        queue_batches: 1,
+        commit_interval: std::time::Duration::from_millis(500),
+        commit_idle: std::time::Duration::from_millis(20),
+        retention: Retention::default(),
+    };
+    let store = TantivyLogStore::open(directory.path(), options, metrics).unwrap();
     let batch: Vec<_> =
         (0..2000).map(|index| record("2026-11-29T08:00:00Z", "api", "info", &format!("line {index}"))).collect();
-    let results = futures::future::join_all((0..40).map(|_| store.append(batch.clone()))).await;
+    let results = futures::future::join_all((0..40).map(|_| store.append(batch.clone(), Commit::WaitFor))).await;
     let accepted = results.iter().filter(|result| result.is_ok()).count();
     let busy = results.iter().filter(|result| matches!(result, Err(LogStoreError::Busy))).count();
     assert_eq!(accepted + busy, 40, "every append either succeeded or was refused as busy");

@@ -8,7 +8,12 @@ use vigil_proto::paths;
 use crate::helpers::{TestApp, assert_error, spawn_app};
 
 async fn push(app: &TestApp, content_type: Option<&str>, body: Vec<u8>) -> reqwest::Response {
-    let mut request = app.client.post(app.url(paths::LOKI_PUSH)).bearer_auth(&app.ingest_token).body(body);
+    let mut request = app
+        .client
+        .post(app.url(paths::LOKI_PUSH))
+        .query(&[("commit", "wait_for")])
+        .bearer_auth(&app.ingest_token)
+        .body(body);
     if let Some(content_type) = content_type {
         request = request.header("content-type", content_type);
     }

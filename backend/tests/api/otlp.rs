@@ -12,6 +12,7 @@ const EVENTS: &str = include_str!("../data/otlp/events.json");
 async fn export(app: &TestApp, content_type: &str, body: Vec<u8>) -> reqwest::Response {
     app.client
         .post(app.url(paths::OTLP_LOGS))
+        .query(&[("commit", "wait_for")])
         .bearer_auth(&app.ingest_token)
         .header("content-type", content_type)
         .body(body)

@@ -1,4 +1,7 @@
 //! Acknowledged records survive a `kill -9` of the server and a graceful restart.
+//!
+//! Ingest is answered once records are in the write-ahead log; the index commits later. These
+//! tests kill the server before, during and after commits.
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -6,8 +9,13 @@ use std::process::{Child, Command};
 use crate::helpers::{eventually, free_port, record, restart_app, spawn_app};
 
 fn start_server(data_dir: &Path, port: u16) -> Child {
+    start_server_with(data_dir, port, &[])
+}
+
+fn start_server_with(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("serve")
+        .envs(env.iter().copied())
         .env("VIGIL_STORAGE__DATA_DIR", data_dir)
         .env("VIGIL_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("VIGIL_TELEMETRY__FILTER", "warn")
@@ -24,7 +32,7 @@ async fn wait_ready(client: &reqwest::Client, port: u16) {
 }
 
 /// Creates an admin token with the command line, then starts a server on the data directory.
-async fn start_with_token(data_dir: &Path) -> (reqwest::Client, String, u16, Child) {
+async fn start_with_token(data_dir: &Path, env: &[(&str, &str)]) -> (reqwest::Client, String, u16, Child) {
     let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["token", "create", "--scope", "admin", "--name", "restart"])
         .env("VIGIL_STORAGE__DATA_DIR", data_dir)
@@ -33,15 +41,18 @@ async fn start_with_token(data_dir: &Path) -> (reqwest::Client, String, u16, Chi
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     let client = reqwest::Client::new();
     let port = free_port();
-    let server = start_server(data_dir, port);
+    let server = start_server_with(data_dir, port, env);
     wait_ready(&client, port).await;
     (client, token, port, server)
 }
 
+/// With commits held off, acknowledged records are only in the write-ahead log when the server
+/// is killed: the next start replays them.
 #[tokio::test]
-async fn acknowledged_records_survive_kill_9() {
+async fn acknowledged_records_survive_kill_9_before_any_commit() {
     let data_dir = tempfile::tempdir().unwrap();
-    let (client, token, port, mut server) = start_with_token(data_dir.path()).await;
+    let no_commits = [("VIGIL_LOGS__COMMIT_INTERVAL_MS", "600000"), ("VIGIL_LOGS__COMMIT_IDLE_MS", "600000")];
+    let (client, token, port, mut server) = start_with_token(data_dir.path(), &no_commits).await;
     let records: Vec<_> = (0..50)
         .map(|index| record("2026-11-29T08:00:00Z", "api", "info", &format!("survivor number{index}")))
         .collect();
@@ -55,6 +66,7 @@ async fn acknowledged_records_survive_kill_9() {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
+    assert!(all_messages(&client, port, &token).await.is_empty(), "acknowledged, not committed yet");
     server.kill().unwrap(); // SIGKILL: no shutdown code runs
     server.wait().unwrap();
 
@@ -98,7 +110,7 @@ async fn all_messages(client: &reqwest::Client, port: u16, token: &str) -> std::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_acknowledged_is_lost_when_killed_mid_ingest() {
     let data_dir = tempfile::tempdir().unwrap();
-    let (client, token, port, mut server) = start_with_token(data_dir.path()).await;
+    let (client, token, port, mut server) = start_with_token(data_dir.path(), &[]).await;
 
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let writers: Vec<_> = (0..4)
@@ -165,6 +177,7 @@ async fn a_graceful_restart_keeps_records_and_tokens() {
     let response = app
         .client
         .post(app.url(vigil_proto::paths::LOGS))
+        .query(&[("commit", "force")])
         .bearer_auth(&ingest_token)
         .json(&[record("2026-11-29T08:00:01Z", "api", "info", "after restart")])
         .send()
