@@ -10,7 +10,8 @@ use serde_json::Value;
 use vigil_agent::exposition::{Entry, Format, parse, series, validate_openmetrics};
 
 fn data(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(path)
+    // Read at run time: a test binary cached from another checkout must read this one's data.
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run through cargo")).join("tests/data").join(path)
 }
 
 fn accepts(page: &[u8], format: Format) -> Result<Vec<Entry>, String> {

@@ -223,22 +223,82 @@ async fn post_all(bodies: Vec<(Vec<u8>, &'static str)>, url: String, token: Stri
 }
 
 /// Ingests `bodies` through HTTP and waits until all `records` of them are searchable; the
-/// rate counts the server's CPU time only.
+/// rate counts the server's CPU time only. With `probe`, a one-record batch is posted every
+/// 100 ms meanwhile and the time from its 2xx to its being found by search is returned.
 async fn ingest_until_searchable(
     state: &vigil_backend::startup::AppState,
     bodies: Vec<(Vec<u8>, &'static str)>,
-    url: String,
+    (base, path): (&str, &str),
     token: &str,
-    records: usize,
-    bytes: usize,
-) -> Rate {
+    (records, bytes): (usize, usize),
+    probe: bool,
+) -> (Rate, Vec<Duration>) {
     let mut committed = state.log_store.committed();
-    let last = committed.borrow().map_or(0, |last| last + 1) + records as u64 - 1;
+    let before = committed.borrow().map_or(0, |last| last + 1);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let prober = probe.then(|| tokio::spawn(freshness_under_load(base.to_owned(), token.to_owned(), stop.clone())));
     let cpu = process_cpu();
     let started = Instant::now();
-    let (_, client_cpu) = post_all(bodies, url, token.to_owned(), 4).await;
+    let (_, client_cpu) = post_all(bodies, format!("{base}{path}"), token.to_owned(), 4).await;
+    stop.cancel();
+    let (probes, freshness) = match prober {
+        Some(prober) => prober.await.unwrap(),
+        None => (0, Vec::new()),
+    };
+    let last = before + records as u64 + probes - 1;
     committed.wait_for(|committed| committed.is_some_and(|committed| committed >= last)).await.unwrap();
-    Rate::new(records, bytes, started.elapsed(), process_cpu() - cpu - client_cpu)
+    (Rate::new(records, bytes, started.elapsed(), process_cpu() - cpu - client_cpu), freshness)
+}
+
+/// Posts one record carrying `marker` (answered once durable) and returns the time from the
+/// 2xx until search finds it.
+async fn time_to_searchable(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    lines: &mut Lines,
+    marker: &str,
+) -> Duration {
+    let record = lines.record(now());
+    let record = LogRecord { message: format!("{} {marker}", record.message), ..record };
+    let response = client.post(format!("{base}/api/v1/logs")).bearer_auth(token).json(&[record]).send().await;
+    assert!(response.unwrap().status().is_success());
+    let acknowledged = Instant::now();
+    loop {
+        let page: vigil_proto::LogPage = client
+            .get(format!("{base}/api/v1/logs/search"))
+            .bearer_auth(token)
+            .query(&[("q", marker)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page.total == 1 {
+            return acknowledged.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Posts a marked record every 100 ms until `stop`, each time measuring from the 2xx until
+/// search finds it; returns how many it posted and the times.
+async fn freshness_under_load(
+    base: String,
+    token: String,
+    stop: tokio_util::sync::CancellationToken,
+) -> (u64, Vec<Duration>) {
+    let client = reqwest::Client::new();
+    let mut lines = Lines(7);
+    let mut times = Vec::new();
+    let mut posted = 0;
+    while !stop.is_cancelled() {
+        times.push(time_to_searchable(&client, &base, &token, &mut lines, &format!("underload{posted}")).await);
+        posted += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (posted, times)
 }
 
 #[tokio::main]
@@ -247,7 +307,16 @@ async fn main() {
         std::env::var("VIGIL_BENCH_RECORDS").ok().and_then(|count| count.parse().ok()).unwrap_or(10_000_000);
     let ingest_records = 400_000;
     let data = tempfile::tempdir().unwrap();
-    let application = Application::build(Config::for_tests(data.path())).await.unwrap();
+    let mut config = Config::for_tests(data.path());
+    // Knobs for comparing writer settings; the defaults otherwise.
+    let knob = |name: &str| std::env::var(name).ok().and_then(|value| value.parse().ok());
+    if let Some(interval) = knob("VIGIL_BENCH_COMMIT_INTERVAL_MS") {
+        config.logs.commit_interval_ms = interval;
+    }
+    if let Some(factor) = knob("VIGIL_BENCH_MERGE_FACTOR") {
+        config.logs.merge_factor = factor as usize;
+    }
+    let application = Application::build(config).await.unwrap();
     let port = application.port();
     let state = application.state();
     tokio::spawn(application.run_until_stopped(std::future::pending()));
@@ -287,13 +356,13 @@ async fn main() {
         let raw = raw_tantivy(&records, 5000, ndjson_bytes);
         println!("raw tantivy (1 indexing thread):     {}  (round {round})", raw.line());
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let http = ingest_until_searchable(
+        let (http, mut freshness) = ingest_until_searchable(
             &state,
             ndjson(round),
-            format!("{base}/api/v1/logs"),
+            (&base, "/api/v1/logs"),
             &token,
-            ingest_records,
-            ndjson_bytes,
+            (ingest_records, ndjson_bytes),
+            round == 3,
         )
         .await;
         let ratio = http.records_per_second / raw.records_per_second;
@@ -301,6 +370,14 @@ async fn main() {
         raw_rates.push(raw.records_per_second);
         ratios.push(ratio);
         per_core.push(http.bytes_per_cpu_second);
+        if !freshness.is_empty() {
+            println!(
+                "  freshness under this load, 2xx to searchable: p50 {:?}  p95 {:?}  ({} probes)",
+                percentile(&mut freshness, 0.5),
+                percentile(&mut freshness, 0.95),
+                freshness.len()
+            );
+        }
     }
     ratios.sort_by(f64::total_cmp);
     raw_rates.sort_by(f64::total_cmp);
@@ -338,9 +415,16 @@ async fn main() {
             (snap::raw::Encoder::new().compress_vec(&body).unwrap(), "application/x-protobuf")
         })
         .collect();
-    let loki =
-        ingest_until_searchable(&state, loki, format!("{base}/loki/api/v1/push"), &token, ingest_records, ndjson_bytes)
-            .await;
+    let loki = ingest_until_searchable(
+        &state,
+        loki,
+        (&base, "/loki/api/v1/push"),
+        &token,
+        (ingest_records, ndjson_bytes),
+        false,
+    )
+    .await
+    .0;
     println!(
         "HTTP Loki protobuf, searchable:      {}  ({:.2} of the median raw rate; MB of NDJSON)",
         loki.line(),
@@ -356,29 +440,7 @@ async fn main() {
     let client = reqwest::Client::new();
     let mut freshness = Vec::new();
     for round in 0..50 {
-        let marker = format!("freshness{round}");
-        let record = lines.record(now());
-        let record = LogRecord { message: format!("{} {marker}", record.message), ..record };
-        let response =
-            client.post(format!("{base}/api/v1/logs")).bearer_auth(&token).json(&[record]).send().await.unwrap();
-        assert!(response.status().is_success());
-        let acknowledged = Instant::now();
-        loop {
-            let page: vigil_proto::LogPage = client
-                .get(format!("{base}/api/v1/logs/search"))
-                .bearer_auth(&token)
-                .query(&[("q", marker.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if page.total == 1 {
-                break;
-            }
-        }
-        freshness.push(acknowledged.elapsed());
+        freshness.push(time_to_searchable(&client, &base, &token, &mut lines, &format!("freshness{round}")).await);
     }
     println!(
         "freshness, 2xx to searchable:   p50 {:?}  p95 {:?}",
@@ -411,6 +473,17 @@ async fn main() {
         loaded.as_secs_f64(),
         total as f64 / loaded.as_secs_f64()
     );
+    // Ingest is acknowledged ahead of tantivy's background merges: let them finish, as they
+    // would on a server between bursts, before measuring searches.
+    let settling = Instant::now();
+    loop {
+        let cpu = process_cpu();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if process_cpu() - cpu < 0.05 || settling.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+    }
+    println!("background merges settled in {:.0} s", settling.elapsed().as_secs_f64());
     std::io::stdout().flush().ok();
 
     let last_hour = now().saturating_add_nanos(-3_600_000_000_000);

@@ -119,6 +119,10 @@ pub struct LogsConfig {
     /// A writer queue quiet for this long commits at once, so that sporadic records are
     /// searchable right away.
     pub commit_idle_ms: u64,
+    /// How many segments of about the same size the index merges at once (tantivy's default
+    /// 8; Quickwit's `merge_factor`): more, less merging while ingesting and more segments to
+    /// search.
+    pub merge_factor: usize,
     /// How often a quiet live tail sends a heartbeat frame.
     pub tail_heartbeat_seconds: u64,
     /// Days records are kept; 0 keeps them forever. Whole days go at once.
@@ -142,6 +146,7 @@ impl Default for LogsConfig {
             writer_queue_batches: 64,
             commit_interval_ms: 500,
             commit_idle_ms: 20,
+            merge_factor: 8,
             tail_heartbeat_seconds: 15,
             retention_days: 0,
             retention_days_by_service: std::collections::BTreeMap::new(),
@@ -491,6 +496,9 @@ impl RawConfig {
                     "logs.retention_days_by_service: {service:?} is not a service name of letters, digits, '-', '_' and '.'"
                 ));
             }
+        }
+        if logs.merge_factor < 2 {
+            return invalid("logs.merge_factor must be at least 2".to_owned());
         }
         if logs.max_decompressed_bytes < logs.max_body_bytes {
             return invalid("logs.max_decompressed_bytes must be at least logs.max_body_bytes".to_owned());

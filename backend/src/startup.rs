@@ -111,6 +111,7 @@ impl Application {
                 queue_batches: config.logs.writer_queue_batches,
                 commit_interval: std::time::Duration::from_millis(config.logs.commit_interval_ms),
                 commit_idle: std::time::Duration::from_millis(config.logs.commit_idle_ms),
+                merge_factor: config.logs.merge_factor,
                 retention: config.logs.retention(),
             },
             metrics.clone(),

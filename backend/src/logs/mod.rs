@@ -17,7 +17,8 @@ mod writer;
 pub use histogram::{MAX_BUCKETS, choose_interval};
 pub use partition::Retention;
 pub use schema::LogFields;
-pub use tantivy_store::{TantivyLogStore, WriterOptions};
+pub use tantivy_store::TantivyLogStore;
+pub use writer::WriterOptions;
 
 use vigil_proto::{Commit, FieldValues, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId};
 

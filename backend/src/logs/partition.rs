@@ -11,7 +11,7 @@ use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::AllQuery;
 use tantivy::schema::Schema;
-use tantivy::{Index, IndexReader, Order, ReloadPolicy};
+use tantivy::{Executor, Index, IndexReader, Order, ReloadPolicy};
 use time::{Date, format_description::FormatItem, macros::format_description};
 use vigil_proto::Timestamp;
 
@@ -75,16 +75,18 @@ pub struct Partition {
 }
 
 impl Partition {
-    fn open(directory: &Path, schema: Schema) -> tantivy::Result<Self> {
+    fn open(directory: &Path, schema: Schema, executor: &Executor) -> tantivy::Result<Self> {
         std::fs::create_dir_all(directory).map_err(|error| tantivy::TantivyError::SystemError(error.to_string()))?;
         let directory = MmapDirectory::open(directory)?;
         // An index keeps the schema it was created with: earlier versions indexed the
         // timestamp and sequence fields as terms too; the fields are the same.
-        let index = if Index::exists(&directory)? {
+        let mut index = if Index::exists(&directory)? {
             Index::open(directory)?
         } else {
             Index::create(directory, schema, Default::default())?
         };
+        // Searches run a partition's segments in parallel.
+        index.set_executor(executor.clone());
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let top = TopDocs::with_limit(1).order_by_fast_field::<u64>(super::schema::SEQUENCE, Order::Desc);
         let last = reader.searcher().search(&AllQuery, &top)?.first().map(|(sequence, _)| *sequence);
@@ -107,6 +109,8 @@ impl Partition {
 pub struct Partitions {
     root: PathBuf,
     schema: Schema,
+    /// The search threads, one per core, shared by every partition.
+    executor: Executor,
     map: Arc<RwLock<BTreeMap<PartitionKey, Partition>>>,
 }
 
@@ -114,6 +118,8 @@ impl Partitions {
     /// Opens every partition under `root`.
     pub fn open(root: &Path, schema: Schema) -> tantivy::Result<Self> {
         std::fs::create_dir_all(root).map_err(|error| tantivy::TantivyError::SystemError(error.to_string()))?;
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let executor = Executor::multi_thread(threads, "log-search-")?;
         let mut map = BTreeMap::new();
         let entries = |path: &Path| -> Vec<(String, PathBuf)> {
             std::fs::read_dir(path)
@@ -127,11 +133,11 @@ impl Partitions {
         for (class, class_path) in entries(root) {
             for (day, path) in entries(&class_path) {
                 if let Some(key) = PartitionKey::parse(&class, &day) {
-                    map.insert(key, Partition::open(&path, schema.clone())?);
+                    map.insert(key, Partition::open(&path, schema.clone(), &executor)?);
                 }
             }
         }
-        Ok(Self { root: root.to_owned(), schema, map: Arc::new(RwLock::new(map)) })
+        Ok(Self { root: root.to_owned(), schema, executor, map: Arc::new(RwLock::new(map)) })
     }
 
     pub fn root(&self) -> &Path {
@@ -143,7 +149,7 @@ impl Partitions {
         if let Some(partition) = self.map.read().expect("partition lock").get(key) {
             return Ok(partition.clone());
         }
-        let partition = Partition::open(&key.directory(&self.root), self.schema.clone())?;
+        let partition = Partition::open(&key.directory(&self.root), self.schema.clone(), &self.executor)?;
         Ok(self.map.write().expect("partition lock").entry(key.clone()).or_insert(partition).clone())
     }
 

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query};
@@ -21,7 +20,7 @@ use super::collectors::{ByTime, HistogramCollector, TermCounts};
 use super::partition::{Partition, PartitionKey, Partitions, Retention};
 use super::schema::{self, LogFields};
 use super::wal::{Encoded, Wal};
-use super::writer::{Command, Reply, Writer};
+use super::writer::{Command, Reply, Writer, WriterOptions};
 use super::{LogStore, LogStoreError, query};
 use crate::telemetry::Metrics;
 
@@ -37,19 +36,6 @@ pub struct TantivyLogStore {
     failed: Arc<OnceLock<tantivy::TantivyError>>,
 }
 
-/// How the writer works: see `writer`.
-#[derive(Debug, Clone)]
-pub struct WriterOptions {
-    pub memory_bytes: usize,
-    /// Batches waiting for the writer before appends are refused as busy.
-    pub queue_batches: usize,
-    /// The longest an acknowledged record waits to be searchable.
-    pub commit_interval: Duration,
-    /// How long a quiet queue waits before it commits.
-    pub commit_idle: Duration,
-    pub retention: Retention,
-}
-
 impl TantivyLogStore {
     /// Opens the partitions under `directory`, replays the write-ahead log in
     /// `directory/../logs-wal` into them, and starts the writer thread.
@@ -57,28 +43,22 @@ impl TantivyLogStore {
         let (schema, fields) = LogFields::schema();
         let partitions = Partitions::open(directory, schema.clone())?;
         let (wal, batches) = Wal::open(&wal_directory(directory))?;
-        let (mut writer, committed) = Writer::new(
-            partitions.clone(),
-            fields,
-            options.retention.clone(),
-            wal,
-            options.memory_bytes,
-            (options.commit_interval, options.commit_idle),
-            metrics,
-        );
+        let retention = options.retention.clone();
+        let queue_batches = options.queue_batches;
+        let (mut writer, committed) = Writer::new(partitions.clone(), fields, wal, options, metrics);
         if !batches.is_empty() {
             let replayed = writer.replay(batches)?;
             tracing::info!(records = replayed, "acknowledged log records replayed from the write-ahead log");
         }
         let failed = writer.failed.clone();
-        let (sender, receiver) = std::sync::mpsc::sync_channel(options.queue_batches);
+        let (sender, receiver) = std::sync::mpsc::sync_channel(queue_batches);
         let writer_thread =
             std::thread::Builder::new().name("log-writer".to_owned()).spawn(move || writer.run(receiver))?;
         Ok(Self {
             partitions,
             parsing_index: Index::create_in_ram(schema),
             fields,
-            retention: options.retention,
+            retention,
             sender: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
             committed,
@@ -395,6 +375,8 @@ impl LogStore for TantivyLogStore {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::logs::LogStore;
 
@@ -404,6 +386,7 @@ mod tests {
             queue_batches: 4,
             commit_interval: Duration::from_millis(500),
             commit_idle: Duration::from_millis(20),
+            merge_factor: 8,
             retention,
         }
     }

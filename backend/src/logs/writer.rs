@@ -4,7 +4,7 @@
 //! write-ahead log (see `wal`) with one sync, acknowledges them, and hands their documents to
 //! the partitions' tantivy writers. The index commits when the oldest uncommitted record is
 //! `commit_interval` old, when the queue has been quiet for `commit_idle`, when the
-//! uncommitted records grow past the writer's memory, or when a batch asks for it; each commit
+//! uncommitted records reach [`COMMIT_BYTES`], or when a batch asks for it; each commit
 //! reloads the readers, answers the batches waiting to be searchable, and deletes the
 //! write-ahead log, whose records are all in the index then.
 //!
@@ -17,19 +17,40 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use tantivy::indexer::UserOperation;
+use tantivy::indexer::{LogMergePolicy, UserOperation};
 use tantivy::{IndexWriter, TantivyDocument, TantivyError};
 use tokio::sync::{oneshot, watch};
 use vigil_proto::{Commit, LogRecord};
 
 use super::LogStoreError;
 use super::partition::{Partition, PartitionKey, Partitions, Retention};
+
+/// How the writer works.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    pub memory_bytes: usize,
+    /// Batches waiting for the writer before appends are refused as busy.
+    pub queue_batches: usize,
+    /// The longest an acknowledged record waits to be searchable.
+    pub commit_interval: Duration,
+    /// How long a quiet queue waits before it commits.
+    pub commit_idle: Duration,
+    /// Segments merged at once.
+    pub merge_factor: usize,
+    pub retention: Retention,
+}
 use super::schema::LogFields;
 use super::wal::{Encoded, Replayed, Wal};
 use crate::telemetry::Metrics;
 
 /// Commands taken into one group at most.
 const MAX_COMMANDS_PER_GROUP: usize = 256;
+/// Uncommitted records (in their write-ahead log encoding) that start a commit. Acknowledging
+/// costs far less than indexing, so under load the writer accepts records faster than tantivy
+/// indexes them, and a commit waits until tantivy has caught up: this bounds that wait (about
+/// half a second of indexing here), hence how late records become searchable under load, and
+/// holds clients back to the indexing rate.
+const COMMIT_BYTES: usize = 12 << 20;
 /// Memory of one partition writer; tantivy needs at least 15 MB.
 const WRITER_MEMORY_FLOOR: usize = 16 << 20;
 const MAX_OPEN_WRITERS: usize = 4;
@@ -52,12 +73,9 @@ pub enum Command {
 pub struct Writer {
     pub partitions: Partitions,
     pub fields: LogFields,
-    pub retention: Retention,
+    pub options: WriterOptions,
     pub next_sequence: u64,
     pub committed: watch::Sender<Option<u64>>,
-    pub writer_memory_bytes: usize,
-    pub commit_interval: Duration,
-    pub commit_idle: Duration,
     pub metrics: Arc<Metrics>,
     /// Set when the index failed: acknowledged records stay in the write-ahead log for the
     /// next start, and nothing more is accepted.
@@ -77,10 +95,8 @@ impl Writer {
     pub fn new(
         partitions: Partitions,
         fields: LogFields,
-        retention: Retention,
         wal: Wal,
-        writer_memory_bytes: usize,
-        (commit_interval, commit_idle): (Duration, Duration),
+        options: WriterOptions,
         metrics: Arc<Metrics>,
     ) -> (Self, watch::Receiver<Option<u64>>) {
         let last = partitions.all().iter().filter_map(|(_, partition)| partition.last_sequence()).max();
@@ -88,12 +104,9 @@ impl Writer {
         let writer = Self {
             partitions,
             fields,
-            retention,
+            options,
             next_sequence: last.map_or(0, |last| last + 1),
             committed,
-            writer_memory_bytes,
-            commit_interval,
-            commit_idle,
             metrics,
             failed: Arc::new(OnceLock::new()),
             wal,
@@ -108,7 +121,7 @@ impl Writer {
     }
 
     fn max_open(&self) -> usize {
-        (self.writer_memory_bytes / WRITER_MEMORY_FLOOR).clamp(1, MAX_OPEN_WRITERS)
+        (self.options.memory_bytes / WRITER_MEMORY_FLOOR).clamp(1, MAX_OPEN_WRITERS)
     }
 
     /// Indexes the records a previous process acknowledged but did not commit: those of each
@@ -120,7 +133,7 @@ impl Writer {
         for batch in batches {
             for (sequence, record) in (batch.first_sequence..).zip(batch.records) {
                 self.next_sequence = self.next_sequence.max(sequence + 1);
-                let key = PartitionKey::of(record.timestamp, self.retention.class_of(&record.service));
+                let key = PartitionKey::of(record.timestamp, self.options.retention.class_of(&record.service));
                 if sequence < self.partitions.get_or_create(&key)?.sequence_end.load(Ordering::Acquire) {
                     continue;
                 }
@@ -145,9 +158,9 @@ impl Writer {
                     Ok(command) => command,
                     Err(_) => break,
                 },
-                Some(since) => match receiver
-                    .recv_timeout(self.commit_interval.saturating_sub(since.elapsed()).min(self.commit_idle))
-                {
+                Some(since) => match receiver.recv_timeout(
+                    self.options.commit_interval.saturating_sub(since.elapsed()).min(self.options.commit_idle),
+                ) {
                     Ok(command) => command,
                     Err(RecvTimeoutError::Timeout) => {
                         self.commit();
@@ -180,8 +193,8 @@ impl Writer {
                 }
             }
             self.append(appends);
-            let due = self.uncommitted_since.is_some_and(|since| since.elapsed() >= self.commit_interval);
-            if force || due || self.uncommitted_bytes >= self.writer_memory_bytes {
+            let due = self.uncommitted_since.is_some_and(|since| since.elapsed() >= self.options.commit_interval);
+            if force || due || self.uncommitted_bytes >= COMMIT_BYTES.min(self.options.memory_bytes) {
                 self.commit();
             }
         }
@@ -247,7 +260,7 @@ impl Writer {
     /// Adds a record's document to the operations of its partition (found among those of the
     /// group without allocating: a group seldom spans more than one or two).
     fn stage(&mut self, staged: &mut Vec<Staged>, record: LogRecord, sequence: u64) -> tantivy::Result<()> {
-        let class = self.retention.class_of(&record.service);
+        let class = self.options.retention.class_of(&record.service);
         let day = PartitionKey::day_of(record.timestamp);
         let position = match staged.iter().rposition(|staged| staged.key.day == day && staged.key.class == class) {
             Some(position) => position,
@@ -343,8 +356,11 @@ impl Writer {
                     writer.wait_merging_threads()?;
                 }
             }
-            let memory = (self.writer_memory_bytes / self.max_open()).max(WRITER_MEMORY_FLOOR);
+            let memory = (self.options.memory_bytes / self.max_open()).max(WRITER_MEMORY_FLOOR);
             let writer = self.partitions.get_or_create(key)?.index.writer_with_num_threads(1, memory)?;
+            let mut merge_policy = LogMergePolicy::default();
+            merge_policy.set_min_num_segments(self.options.merge_factor);
+            writer.set_merge_policy(Box::new(merge_policy));
             self.open.insert(key.clone(), (writer, self.uses));
         }
         let (writer, used) = self.open.get_mut(key).expect("opened above");

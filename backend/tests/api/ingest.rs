@@ -237,6 +237,7 @@ async fn a_full_writer_queue_refuses_instead_of_buffering() {
         queue_batches: 1,
         commit_interval: std::time::Duration::from_millis(500),
         commit_idle: std::time::Duration::from_millis(20),
+        merge_factor: 8,
         retention: Retention::default(),
     };
     let store = TantivyLogStore::open(directory.path(), options, metrics).unwrap();
