@@ -71,16 +71,16 @@ pub enum Command {
 }
 
 pub struct Writer {
-    pub partitions: Partitions,
-    pub fields: LogFields,
-    pub options: WriterOptions,
-    pub next_sequence: u64,
-    pub committed: watch::Sender<Option<u64>>,
-    pub metrics: Arc<Metrics>,
+    partitions: Partitions,
+    fields: LogFields,
+    options: WriterOptions,
+    next_sequence: u64,
+    committed: watch::Sender<Option<u64>>,
+    metrics: Arc<Metrics>,
     /// Set when the index failed: acknowledged records stay in the write-ahead log for the
     /// next start, and nothing more is accepted.
     pub failed: Arc<OnceLock<TantivyError>>,
-    pub wal: Wal,
+    wal: Wal,
     open: HashMap<PartitionKey, (IndexWriter<TantivyDocument>, u64)>,
     uses: u64,
     /// Partitions given records since the last commit, with one more than their last sequence.
