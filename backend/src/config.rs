@@ -109,6 +109,8 @@ pub struct LogsConfig {
     pub max_message_bytes: usize,
     /// How far in the future a record's timestamp may lie, against the server's clock.
     pub max_future_seconds: u64,
+    /// How old a record may be, in days (0: any age), as Loki's `reject_old_samples_max_age`.
+    pub max_age_days: u32,
     /// Memory of the tantivy indexing buffer.
     pub writer_memory_bytes: usize,
     /// Batches waiting for the writer before ingest answers 429.
@@ -142,6 +144,7 @@ impl Default for LogsConfig {
             max_batch_records: 100_000,
             max_message_bytes: 256 << 10,
             max_future_seconds: 600,
+            max_age_days: 7,
             writer_memory_bytes: 64 << 20,
             writer_queue_batches: 64,
             commit_interval_ms: 500,
@@ -428,6 +431,8 @@ impl Config {
         let raw = RawConfig {
             server: RawServer { listen: "127.0.0.1:0".to_owned(), ..RawServer::default() },
             storage: RawStorage { data_dir: data_dir.to_owned(), ..RawStorage::default() },
+            // Tests write records of fixed days, whatever the day they run.
+            logs: LogsConfig { max_age_days: 0, ..LogsConfig::default() },
             auth: AuthConfig {
                 initial_admin_password: Some(Secret::new(Self::TEST_ADMIN_PASSWORD)),
                 ..AuthConfig::default()

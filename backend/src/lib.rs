@@ -5,6 +5,7 @@
 //! `main.rs` is a thin command line over this library; tests drive the same
 //! [`startup::Application`].
 
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -44,6 +44,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server stops; long-lived connections (live tails) end with it.
     pub shutdown: CancellationToken,
+    /// The open live tails, bounded per caller.
+    pub tails: Arc<crate::tail::TailSlots>,
+    /// How many new hosts each caller registered lately.
+    pub agent_registrations: crate::agents::Registrations,
 }
 
 pub struct Application {
@@ -78,7 +82,7 @@ pub enum BuildError {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, BuildError> {
-        std::fs::create_dir_all(&config.data_dir)
+        create_private_dir(&config.data_dir)
             .map_err(|error| BuildError::DataDir(config.data_dir.display().to_string(), error))?;
         let metrics = Metrics::new();
         let database = Database::connect(config.database_url.expose(), config.database_max_connections).await?;
@@ -161,6 +165,8 @@ impl Application {
             prometheus,
             metrics,
             shutdown: shutdown.clone(),
+            tails: Arc::default(),
+            agent_registrations: crate::agents::Registrations::default(),
         });
         Ok(Self { listener, tls, state, shutdown })
     }
@@ -194,6 +200,7 @@ impl Application {
             }
         });
         tokio::spawn(apply_retention_periodically(state.clone()));
+        tokio::spawn(tidy_sign_ins_periodically(state.clone()));
         let address = self.listener.local_addr()?;
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let served = match (self.tls, &state.config.tls) {
@@ -226,10 +233,21 @@ impl Application {
             }
         };
         state.log_store.close().await;
+        state.auth.failures().flush(&state.database, true).await;
         state.database.close().await;
         tracing::info!("vigil stopped");
         served
     }
+}
+
+/// Creates the data directory, readable by its owner only, unless it exists (an existing
+/// directory keeps the mode its operator gave it).
+fn create_private_dir(directory: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if directory.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(directory)
 }
 
 /// Reloads the certificate and key from their files on every SIGHUP; a pair that does not load
@@ -275,6 +293,35 @@ async fn apply_retention_periodically(state: Arc<AppState>) {
             Ok(0) => {}
             Ok(dropped) => tracing::info!(partitions = dropped, "retention applied"),
             Err(error) => tracing::warn!(error = %crate::error::error_chain(&error), "retention failed"),
+        }
+    }
+}
+
+/// How often ended windows of repeated sign-in failures are written to the audit log.
+const FAILURE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often expired sessions are deleted (at start, then this often).
+const SESSION_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Sign-in housekeeping until shutdown: repeated failures whose window ended go to the audit
+/// log as one entry each; expired and idle sessions are deleted.
+async fn tidy_sign_ins_periodically(state: Arc<AppState>) {
+    let mut interval = tokio::time::interval(FAILURE_FLUSH_INTERVAL);
+    let mut last_purge: Option<std::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        state.auth.failures().flush(&state.database, false).await;
+        if last_purge.is_none_or(|at| at.elapsed() >= SESSION_PURGE_INTERVAL) {
+            last_purge = Some(std::time::Instant::now());
+            match state.auth.purge_expired_sessions().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(sessions = purged, "expired sessions deleted"),
+                Err(error) => {
+                    tracing::warn!(error = %crate::error::error_chain(&error), "cannot delete expired sessions")
+                }
+            }
         }
     }
 }
@@ -341,9 +388,9 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .post(paths::TOKENS, Access::Admin, admin::create_service_token)
         .delete(paths::TOKEN, Access::Admin, admin::revoke_token)
         .get(paths::AUDIT, Access::Admin, admin::audit_log)
-        .get(paths::INTEGRATIONS, Access::Read, integrations::list)
+        .get(paths::INTEGRATIONS, Access::Admin, integrations::list)
         .post(paths::INTEGRATIONS, Access::Admin, integrations::create)
-        .get(paths::INTEGRATION, Access::Read, integrations::get_one)
+        .get(paths::INTEGRATION, Access::Admin, integrations::get_one)
         .put(paths::INTEGRATION, Access::Admin, integrations::update)
         .delete(paths::INTEGRATION, Access::Admin, integrations::delete)
 }
@@ -405,6 +452,7 @@ pub fn router_with_policy(state: Arc<AppState>) -> (Router, Arc<Policy>) {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(from_fn_with_state((state.clone(), policy.clone()), authorize))
         .layer(axum::middleware::from_fn(routes::elasticsearch::root_info))
+        .layer(axum::middleware::from_fn(routes::security_headers))
         .layer(from_fn_with_state(state.metrics.clone(), track_http))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     (router, policy)

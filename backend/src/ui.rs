@@ -17,7 +17,7 @@ use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery, Timestamp,
 };
 
-use crate::auth::{Caller, ClientInfo};
+use crate::auth::{Access, Caller, ClientInfo};
 use crate::error::HttpError;
 use crate::routes::logs::{histogram_plan, validate_query};
 use crate::routes::{account, admin, dashboards};
@@ -40,6 +40,17 @@ fn caller(request: &Parts) -> Result<(&Caller, ClientInfo), ApiError> {
     let client =
         request.extensions.get::<ClientInfo>().cloned().unwrap_or(ClientInfo { ip: None, user_agent: String::new() });
     Ok((caller, client))
+}
+
+/// The same, refused unless the caller has `access`: the server functions' path prefixes
+/// guard only HTTP calls, not the calls made while a page renders on the server.
+fn caller_with(request: &Parts, access: Access) -> Result<(&Caller, ClientInfo), ApiError> {
+    let (caller, client) = caller(request)?;
+    if caller.allows(access) {
+        Ok((caller, client))
+    } else {
+        Err(ApiError::new(ErrorCode::Forbidden, format!("this needs {} access", access.as_str())))
+    }
 }
 
 fn api(error: HttpError) -> ApiError {
@@ -86,22 +97,23 @@ impl UiServices for BackendServices {
         Ok(cookie.to_str().unwrap_or_default().to_owned())
     }
 
-    async fn users(&self, _request: &Parts) -> Result<Vec<User>, ApiError> {
+    async fn users(&self, request: &Parts) -> Result<Vec<User>, ApiError> {
+        caller_with(request, Access::Admin)?;
         admin::list_users(&self.state).await.map_err(api)
     }
 
     async fn create_user(&self, request: &Parts, user: NewUser) -> Result<User, ApiError> {
-        let (caller, client) = caller(request)?;
+        let (caller, client) = caller_with(request, Access::Admin)?;
         admin::create_user_as(&self.state, caller, &client, &user).await.map_err(api)
     }
 
     async fn update_user(&self, request: &Parts, id: i64, update: UserUpdate) -> Result<User, ApiError> {
-        let (caller, client) = caller(request)?;
+        let (caller, client) = caller_with(request, Access::Admin)?;
         admin::update_user_as(&self.state, caller, &client, id, &update).await.map_err(api)
     }
 
     async fn tokens(&self, request: &Parts, personal: bool) -> Result<Vec<TokenInfo>, ApiError> {
-        let (caller, _) = caller(request)?;
+        let (caller, _) = caller_with(request, if personal { Access::Account } else { Access::Admin })?;
         let owner = if personal {
             Some(caller.user().ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "only users have tokens"))?.id)
         } else {
@@ -111,20 +123,24 @@ impl UiServices for BackendServices {
     }
 
     async fn create_token(&self, request: &Parts, token: NewToken, personal: bool) -> Result<CreatedToken, ApiError> {
-        let (caller, client) = caller(request)?;
+        let (caller, client) = caller_with(request, if personal { Access::Account } else { Access::Admin })?;
         admin::create_token_as(&self.state, caller, &client, &token, personal).await.map_err(api)
     }
 
     async fn revoke_token(&self, request: &Parts, id: i64, personal: bool) -> Result<(), ApiError> {
-        let (caller, client) = caller(request)?;
+        let (caller, client) = caller_with(request, if personal { Access::Account } else { Access::Admin })?;
         admin::revoke_token_as(&self.state, caller, &client, id, personal).await.map_err(api)
     }
 
-    async fn audit(&self, _request: &Parts, query: AuditQuery) -> Result<AuditPage, ApiError> {
+    async fn audit(&self, request: &Parts, query: AuditQuery) -> Result<AuditPage, ApiError> {
+        caller_with(request, Access::Admin)?;
         admin::audit_page(&self.state, &query).await.map_err(api)
     }
 
-    async fn sso_status(&self, detailed: bool) -> Result<SsoStatus, ApiError> {
+    async fn sso_status(&self, request: &Parts, detailed: bool) -> Result<SsoStatus, ApiError> {
+        if detailed {
+            caller_with(request, Access::Admin)?;
+        }
         let Some(oidc) = self.state.auth.oidc() else {
             return Ok(SsoStatus { enabled: false, label: String::new(), issuer: None, problem: None });
         };
@@ -217,7 +233,7 @@ impl UiServices for BackendServices {
         version: i64,
         spec: DashboardSpec,
     ) -> Result<Dashboard, ApiError> {
-        let (caller, client) = caller(request)?;
+        let (caller, client) = caller_with(request, Access::Deploy)?;
         match uid {
             None => {
                 let new = NewDashboard { uid: None, spec };
@@ -231,12 +247,12 @@ impl UiServices for BackendServices {
     }
 
     async fn delete_dashboard(&self, request: &Parts, uid: String) -> Result<(), ApiError> {
-        let (caller, client) = caller(request)?;
+        let (caller, client) = caller_with(request, Access::Deploy)?;
         dashboards::delete_as(&self.state, caller, &client, &uid).await.map_err(api)
     }
 
     async fn duplicate_dashboard(&self, request: &Parts, uid: String) -> Result<Dashboard, ApiError> {
-        let (caller, client) = caller(request)?;
+        let (caller, client) = caller_with(request, Access::Deploy)?;
         dashboards::duplicate_as(&self.state, caller, &client, &uid, None).await.map_err(api)
     }
 
@@ -246,7 +262,7 @@ impl UiServices for BackendServices {
         document: DashboardExport,
         overwrite: bool,
     ) -> Result<Dashboard, ApiError> {
-        let (caller, client) = caller(request)?;
+        let (caller, client) = caller_with(request, Access::Deploy)?;
         let (_, dashboard) =
             dashboards::import_as(&self.state, caller, &client, &document, overwrite).await.map_err(api)?;
         Ok(dashboard)
@@ -255,7 +271,7 @@ impl UiServices for BackendServices {
     async fn agents(&self) -> Result<Vec<vigil_proto::agents::AgentStatus>, ApiError> {
         let rows = self.state.database.agents().await.map_err(|error| api(HttpError::from(error)))?;
         let now = crate::store::now_millis();
-        Ok(rows.iter().filter_map(|row| crate::routes::agents::status(row, now)).collect())
+        Ok(rows.iter().filter_map(|row| crate::agents::status(row, now)).collect())
     }
 
     async fn overview(&self) -> Result<Vec<ServiceHealth>, ApiError> {

@@ -131,11 +131,13 @@ pub async fn audit_log(actor: String, action: String, before: Option<i64>) -> Re
 /// Whether the login page offers single sign-on.
 #[server(prefix = "/ui/fn/public", endpoint = "sso")]
 pub async fn sso_button() -> Result<SsoStatus, ServerFnError> {
-    crate::services::services()?.sso_status(false).await.map_err(api_error)
+    let request = crate::services::request()?;
+    crate::services::services()?.sso_status(&request, false).await.map_err(api_error)
 }
 
 /// Single sign-on's configuration and whether the provider answers.
 #[server(prefix = "/ui/fn/admin", endpoint = "sso")]
 pub async fn sso_settings() -> Result<SsoStatus, ServerFnError> {
-    crate::services::services()?.sso_status(true).await.map_err(api_error)
+    let request = crate::services::request()?;
+    crate::services::services()?.sso_status(&request, true).await.map_err(api_error)
 }

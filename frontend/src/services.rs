@@ -83,7 +83,7 @@ pub trait UiServices: Send + Sync + 'static {
     /// autocompletion.
     async fn label_names(&self, selector: String) -> Result<Vec<String>, ApiError>;
     /// Whether single sign-on is on; `detailed` (administrators) adds the issuer and checks it.
-    async fn sso_status(&self, detailed: bool) -> Result<SsoStatus, ApiError>;
+    async fn sso_status(&self, request: &Parts, detailed: bool) -> Result<SsoStatus, ApiError>;
 }
 
 /// The context value: a cloneable handle on the backend's services.

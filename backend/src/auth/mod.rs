@@ -60,6 +60,14 @@ impl Caller {
         }
     }
 
+    /// Who the caller is, stably: a user (by session or personal token alike) or a token.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Session { user, .. } | Self::PersonalToken { user, .. } => format!("user:{}", user.id),
+            Self::ServiceToken { token_id, .. } => format!("token:{token_id}"),
+        }
+    }
+
     /// The name the audit log gives this caller.
     pub fn actor_name(&self) -> String {
         match self {
@@ -109,10 +117,13 @@ pub fn millis_to_timestamp(millis: i64) -> Timestamp {
         .unwrap_or_else(|_| Timestamp::from_unix_nanos(0).expect("the epoch is a timestamp"))
 }
 
+/// The longest user name.
+pub const MAX_USERNAME_BYTES: usize = 64;
+
 /// User names: 1 to 64 of letters, digits, `-`, `_`, `.` and `@`.
 pub fn validate_username(username: &str) -> Result<(), HttpError> {
     let valid = !username.is_empty()
-        && username.len() <= 64
+        && username.len() <= MAX_USERNAME_BYTES
         && username.chars().all(|character| character.is_ascii_alphanumeric() || "-_.@".contains(character));
     if valid {
         Ok(())
@@ -147,6 +158,8 @@ pub enum LoginError {
     Disabled,
     #[error("too many failed sign-ins; try again in {} seconds", .0.retry_after.as_secs().max(1))]
     LockedOut(LockedOut),
+    #[error("the {0} is longer than {1} bytes")]
+    TooLong(&'static str, usize),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the operating system's random source failed")]
@@ -159,6 +172,7 @@ impl From<LoginError> for HttpError {
             LoginError::InvalidCredentials | LoginError::Disabled => {
                 HttpError::new(ErrorCode::Unauthorized, error.to_string())
             }
+            LoginError::TooLong(..) => HttpError::new(ErrorCode::InvalidParameter, error.to_string()),
             LoginError::LockedOut(locked) => HttpError::new(ErrorCode::TooManyRequests, error.to_string())
                 .retry_after(locked.retry_after.as_secs().max(1)),
             LoginError::Store(error) => HttpError::internal(&error),
@@ -209,13 +223,16 @@ pub struct Auth {
     limiter: LoginLimiter,
     verified: tokens::VerifiedTokens<Caller>,
     oidc: Option<oidc::Oidc>,
+    failures: crate::audit::RepeatedFailures,
 }
 
 impl Auth {
     pub fn new(database: Database, config: AuthConfig, serves_tls: bool) -> Result<Self, oidc::OidcError> {
-        let limiter = LoginLimiter::new(config.login_max_failures, Duration::from_secs(config.login_lockout_seconds));
+        let window = Duration::from_secs(config.login_lockout_seconds);
+        let limiter = LoginLimiter::new(config.login_max_failures, window);
         let oidc = config.oidc.clone().map(oidc::Oidc::new).transpose()?;
         Ok(Self {
+            failures: crate::audit::RepeatedFailures::new(window),
             database,
             secure_cookies: config.secure_cookies || serves_tls,
             config,
@@ -223,6 +240,11 @@ impl Auth {
             verified: tokens::VerifiedTokens::new(),
             oidc,
         })
+    }
+
+    /// Failed sign-ins of anonymous callers, collapsed for the audit log.
+    pub fn failures(&self) -> &crate::audit::RepeatedFailures {
+        &self.failures
     }
 
     /// Single sign-on, when configured.
@@ -311,21 +333,27 @@ impl Auth {
         password: &str,
         client: &ClientInfo,
     ) -> Result<NewSessionCookie, LoginError> {
+        if username.len() > MAX_USERNAME_BYTES {
+            return Err(LoginError::TooLong("user name", MAX_USERNAME_BYTES));
+        }
+        if password.len() > password::MAX_BYTES {
+            return Err(LoginError::TooLong("password", password::MAX_BYTES));
+        }
         let address = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
-        self.limiter.check(username, &address).map_err(LoginError::LockedOut)?;
+        // The attempt counts as a failure from here until it succeeds.
+        self.limiter.reserve(username, &address).map_err(LoginError::LockedOut)?;
         let user = self.database.user_by_username(username).await?;
         let hash = user.as_ref().and_then(|user| user.password_hash.clone());
         let matches =
             password::verify(password.to_owned(), hash.clone().unwrap_or_else(|| password::decoy_hash().to_owned()))
                 .await;
         let Some(user) = user.filter(|_| matches && hash.is_some()) else {
-            self.limiter.record_failure(username, &address);
             return Err(LoginError::InvalidCredentials);
         };
         if user.disabled {
             return Err(LoginError::Disabled);
         }
-        self.limiter.record_success(username);
+        self.limiter.succeeded(username, &address);
         self.open_session(&user, client).await
     }
 
@@ -383,6 +411,12 @@ impl Auth {
             csrf_token: session.csrf_token,
             expires_at_millis: session.expires_at_millis,
         }))
+    }
+
+    /// Deletes the sessions past their absolute expiry or idle too long; returns how many.
+    pub async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
+        let idle = i64::try_from(self.config.session_idle_minutes.saturating_mul(60_000)).unwrap_or(i64::MAX);
+        self.database.delete_expired_sessions(now_millis(), idle).await
     }
 
     pub async fn logout(&self, session_id: i64) -> Result<(), StoreError> {
@@ -684,7 +718,8 @@ pub async fn authorize(
 
     if let Caller::Session { csrf_token, .. } = &caller {
         let headers = request.headers();
-        let is_websocket = headers.get(header::UPGRADE).is_some_and(|upgrade| upgrade.as_bytes() == b"websocket");
+        let is_websocket =
+            headers.get(header::UPGRADE).is_some_and(|upgrade| upgrade.as_bytes().eq_ignore_ascii_case(b"websocket"));
         let origin = same_origin(headers);
         let token_matches = crate::routes::header_text(headers, axum::http::HeaderName::from_static(CSRF_HEADER))
             .is_some_and(|presented| constant_time_equal(presented, csrf_token));

@@ -3,9 +3,11 @@
 //! validation against the provider's JWKS (signature, issuer, audience, expiry, nonce), and
 //! the mapping of a groups claim to a role.
 //!
-//! A sign-in in progress is remembered in memory by its `state` for ten minutes and used once:
-//! a replayed or unknown `state` is refused. The browser that began it carries the same
-//! `state` in a cookie, so a callback cannot be completed in another browser.
+//! A sign-in in progress lives in the browser that began it: [`PendingSignIn`] (the `state`,
+//! the PKCE verifier, the nonce, where to go next, the expiry) is sealed into a cookie, so the
+//! server keeps nothing per sign-in that anonymous callers could fill, and a callback cannot
+//! be completed in another browser. A finished `state` is remembered for the ten minutes its
+//! cookie can live, so that it is used once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,10 +26,15 @@ use vigil_proto::auth::Role;
 use crate::config::Secret;
 
 /// How long a sign-in may take at the provider.
-const PENDING_LIFETIME: Duration = Duration::from_secs(600);
+pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
 /// How long discovery and the provider's keys are reused before being fetched again.
 const DISCOVERY_LIFETIME: Duration = Duration::from_secs(600);
-const MAX_PENDING: usize = 10_000;
+/// Finished states remembered at most. Past it the oldest are forgotten, which lets a replay
+/// reach the provider, where the used authorization code is refused anyway; it never holds a
+/// sign-in back.
+const MAX_FINISHED: usize = 10_000;
+/// The longest `next` path a sign-in carries.
+const MAX_NEXT_BYTES: usize = 1024;
 
 /// Section `[auth.oidc]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -120,8 +127,10 @@ pub enum OidcError {
     Discovery(String),
     #[error("unknown, expired or already used sign-in state")]
     UnknownState,
-    #[error("the sign-in was started in another browser")]
+    #[error("the sign-in state does not match the sign-in this browser started")]
     StateMismatch,
+    #[error("no sign-in is in progress in this browser: it was started in another browser, expired or finished")]
+    NoSignIn,
     #[error("the identity provider refused the sign-in: {0}")]
     Provider(String),
     #[error("the identity provider did not issue a token: {0}")]
@@ -143,18 +152,58 @@ pub struct Identity {
 type ProviderClient =
     CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
-struct Pending {
-    verifier: PkceCodeVerifier,
-    nonce: Nonce,
-    next: String,
-    started: Instant,
+/// A sign-in in progress, as the browser keeps it (sealed by the caller into a cookie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignIn {
+    pub state: String,
+    verifier: String,
+    nonce: String,
+    pub next: String,
+    /// Unix seconds.
+    expires_at: u64,
+}
+
+impl PendingSignIn {
+    const VERSION: &'static str = "v1";
+
+    /// Lines of text: the version, then each field (none can hold a line break: the state,
+    /// verifier and nonce are URL-safe, `next` has passed `safe_next`).
+    pub fn encode(&self) -> String {
+        [Self::VERSION, &self.state, &self.verifier, &self.nonce, &self.expires_at.to_string(), &self.next].join("\n")
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let mut lines = text.splitn(6, '\n');
+        if lines.next()? != Self::VERSION {
+            return None;
+        }
+        let (state, verifier, nonce) = (lines.next()?, lines.next()?, lines.next()?);
+        let expires_at = lines.next()?.parse().ok()?;
+        let next = lines.next()?;
+        Some(Self {
+            state: state.to_owned(),
+            verifier: verifier.to_owned(),
+            nonce: nonce.to_owned(),
+            next: next.to_owned(),
+            expires_at,
+        })
+    }
+
+    fn expired(&self) -> bool {
+        unix_seconds() >= self.expires_at
+    }
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs())
 }
 
 pub struct Oidc {
     config: OidcConfig,
     http: reqwest::Client,
     provider: tokio::sync::Mutex<Option<(Instant, ProviderClient)>>,
-    pending: Mutex<HashMap<String, Pending>>,
+    /// States of finished sign-ins, with when they finished.
+    finished: Mutex<HashMap<String, Instant>>,
 }
 
 /// Sends the library's requests with our client.
@@ -178,7 +227,7 @@ impl Oidc {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|error| OidcError::Discovery(error.to_string()))?;
-        Ok(Self { config, http, provider: tokio::sync::Mutex::new(None), pending: Mutex::new(HashMap::new()) })
+        Ok(Self { config, http, provider: tokio::sync::Mutex::new(None), finished: Mutex::new(HashMap::new()) })
     }
 
     pub fn config(&self) -> &OidcConfig {
@@ -216,9 +265,8 @@ impl Oidc {
         self.provider(false).await.map(|_| ())
     }
 
-    /// Starts a sign-in: the provider's authorization URL and the `state` to keep in the
-    /// browser.
-    pub async fn begin(&self, next: String) -> Result<(String, String), OidcError> {
+    /// Starts a sign-in: the provider's authorization URL and what the browser keeps.
+    pub async fn begin(&self, next: String) -> Result<(String, PendingSignIn), OidcError> {
         let client = self.provider(false).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request =
@@ -227,47 +275,63 @@ impl Oidc {
             request = request.add_scope(OidcScope::new(scope.clone()));
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
-        let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        pending.retain(|_, entry| entry.started.elapsed() < PENDING_LIFETIME);
-        if pending.len() >= MAX_PENDING {
-            return Err(OidcError::Discovery("too many sign-ins in progress; try again shortly".to_owned()));
-        }
-        pending.insert(state.secret().clone(), Pending { verifier, nonce, next, started: Instant::now() });
-        Ok((url.to_string(), state.secret().clone()))
+        let next = if next.len() > MAX_NEXT_BYTES { "/".to_owned() } else { next };
+        let pending = PendingSignIn {
+            state: state.secret().clone(),
+            verifier: verifier.secret().clone(),
+            nonce: nonce.secret().clone(),
+            next,
+            expires_at: unix_seconds() + PENDING_LIFETIME.as_secs(),
+        };
+        Ok((url.to_string(), pending))
     }
 
-    /// Completes a sign-in: checks the state (once), exchanges the code with the PKCE verifier,
-    /// validates the ID token and returns who signed in and where to go next.
+    /// Completes a sign-in: checks the state against what the browser kept (`None` when it
+    /// kept nothing) and that it was not used before, exchanges the code with the PKCE
+    /// verifier, validates the ID token and returns who signed in and where to go next.
     pub async fn finish(
         &self,
         state: &str,
-        browser_state: Option<&str>,
+        kept: Option<PendingSignIn>,
         code: &str,
     ) -> Result<(Identity, String), OidcError> {
-        let pending = {
-            let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            pending.remove(state).filter(|entry| entry.started.elapsed() < PENDING_LIFETIME)
-        };
-        let pending = pending.ok_or(OidcError::UnknownState)?;
-        if browser_state != Some(state) {
+        let pending = kept.ok_or(OidcError::NoSignIn)?;
+        if pending.state != state {
             return Err(OidcError::StateMismatch);
         }
+        if pending.expired() {
+            return Err(OidcError::UnknownState);
+        }
+        {
+            let mut finished = self.finished.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            finished.retain(|_, at| at.elapsed() < PENDING_LIFETIME);
+            if finished.contains_key(state) {
+                return Err(OidcError::UnknownState);
+            }
+            if finished.len() >= MAX_FINISHED
+                && let Some(oldest) = finished.iter().min_by_key(|(_, at)| **at).map(|(state, _)| state.clone())
+            {
+                finished.remove(&oldest);
+            }
+            finished.insert(state.to_owned(), Instant::now());
+        }
+        let nonce = Nonce::new(pending.nonce.clone());
         let client = self.provider(false).await?;
         let http = |request| send(self.http.clone(), request);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|error| OidcError::TokenExchange(error.to_string()))?
-            .set_pkce_verifier(pending.verifier)
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
             .request_async(&http)
             .await
             .map_err(|error| OidcError::TokenExchange(crate::error::error_chain(&error)))?;
         let id_token = response.id_token().ok_or_else(|| OidcError::TokenExchange("no id_token".to_owned()))?;
-        let verified = match id_token.claims(&client.id_token_verifier(), &pending.nonce) {
+        let verified = match id_token.claims(&client.id_token_verifier(), &nonce) {
             Ok(claims) => Ok(claims.clone()),
             // The provider may have rotated its keys: fetch them again once.
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
                 let client = self.provider(true).await?;
-                id_token.claims(&client.id_token_verifier(), &pending.nonce).cloned()
+                id_token.claims(&client.id_token_verifier(), &nonce).cloned()
             }
             Err(error) => Err(error),
         };
@@ -317,6 +381,22 @@ mod tests {
             "viewer_groups": ["engineering"],
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_pending_sign_in_reads_back_as_written() {
+        let pending = PendingSignIn {
+            state: "s-1_x".to_owned(),
+            verifier: "v".repeat(43),
+            nonce: "n0nce".to_owned(),
+            next: "/logs?q=a b".to_owned(),
+            expires_at: 1_800_000_000,
+        };
+        assert_eq!(PendingSignIn::decode(&pending.encode()), Some(pending.clone()));
+        assert_eq!(PendingSignIn::decode("v0\ns\nv\nn\n1\n/"), None);
+        assert_eq!(PendingSignIn::decode("v1\ns\nv\nn\nsoon\n/"), None);
+        assert!(!pending.expired());
+        assert!(PendingSignIn { expires_at: 0, ..pending }.expired());
     }
 
     #[test]

@@ -5,6 +5,19 @@ use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
+/// The longest password accepted, in bytes (and in characters for a new password).
+pub const MAX_BYTES: usize = 1024;
+
+/// Hashes and verifications running at once. Each takes 19 MiB and a core for tens of
+/// milliseconds: a burst of sign-ins or first token uses waits here instead of growing the
+/// memory by 19 MiB a request.
+const CONCURRENT_HASHES: usize = 4;
+
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_HASHES);
+    &PERMITS
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error("password must be at least {0} characters")]
@@ -21,7 +34,7 @@ pub fn validate(password: &str, min_length: usize) -> Result<(), PasswordError> 
     if length < min_length {
         return Err(PasswordError::TooShort(min_length));
     }
-    if length > 1024 {
+    if length > MAX_BYTES {
         return Err(PasswordError::TooLong);
     }
     Ok(())
@@ -29,7 +42,14 @@ pub fn validate(password: &str, min_length: usize) -> Result<(), PasswordError> 
 
 /// The argon2id PHC string of `password`, with a random salt.
 pub async fn hash(password: String) -> Result<String, PasswordError> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password)).await.map_err(|_| PasswordError::Hash)?
+    // The permit goes with the work: a request that gives up does not free it early.
+    let permit = hashing_permits().acquire().await.map_err(|_| PasswordError::Hash)?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        hash_blocking(&password)
+    })
+    .await
+    .map_err(|_| PasswordError::Hash)?
 }
 
 pub fn hash_blocking(password: &str) -> Result<String, PasswordError> {
@@ -38,7 +58,15 @@ pub fn hash_blocking(password: &str) -> Result<String, PasswordError> {
 
 /// Whether `password` matches the PHC string `hash`; a malformed hash never matches.
 pub async fn verify(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_blocking(&password, &hash)).await.unwrap_or(false)
+    let Ok(permit) = hashing_permits().acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        verify_blocking(&password, &hash)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 pub fn verify_blocking(password: &str, hash: &str) -> bool {

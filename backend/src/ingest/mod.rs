@@ -194,6 +194,14 @@ pub(crate) fn validate(
             record.timestamp, limits.max_future_seconds
         ));
     }
+    if limits.max_age_days > 0
+        && record.timestamp < now.saturating_add_nanos(-(i64::from(limits.max_age_days) * 86_400_000_000_000))
+    {
+        return Err(format!(
+            "timestamp {} is older than logs.max_age_days ({} days)",
+            record.timestamp, limits.max_age_days
+        ));
+    }
     if let Some(earliest) = limits.earliest(&record.service, now)
         && record.timestamp < earliest
     {
@@ -270,6 +278,14 @@ mod tests {
         let future = RECORD.replace("2026-11-29T08:00:00Z", "2026-11-30T08:00:00Z");
         let error = parse_batch(BodyFormat::Json, format!("[{future}]").as_bytes(), &limits(), now()).unwrap_err();
         assert!(error.message.starts_with("record 0: timestamp"), "{}", error.message);
+        let old = RECORD.replace("2026-11-29T08:00:00Z", "2026-11-22T08:59:59Z");
+        let week = LogsConfig { max_age_days: 7, ..limits() };
+        let error = parse_batch(BodyFormat::Json, format!("[{old}]").as_bytes(), &week, now()).unwrap_err();
+        assert!(error.message.contains("older than logs.max_age_days (7 days)"), "{}", error.message);
+        let recent = RECORD.replace("2026-11-29T08:00:00Z", "2026-11-22T09:00:01Z");
+        assert!(parse_batch(BodyFormat::Json, format!("[{recent}]").as_bytes(), &week, now()).is_ok());
+        let any_age = LogsConfig { max_age_days: 0, ..limits() };
+        assert!(parse_batch(BodyFormat::Json, format!("[{old}]").as_bytes(), &any_age, now()).is_ok());
         let empty_service = RECORD.replace("\"api\"", "\" \"");
         assert_eq!(
             parse_batch(BodyFormat::Ndjson, empty_service.as_bytes(), &limits(), now()).unwrap_err().line,

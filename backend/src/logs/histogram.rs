@@ -40,9 +40,32 @@ pub fn choose_interval(range_nanos: i64) -> i64 {
     })
 }
 
+/// How many buckets of `interval` cover `[start, end)`: `None` when the range is empty or
+/// reversed, the interval not positive, or more than [`MAX_BUCKETS`] would be needed. Never
+/// overflows, whatever the times.
+pub fn bucket_count(start: i64, end: i64, interval: i64) -> Option<usize> {
+    let range = end.checked_sub(start).filter(|range| *range > 0)?;
+    if interval <= 0 {
+        return None;
+    }
+    let buckets = range / interval + i64::from(range % interval != 0);
+    usize::try_from(buckets).ok().filter(|&buckets| buckets as i64 <= MAX_BUCKETS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_counts_round_up_and_never_overflow() {
+        assert_eq!(bucket_count(0, 10, 5), Some(2));
+        assert_eq!(bucket_count(0, 11, 5), Some(3));
+        assert_eq!(bucket_count(0, i64::MAX, choose_interval(i64::MAX)), Some(60));
+        assert_eq!(bucket_count(i64::MIN, i64::MAX, i64::MAX), None);
+        assert_eq!(bucket_count(0, i64::MAX, 1), None, "too many buckets");
+        assert_eq!(bucket_count(5, 5, 1), None);
+        assert_eq!(bucket_count(0, 5, 0), None);
+    }
 
     #[test]
     fn intervals_are_round_and_give_about_sixty_buckets() {

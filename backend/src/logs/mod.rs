@@ -14,10 +14,10 @@ mod tantivy_store;
 mod wal;
 mod writer;
 
-pub use histogram::{MAX_BUCKETS, choose_interval};
+pub use histogram::{MAX_BUCKETS, bucket_count, choose_interval};
 pub use partition::Retention;
 pub use schema::LogFields;
-pub use tantivy_store::TantivyLogStore;
+pub use tantivy_store::{MAX_PARTITIONS_PER_BATCH, TantivyLogStore};
 pub use writer::WriterOptions;
 
 use vigil_proto::{Commit, FieldValues, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId};
@@ -28,6 +28,8 @@ pub enum LogStoreError {
     InvalidQuery { message: String, position: Option<usize> },
     #[error("the log writer is saturated")]
     Busy,
+    #[error("the batch holds records of more than {0} days (each day is an index of its own); send fewer days at once")]
+    TooManyPartitions(usize),
     #[error("the log store is shut down")]
     Closed,
     #[error("cannot open the log store")]

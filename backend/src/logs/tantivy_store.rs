@@ -24,6 +24,9 @@ use super::writer::{Command, Reply, Writer, WriterOptions};
 use super::{LogStore, LogStoreError, query};
 use crate::telemetry::Metrics;
 
+/// Partitions (days, per retention class) one batch may touch.
+pub const MAX_PARTITIONS_PER_BATCH: usize = 16;
+
 pub struct TantivyLogStore {
     partitions: Partitions,
     /// An empty index with the schema: parses queries even before any partition exists.
@@ -152,6 +155,18 @@ impl LogStore for TantivyLogStore {
         if let Some(error) = self.failed.get() {
             return Err(LogStoreError::Index(error.clone()));
         }
+        // Every partition a batch touches is an index to open and commit on the one writer
+        // thread, while other clients' batches wait: a batch spread over many days is refused.
+        let mut touched: Vec<(i64, &str)> = Vec::new();
+        for record in &records {
+            let key = (PartitionKey::day_of(record.timestamp), self.retention.class_of(&record.service));
+            if !touched.contains(&key) {
+                touched.push(key);
+                if touched.len() > MAX_PARTITIONS_PER_BATCH {
+                    return Err(LogStoreError::TooManyPartitions(MAX_PARTITIONS_PER_BATCH));
+                }
+            }
+        }
         // Encoding for the write-ahead log is CPU work: here, on the blocking pool, in parallel
         // with other requests, rather than on the writer thread.
         let (records, encoded) = tokio::task::spawn_blocking(move || {
@@ -189,8 +204,13 @@ impl LogStore for TantivyLogStore {
         let tantivy_query = query::build(&self.parsing_index, &self.fields, &query)?;
         let partitions = self.partitions.overlapping(Some(start), Some(end));
         let interval = interval_nanos.max(1);
-        let range = (end.as_unix_nanos() - start.as_unix_nanos()).max(0);
-        let buckets = usize::try_from((range + interval - 1) / interval).unwrap_or(0);
+        let buckets =
+            super::histogram::bucket_count(start.as_unix_nanos(), end.as_unix_nanos(), interval).ok_or_else(|| {
+                LogStoreError::InvalidQuery {
+                    message: format!("the range cannot be divided into at most {} buckets", super::MAX_BUCKETS),
+                    position: None,
+                }
+            })?;
         tokio::task::spawn_blocking(move || {
             let collector = HistogramCollector { start: start.as_unix_nanos(), interval, buckets };
             let mut counts = vec![std::collections::BTreeMap::new(); buckets];

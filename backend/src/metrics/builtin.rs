@@ -222,7 +222,7 @@ pub async fn health(
         .await
         .unwrap_or_default()
         .iter()
-        .filter_map(|row| crate::routes::agents::status(row, now_millis))
+        .filter_map(|row| crate::agents::status(row, now_millis))
         .filter(|agent| {
             agent.report.sources.iter().any(|source| source.service.as_deref() == Some(config.name.as_str()))
         })

@@ -30,10 +30,19 @@ struct LoginForm {
     next: Option<String>,
 }
 
-/// Where to go after signing in: a path of this site, never another origin.
+/// Where to go after signing in: a path of this site, never another origin. Only a path that
+/// starts with one `/` followed by neither `/` nor `\\`, without control characters,
+/// whitespace or backslashes, passes: browsers drop tabs and newlines from a `Location`, so
+/// `/\t/evil.example` would read as `//evil.example`.
 pub fn safe_next(next: Option<&str>) -> String {
+    let is_safe = |next: &str| {
+        let mut characters = next.chars();
+        characters.next() == Some('/')
+            && !matches!(characters.next(), Some('/' | '\\'))
+            && !next.chars().any(|character| character.is_control() || character.is_whitespace() || character == '\\')
+    };
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_owned(),
+        Some(next) if is_safe(next) => next.to_owned(),
         _ => "/".to_owned(),
     }
 }
@@ -70,9 +79,9 @@ pub async fn login(
         state.auth.logout(session_id).await?;
     }
     let outcome = state.auth.login(&request.username, &request.password, &client).await;
-    let actor = audit::Actor::new(request.username.clone(), client.ip);
     match outcome {
         Ok(session) => {
+            let actor = audit::Actor::new(request.username.clone(), client.ip);
             audit::record(&state.database, &actor, "login", &request.username, AuditOutcome::Success, "password").await;
             let cookie = state.auth.session_cookie(&session.value);
             let mut response = if form {
@@ -90,7 +99,17 @@ pub async fn login(
                 LoginError::LockedOut(_) => "locked out after repeated failures",
                 _ => "error",
             };
-            audit::record(&state.database, &actor, "login", &request.username, AuditOutcome::Failure, detail).await;
+            // An anonymous caller's failure: collapsed per user name and address (per address
+            // alone once the address is locked out, whatever names it tries).
+            let target = match &error {
+                LoginError::LockedOut(locked) if locked.by_address => Some("*"),
+                // No account has such a name: nothing to record.
+                LoginError::TooLong(..) => None,
+                _ => Some(request.username.as_str()),
+            };
+            if let Some(target) = target {
+                state.auth.failures().record(&state.database, client.ip, "login", target, detail).await;
+            }
             if form && !matches!(error, LoginError::Store(_) | LoginError::Random) {
                 let next = safe_next(request.next.as_deref());
                 return Ok(see_other(&format!(
@@ -277,4 +296,34 @@ pub async fn revoke_my_token(
 ) -> Result<StatusCode, HttpError> {
     revoke_token_as(&state, &caller, &client, parse_id(&id)?, true).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_sign_in() {
+        for good in ["/", "/logs?q=level:error", "/dashboard?uid=a%2Fb", "/a/b//c"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r//evil.example",
+            "/ /evil.example",
+            "/\u{0}x",
+            "/\u{a0}/evil.example",
+            "https://evil.example",
+            "evil.example",
+            "",
+            "/x\\y",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?} passed");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

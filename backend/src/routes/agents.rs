@@ -8,22 +8,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use vigil_proto::ErrorCode;
-use vigil_proto::agents::{AgentHeartbeat, AgentState, AgentStatus};
+use vigil_proto::agents::{AgentHeartbeat, AgentStatus};
 use vigil_proto::auth::AuditOutcome;
 
 use super::{bounded_body, json_body};
 use crate::audit;
-use crate::auth::{Caller, ClientInfo, millis_to_timestamp};
+use crate::auth::{Caller, ClientInfo};
 use crate::error::HttpError;
 use crate::startup::AppState;
-use crate::store::{AgentRow, now_millis};
+use crate::store::{Heartbeat, now_millis};
 
 const MAX_BODY_BYTES: usize = 256 << 10;
-const MAX_SOURCES: usize = 1000;
-
-fn invalid(message: impl Into<String>) -> HttpError {
-    HttpError::new(ErrorCode::InvalidParameter, message)
-}
 
 pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
@@ -31,42 +26,71 @@ pub async fn heartbeat(
     Extension(client): Extension<ClientInfo>,
     body: Body,
 ) -> Result<StatusCode, HttpError> {
-    let report: AgentHeartbeat = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "heartbeat")?;
-    let host = report.host.trim();
-    if host.is_empty() || host.len() > 253 || host.chars().any(char::is_control) {
-        return Err(invalid("host must be 1 to 253 printable characters"));
-    }
-    if report.sources.len() > MAX_SOURCES {
-        return Err(invalid(format!("at most {MAX_SOURCES} sources")));
-    }
-    if report.interval_seconds == 0 {
-        return Err(invalid("interval_seconds must be greater than 0"));
+    let mut report: AgentHeartbeat = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "heartbeat")?;
+    crate::agents::validate(&mut report)
+        .map_err(|error| HttpError::new(ErrorCode::InvalidParameter, error.to_string()))?;
+    let host = report.host.clone();
+    let key = caller.key();
+    if state.database.agent(&host).await?.is_none()
+        && let Err(wait) = state.agent_registrations.take(&key)
+    {
+        return Err(HttpError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "this caller registered {} new hosts in the last minute; try again later",
+                crate::agents::REGISTRATIONS_PER_MINUTE
+            ),
+        )
+        .retry_after(wait.as_secs().max(1)));
     }
     let json = serde_json::to_string(&report).map_err(|error| HttpError::internal(&error))?;
-    let row = state.database.record_heartbeat(host, &json).await?;
-    if row.first_seen_millis == row.last_seen_millis {
-        let actor = client.actor(Some(&caller));
-        audit::record(&state.database, &actor, "agent.register", host, AuditOutcome::Success, &report.version).await;
-        tracing::info!(host = %host, version = %report.version, "agent registered");
+    let take_over = async |owner: &str| binding_ended(&state, owner).await;
+    match state.database.record_heartbeat(&host, &json, &key, take_over).await? {
+        Heartbeat::Registered(_) => {
+            let actor = client.actor(Some(&caller));
+            audit::record(&state.database, &actor, "agent.register", &host, AuditOutcome::Success, &report.version)
+                .await;
+            tracing::info!(host = %host, version = %report.version, "agent registered");
+        }
+        Heartbeat::Recorded(_) => {}
+        Heartbeat::BoundElsewhere(_) => {
+            return Err(HttpError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "host {host:?} was registered with another token; send its heartbeats with that token, \
+                     or revoke it so that this one takes the host over"
+                ),
+            ));
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Vec<AgentStatus>>, HttpError> {
+/// Whether the caller a host is bound to can no longer send: its token revoked, expired or
+/// gone, or its user disabled or gone.
+async fn binding_ended(state: &AppState, owner: &str) -> bool {
     let now = now_millis();
-    let statuses = state.database.agents().await?.iter().filter_map(|row| status(row, now)).collect();
-    Ok(Json(statuses))
+    if let Some(id) = owner.strip_prefix("token:").and_then(|id| id.parse().ok()) {
+        return match state.database.token_by_id(id).await {
+            Ok(Some(token)) => {
+                token.revoked_at_millis.is_some() || token.expires_at_millis.is_some_and(|expires| expires <= now)
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        };
+    }
+    if let Some(id) = owner.strip_prefix("user:").and_then(|id| id.parse().ok()) {
+        return match state.database.user_by_id(id).await {
+            Ok(Some(user)) => user.disabled,
+            Ok(None) => true,
+            Err(_) => false,
+        };
+    }
+    false
 }
 
-/// An agent's status `now`; `None` for a stored report this version cannot read.
-pub fn status(row: &AgentRow, now_millis: i64) -> Option<AgentStatus> {
-    let report: AgentHeartbeat = serde_json::from_str(&row.report).ok()?;
-    let silent_seconds = (now_millis - row.last_seen_millis) / 1000;
-    Some(AgentStatus {
-        host: row.host.clone(),
-        first_seen: millis_to_timestamp(row.first_seen_millis),
-        last_seen: millis_to_timestamp(row.last_seen_millis),
-        state: AgentState::of(&report, silent_seconds),
-        report,
-    })
+pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Vec<AgentStatus>>, HttpError> {
+    let now = now_millis();
+    let statuses = state.database.agents().await?.iter().filter_map(|row| crate::agents::status(row, now)).collect();
+    Ok(Json(statuses))
 }

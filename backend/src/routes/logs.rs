@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -16,9 +17,10 @@ use vigil_proto::{
 };
 
 use super::{bounded_body, header_text, now};
+use crate::auth::Caller;
 use crate::error::HttpError;
 use crate::ingest::{BodyFormat, decode_content, parse_batch};
-use crate::logs::{LogStoreError, MAX_BUCKETS, choose_interval};
+use crate::logs::{LogStoreError, MAX_BUCKETS, bucket_count, choose_interval};
 use crate::startup::AppState;
 
 const DEFAULT_FIELD_VALUES: u32 = 10;
@@ -41,6 +43,7 @@ impl From<LogStoreError> for HttpError {
                 HttpError::new(ErrorCode::TooManyRequests, "the log writer is saturated; retry later").retry_after(1)
             }
             LogStoreError::Closed => HttpError::new(ErrorCode::Unavailable, "the log store is shutting down"),
+            LogStoreError::TooManyPartitions(_) => HttpError::new(ErrorCode::InvalidRecord, error.to_string()),
             other => HttpError::internal(&other),
         }
     }
@@ -118,12 +121,18 @@ pub fn histogram_plan(request: &HistogramQuery, now: Timestamp) -> Result<(LogQu
     let end = request.end.unwrap_or(now);
     let start = request.start.unwrap_or_else(|| end.saturating_add_nanos(-HOUR_NANOS));
     validate_range(Some(start), Some(end))?;
-    let range = end.as_unix_nanos() - start.as_unix_nanos();
+    let range = end
+        .as_unix_nanos()
+        .checked_sub(start.as_unix_nanos())
+        .ok_or_else(|| invalid("the time range cannot be divided into buckets"))?;
     let interval = match &request.interval {
         Some(interval) => interval.parse::<RelativeRange>().map_err(|error| invalid(error.to_string()))?.as_nanos(),
         None => choose_interval(range),
     };
-    if range / interval >= MAX_BUCKETS {
+    if interval <= 0 {
+        return Err(invalid("interval must be positive"));
+    }
+    if bucket_count(start.as_unix_nanos(), end.as_unix_nanos(), interval).is_none() {
         return Err(invalid(format!("interval is too small: the range would need more than {MAX_BUCKETS} buckets")));
     }
     let query = LogQuery { q: request.q.clone(), start: Some(start), end: Some(end), limit: None, cursor: None };
@@ -170,6 +179,7 @@ pub async fn context(
 /// `GET /api/v1/logs/tail`: upgrades to a WebSocket streaming matching records (see `tail`).
 pub async fn tail(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<TailQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
@@ -178,7 +188,17 @@ pub async fn tail(
     let upgrade = upgrade.map_err(|rejection| {
         HttpError::new(ErrorCode::InvalidParameter, format!("the live tail is a WebSocket: {}", rejection.body_text()))
     })?;
+    let slot = state
+        .tails
+        .acquire(caller.key())
+        .map_err(|error| HttpError::new(ErrorCode::TooManyRequests, error.to_string()).retry_after(5))?;
     let heartbeat = std::time::Duration::from_secs(state.config.logs.tail_heartbeat_seconds);
     let (store, shutdown) = (state.log_store.clone(), state.shutdown.clone());
-    Ok(upgrade.on_upgrade(move |socket| crate::tail::run(socket, store, query, heartbeat, shutdown)))
+    Ok(upgrade
+        .max_message_size(crate::tail::MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(crate::tail::MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| async move {
+            crate::tail::run(socket, store, query, heartbeat, shutdown).await;
+            drop(slot);
+        }))
 }

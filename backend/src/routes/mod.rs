@@ -21,6 +21,23 @@ use vigil_proto::{ErrorCode, Timestamp};
 
 use crate::error::HttpError;
 
+/// Headers on every answer: other sites may not frame Vigil's pages (clickjacking), browsers
+/// may not guess content types, and no URL (with its query) is sent as referrer elsewhere.
+pub async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
 /// A known path with a method it does not serve.
 pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     HttpError::new(ErrorCode::MethodNotAllowed, format!("{} does not accept {method}", uri.path())).into_response()

@@ -13,12 +13,18 @@ use vigil_proto::auth::AuditOutcome;
 use vigil_proto::{ErrorCode, paths};
 
 use crate::audit;
+use crate::auth::oidc::PendingSignIn;
 use crate::auth::{ClientInfo, cookie_value, percent_encode};
 use crate::error::HttpError;
 use crate::routes::account::safe_next;
 use crate::startup::AppState;
 
 const STATE_COOKIE: &str = "vigil_oidc_state";
+/// Binds the sealed sign-in to its use.
+const SEALING_CONTEXT: &str = "oidc/pending-sign-in";
+/// Characters of a failure's reason kept for the audit log and the login page: the provider's
+/// `error` and `error_description` are whatever the caller put in the URL.
+const MAX_MESSAGE_CHARS: usize = 300;
 
 #[derive(Deserialize)]
 pub struct BeginQuery {
@@ -47,7 +53,7 @@ fn state_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{STATE_COOKIE}={value}; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
-    .expect("a state of URL-safe characters is a header value")
+    .expect("a sealed state of base64 characters is a header value")
 }
 
 fn back_to_login(message: &str) -> Response {
@@ -58,10 +64,13 @@ pub async fn begin(State(state): State<Arc<AppState>>, Query(query): Query<Begin
     let oidc =
         state.auth.oidc().ok_or_else(|| HttpError::new(ErrorCode::NotFound, "single sign-on is not configured"))?;
     match oidc.begin(safe_next(query.next.as_deref())).await {
-        Ok((url, sign_in_state)) => {
+        Ok((url, pending)) => {
+            let sealed =
+                state.secrets.seal(SEALING_CONTEXT, &pending.encode()).map_err(|error| HttpError::internal(&error))?;
             let mut response = redirect(&url);
             let secure = state.auth.secure_cookies();
-            response.headers_mut().insert(header::SET_COOKIE, state_cookie(&sign_in_state, 600, secure));
+            let max_age = crate::auth::oidc::PENDING_LIFETIME.as_secs();
+            response.headers_mut().insert(header::SET_COOKIE, state_cookie(&sealed, max_age, secure));
             Ok(response)
         }
         Err(error) => {
@@ -73,8 +82,8 @@ pub async fn begin(State(state): State<Arc<AppState>>, Query(query): Query<Begin
 
 /// A failed sign-in: audited, and the browser sent back to the login page with the reason.
 async fn failed(state: &AppState, client: &ClientInfo, message: String) -> Result<Response, HttpError> {
-    let actor = audit::Actor::new("anonymous", client.ip);
-    audit::record(&state.database, &actor, "login", "sso", AuditOutcome::Failure, &message).await;
+    let message = audit::bounded(&message, MAX_MESSAGE_CHARS);
+    state.auth.failures().record(&state.database, client.ip, "login", "sso", &message).await;
     let mut response = back_to_login(&message);
     response.headers_mut().insert(header::SET_COOKIE, state_cookie("", 0, state.auth.secure_cookies()));
     Ok(response)
@@ -97,8 +106,12 @@ pub async fn callback(
     let (Some(code), Some(sign_in_state)) = (query.code, query.state) else {
         return fail("the identity provider's answer has no code or state".to_owned()).await;
     };
-    let browser_state = cookie_value(&headers, STATE_COOKIE);
-    let (identity, next) = match oidc.finish(&sign_in_state, browser_state, &code).await {
+    // What this browser kept; a cookie that does not open (altered, or sealed under another
+    // key) is as good as none.
+    let kept = cookie_value(&headers, STATE_COOKIE)
+        .and_then(|sealed| state.secrets.open(SEALING_CONTEXT, sealed).ok())
+        .and_then(|text| PendingSignIn::decode(&text));
+    let (identity, next) = match oidc.finish(&sign_in_state, kept, &code).await {
         Ok(signed_in) => signed_in,
         Err(error) => return fail(error.to_string()).await,
     };

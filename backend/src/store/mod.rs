@@ -11,7 +11,7 @@ mod sessions;
 mod tokens;
 mod users;
 
-pub use agents::AgentRow;
+pub use agents::{AgentRow, Heartbeat};
 pub use audit::{AuditFilter, AuditRow, NewAuditEvent};
 pub use dashboards::{DashboardRow, UpdateOutcome};
 pub use integrations::IntegrationRow;
@@ -65,10 +65,10 @@ macro_rules! migrations {
 fn migrator(dialect: Dialect) -> Migrator {
     let migrations = match dialect {
         Dialect::Sqlite => {
-            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents")
+            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner")
         }
         Dialect::Postgres => {
-            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents")
+            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner")
         }
     };
     Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }
@@ -85,6 +85,10 @@ impl Database {
             }
             _ => url.to_owned(),
         };
+        let sqlite_file = (dialect == Dialect::Sqlite).then(|| sqlite_file(&url)).flatten();
+        if let Some(file) = &sqlite_file {
+            create_private(file).map_err(|error| StoreError::Connect(sqlx::Error::Io(error)))?;
+        }
         let options: AnyConnectOptions = url.parse().map_err(StoreError::Connect)?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
@@ -103,6 +107,16 @@ impl Database {
             .await
             .map_err(StoreError::Connect)?;
         migrator(dialect).run(&pool).await?;
+        if let Some(file) = &sqlite_file {
+            // Files of earlier versions (and the write-ahead log SQLite made beside them) were
+            // readable by every local user.
+            for suffix in ["", "-wal", "-shm"] {
+                let path = std::path::PathBuf::from(format!("{}{suffix}", file.display()));
+                if path.exists() {
+                    set_private(&path).map_err(|error| StoreError::Connect(sqlx::Error::Io(error)))?;
+                }
+            }
+        }
         Ok(Self { pool, dialect })
     }
 
@@ -130,6 +144,28 @@ impl Database {
     fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// The file of a SQLite URL (`sqlite://path?...` or `sqlite:path`), unless in memory.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates an empty database file readable by its owner only (SQLite gives its `-wal` and
+/// `-shm` files the same mode), unless it exists.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        result => result.map(drop),
+    }
+}
+
+fn set_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

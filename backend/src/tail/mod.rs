@@ -8,7 +8,8 @@
 //! newest [`BATCH`] and says how many it left out in a `lagged` frame. A client that reconnects
 //! with its last cursor resumes exactly where it stopped.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
@@ -21,6 +22,62 @@ use crate::logs::{LogStore, LogStoreError};
 pub const BATCH: usize = 500;
 /// Matching records a session may fall behind before it skips ahead.
 pub const MAX_BACKLOG: u64 = 5000;
+
+/// Live tails one caller may have open at once.
+pub const MAX_TAILS_PER_CALLER: usize = 8;
+/// Live tails open at once in all.
+pub const MAX_TAILS: usize = 1000;
+/// The largest message a client may send on a tail (it has nothing to say but pongs and
+/// close frames).
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 << 10;
+
+/// The open live tails, counted per caller.
+#[derive(Default)]
+pub struct TailSlots {
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One open tail; its slot is given back when it is dropped.
+pub struct TailSlot {
+    slots: Arc<TailSlots>,
+    caller: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TailLimitError {
+    #[error("at most {MAX_TAILS_PER_CALLER} live tails may be open at once by one caller")]
+    PerCaller,
+    #[error("the server has {MAX_TAILS} live tails open; try again later")]
+    Total,
+}
+
+impl TailSlots {
+    /// A slot for one more tail of `caller`.
+    pub fn acquire(self: &Arc<Self>, caller: String) -> Result<TailSlot, TailLimitError> {
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if open.values().sum::<usize>() >= MAX_TAILS {
+            return Err(TailLimitError::Total);
+        }
+        let count = open.entry(caller.clone()).or_insert(0);
+        if *count >= MAX_TAILS_PER_CALLER {
+            return Err(TailLimitError::PerCaller);
+        }
+        *count += 1;
+        Ok(TailSlot { slots: self.clone(), caller })
+    }
+}
+
+impl Drop for TailSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.caller) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
 
 enum Ended {
     ClientLeft,
@@ -113,5 +170,21 @@ async fn catch_up(
         if !full {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_are_bounded_per_caller_and_given_back() {
+        let slots = Arc::new(TailSlots::default());
+        let held: Vec<TailSlot> =
+            (0..MAX_TAILS_PER_CALLER).map(|_| slots.acquire("user:1".to_owned()).unwrap()).collect();
+        assert!(matches!(slots.acquire("user:1".to_owned()), Err(TailLimitError::PerCaller)));
+        assert!(slots.acquire("user:2".to_owned()).is_ok(), "others are not held back");
+        drop(held);
+        assert!(slots.acquire("user:1".to_owned()).is_ok());
     }
 }

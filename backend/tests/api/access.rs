@@ -120,6 +120,9 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
     assert_eq!(access_of(Method::POST, paths::TOKENS), Some(Access::Admin));
     assert_eq!(access_of(Method::GET, paths::AUDIT), Some(Access::Admin));
     assert_eq!(access_of(Method::PUT, paths::INTEGRATION), Some(Access::Admin));
+    // Integrations are administration, reading them too (their secrets show only as set).
+    assert_eq!(access_of(Method::GET, paths::INTEGRATIONS), Some(Access::Admin));
+    assert_eq!(access_of(Method::GET, paths::INTEGRATION), Some(Access::Admin));
     assert_eq!(access_of(Method::POST, paths::AUTH_PASSWORD), Some(Access::Account));
     assert_eq!(access_of(Method::GET, "/settings"), Some(Access::Page));
     assert_eq!(access_of(Method::GET, paths::LOGIN_PAGE), Some(Access::Public));
@@ -189,4 +192,57 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
     }
     assert!(failures.is_empty(), "{} of {checked} checks failed:\n{}", failures.len(), failures.join("\n"));
     assert!(checked >= routes.len() * EVERYONE.len());
+}
+
+/// A page renders by calling the UI's services directly, not through the server functions'
+/// HTTP routes: a viewer's `/settings` holds no other user, token or audit entry, and the
+/// services themselves refuse a viewer.
+#[tokio::test]
+async fn a_viewer_gets_no_administration_data_from_the_settings_page_or_the_services() {
+    use vigil_frontend::services::UiServices;
+
+    let app = spawn_app().await;
+    let viewer = app.user_session("vera", Role::Viewer).await;
+    app.user_session("zoltan-deploys", Role::Deployer).await;
+    service_token(&app.state, "ci-pipeline-name", Scope::Deploy).await;
+    let secrets = ["zoltan-deploys", "ci-pipeline-name", "user.create", "audit-event"];
+
+    let page = |session: &TestSession| {
+        let request = app.with_session(Method::GET, "/settings", session).header("accept", "text/html");
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    let admin_html = page(&app.admin_session().await).await;
+    for secret in secrets {
+        assert!(admin_html.contains(secret), "the administrator's settings show {secret:?}");
+    }
+    let viewer_html = page(&viewer).await;
+    for secret in secrets {
+        assert!(!viewer_html.contains(secret), "a viewer's settings page holds {secret:?}");
+    }
+    assert!(viewer_html.contains("Settings are for administrators"), "{viewer_html}");
+
+    let services = vigil_backend::ui::BackendServices::new(app.state.clone());
+    let caller = app.state.auth.session(&viewer.cookie).await.unwrap().unwrap();
+    let (mut request, ()) = http::Request::new(()).into_parts();
+    request.extensions.insert(caller);
+    let forbidden = vigil_proto::ErrorCode::Forbidden;
+    assert_eq!(services.users(&request).await.unwrap_err().code, forbidden);
+    assert_eq!(services.tokens(&request, false).await.unwrap_err().code, forbidden);
+    assert_eq!(services.audit(&request, Default::default()).await.unwrap_err().code, forbidden);
+    assert_eq!(services.sso_status(&request, true).await.unwrap_err().code, forbidden);
+    assert_eq!(services.revoke_token(&request, 1, false).await.unwrap_err().code, forbidden);
+    let new_user = vigil_proto::auth::NewUser {
+        username: "mallory".to_owned(),
+        display_name: String::new(),
+        role: Role::Admin,
+        password: Some("a long enough password".to_owned()),
+    };
+    assert_eq!(services.create_user(&request, new_user).await.unwrap_err().code, forbidden);
+    // What a viewer may do still works.
+    assert!(services.tokens(&request, true).await.unwrap().is_empty());
+    assert!(services.sso_status(&request, false).await.is_ok());
 }

@@ -257,3 +257,46 @@ async fn a_full_writer_queue_refuses_instead_of_buffering() {
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
 }
+
+/// Records older than `logs.max_age_days` are refused (on every ingest path), and one batch
+/// cannot spread over more days than the store opens for it: 300 records on 300 days are
+/// refused at once, without a partition made, and another client's batch goes through.
+#[tokio::test]
+async fn old_records_and_batches_over_many_days_are_refused() {
+    let app = spawn_app_with(Db::Sqlite, |config| config.logs.max_age_days = 400).await;
+    let now = time::OffsetDateTime::now_utc();
+    let at = |days_ago: i64| {
+        (now - time::Duration::days(days_ago)).format(&time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let spread: Vec<_> = (0..300).map(|day| record(&at(day), "api", "info", &format!("day {day}"))).collect();
+    let started = std::time::Instant::now();
+    let refused = app.post_logs(&spread).await;
+    assert_error(refused, 400, "invalid_record", "more than 16 days").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "refused before any index work");
+    let partitions = std::fs::read_dir(app.data_dir.join("logs/_all")).map(|entries| entries.count()).unwrap_or(0);
+    assert_eq!(partitions, 0, "no partition was created");
+    assert_eq!(app.post_logs(&[record(&at(0), "api", "info", "another client")]).await.status(), 200);
+    let within: Vec<_> = (0..16).map(|day| record(&at(day), "api", "info", &format!("day {day}"))).collect();
+    assert_eq!(app.post_logs(&within).await.status(), 200);
+
+    let app = spawn_app_with(Db::Sqlite, |config| config.logs.max_age_days = 7).await;
+    let old = record(&at(8), "api", "info", "eight days old");
+    assert_error(app.post_logs(&[old]).await, 400, "invalid_record", "older than logs.max_age_days (7 days)").await;
+    // Loki refuses the entry alone and stores the rest, as Loki does.
+    let nanos = |days_ago: i64| ((now - time::Duration::days(days_ago)).unix_timestamp_nanos()).to_string();
+    let push = serde_json::json!({"streams": [{"stream": {"service_name": "api"},
+        "values": [[nanos(8), "too old"], [nanos(0), "fresh"]]}]});
+    let response = app
+        .client
+        .post(app.url(vigil_proto::paths::LOKI_PUSH))
+        .query(&[("commit", "wait_for")])
+        .bearer_auth(&app.ingest_token)
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("older than logs.max_age_days"));
+    let page = app.search(&[("q", "fresh OR too")]).await;
+    assert_eq!(page.records.iter().map(|hit| hit.message.as_str()).collect::<Vec<_>>(), ["fresh"]);
+}

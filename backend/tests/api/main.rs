@@ -14,6 +14,7 @@ mod dashboards;
 mod elasticsearch;
 mod end_to_end;
 mod health;
+mod heartbeats;
 mod ingest;
 mod loki;
 mod metrics;

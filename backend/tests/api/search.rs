@@ -174,6 +174,16 @@ async fn the_histogram_counts_per_bucket_and_level() {
         )
         .await;
     assert_error(too_fine, 400, "invalid_parameter", "buckets").await;
+
+    // The widest range there is: bucketed without overflowing, every record counted once.
+    let widest = [("start", "1970-01-01T00:00:00Z"), ("end", "2262-04-11T00:00:00Z")];
+    let response = app.read(vigil_proto::paths::LOGS_HISTOGRAM, &widest).await;
+    assert_eq!(response.status(), 200);
+    let histogram: vigil_proto::LogHistogram = response.json().await.unwrap();
+    assert!((1..=60).contains(&histogram.buckets.len()), "{} buckets", histogram.buckets.len());
+    assert_eq!(histogram.buckets.iter().map(vigil_proto::HistogramBucket::total).sum::<u64>(), 4);
+    let too_fine = app.read(vigil_proto::paths::LOGS_HISTOGRAM, &[widest[0], widest[1], ("interval", "1d")]).await;
+    assert_error(too_fine, 400, "invalid_parameter", "buckets").await;
 }
 
 #[tokio::test]

@@ -179,11 +179,12 @@ async fn integration_secrets_open_only_with_the_configured_key() {
     assert_eq!(app.state.secrets.open("integration/smtp/password", &sealed["password"]).unwrap(), "p@ss-w0rd");
     let other = SecretBox::from_key(&[9; 32]).unwrap();
     assert!(other.open("integration/smtp/password", &sealed["password"]).is_err());
-    // Viewers see integrations, without secrets, and cannot write them.
+    // Integrations are administration: viewers and read tokens neither see nor write them.
     let viewer = app.user_session("vic", vigil_proto::auth::Role::Viewer).await;
     let listed = app.with_session(Method::GET, paths::INTEGRATIONS, &viewer).send().await.unwrap();
-    assert_eq!(listed.status(), 200);
-    assert!(!listed.text().await.unwrap().contains("p@ss-w0rd"));
+    assert_eq!(listed.status(), 403);
+    let one = app.read(&paths::INTEGRATION.replace("{id}", &id.to_string()), &[]).await;
+    assert_eq!(one.status(), 403);
     let write = app
         .with_session(Method::DELETE, &paths::INTEGRATION.replace("{id}", &id.to_string()), &viewer)
         .send()

@@ -15,8 +15,11 @@ async fn session_status(app: &TestApp, session: &TestSession) -> u16 {
 }
 
 async fn audit(app: &TestApp, params: &[(&str, &str)]) -> AuditPage {
-    let admin = app.admin_session().await;
-    let response = app.with_session(Method::GET, paths::AUDIT, &admin).query(params).send().await.unwrap();
+    audit_as(app, &app.admin_session().await, params).await
+}
+
+async fn audit_as(app: &TestApp, admin: &TestSession, params: &[(&str, &str)]) -> AuditPage {
+    let response = app.with_session(Method::GET, paths::AUDIT, admin).query(params).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -204,6 +207,27 @@ async fn cross_site_requests_with_the_session_cookie_are_refused() {
     assert!(tokio_tungstenite::connect_async(request.clone()).await.is_err());
     request.headers_mut().insert("origin", app.address.parse().unwrap());
     assert!(tokio_tungstenite::connect_async(request).await.is_ok());
+
+    // The upgrade is recognised whatever the case of its header: a foreign origin asking for
+    // `Upgrade: WebSocket` is refused before the handshake.
+    let handshake = |origin: &str| {
+        format!(
+            "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\
+             Cookie: {cookie}\r\n\r\n",
+            paths::UI_TAIL,
+            app.port
+        )
+    };
+    for (origin, status) in [("https://evil.example", "403"), (app.address.as_str(), "101")] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+        stream.write_all(handshake(origin).as_bytes()).await.unwrap();
+        let mut answer = vec![0; 64];
+        let read = stream.read(&mut answer).await.unwrap();
+        let status_line = String::from_utf8_lossy(&answer[..read]).into_owned();
+        assert!(status_line.starts_with(&format!("HTTP/1.1 {status}")), "{origin}: {status_line}");
+    }
 }
 
 #[tokio::test]
@@ -228,10 +252,70 @@ async fn repeated_failed_sign_ins_lock_the_account_for_a_while() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(app.login_raw(ADMIN, ADMIN_PASSWORD).await.status(), 200);
 
-    let failures = audit(&app, &[("action", "login"), ("outcome", "failure")]).await;
-    assert_eq!(failures.events.len(), 4, "three wrong passwords and one lock-out");
-    assert!(failures.events.iter().any(|event| event.detail.contains("locked out")));
-    assert!(failures.events.iter().all(|event| event.source_ip == "127.0.0.1"));
+    // The first failure was written at once, the three after it (two wrong passwords and a
+    // lock-out) as one entry when the window ended.
+    let failures = crate::helpers::eventually(15, "the repeated failures written as one entry", || async {
+        let page = audit(&app, &[("action", "login"), ("outcome", "failure")]).await;
+        (page.events.len() == 2).then_some(page)
+    })
+    .await;
+    assert!(failures.events[0].detail.starts_with("3 more failures"), "{:?}", failures.events[0]);
+    assert!(failures.events[0].detail.contains("locked out"), "{:?}", failures.events[0]);
+    assert_eq!(failures.events[1].detail, "invalid user name or password");
+    for event in &failures.events {
+        assert_eq!(
+            (event.actor.as_str(), event.target.as_str(), event.source_ip.as_str()),
+            ("anonymous", ADMIN, "127.0.0.1")
+        );
+    }
+}
+
+/// The attempt is counted before the password is verified: of 40 concurrent wrong passwords,
+/// exactly the limit are checked, the rest refused at once.
+#[tokio::test]
+async fn concurrent_wrong_passwords_get_no_further_than_the_limit() {
+    let app = spawn_app().await;
+    let auditor = app.admin_session().await;
+    let attempts = (0..40).map(|_| async { app.login_raw(ADMIN, "not the password").await.status().as_u16() });
+    let statuses = futures::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|status| **status == 401).count();
+    let refused = statuses.iter().filter(|status| **status == 429).count();
+    assert_eq!((checked, refused), (5, 35), "{statuses:?}");
+    // The failures of one user name and address make at most two entries.
+    let failures = audit_as(&app, &auditor, &[("action", "login"), ("outcome", "failure")]).await;
+    assert_eq!(failures.events.len(), 1);
+}
+
+/// What anonymous callers type is bounded before it reaches a password check or the audit log,
+/// and their repeated failures are collapsed whatever user names they try.
+#[tokio::test]
+async fn anonymous_callers_cannot_grow_the_audit_log() {
+    let app = spawn_app_with(crate::helpers::Db::Sqlite, |config| config.auth.login_max_failures = 2).await;
+    let auditor = app.admin_session().await;
+    let long_name = "x".repeat(15_000);
+    assert_error(
+        app.login_raw(&long_name, "a password").await,
+        400,
+        "invalid_parameter",
+        "user name is longer than 64",
+    )
+    .await;
+    assert_error(
+        app.login_raw(ADMIN, &"p".repeat(1025)).await,
+        400,
+        "invalid_parameter",
+        "password is longer than 1024",
+    )
+    .await;
+    // 8 failures lock the address (4 × 2); then 100 more user names from it.
+    for index in 0..108 {
+        let status = app.login_raw(&format!("user{index}"), "a password").await.status();
+        assert_eq!(status, if index < 8 { 401 } else { 429 }, "attempt {index}");
+    }
+    let failures = audit_as(&app, &auditor, &[("action", "login"), ("outcome", "failure")]).await;
+    assert_eq!(failures.events.len(), 9, "one entry per user name tried before the lock-out, one for all after it");
+    assert!(failures.events.iter().all(|event| event.actor == "anonymous" && event.target.len() <= 256));
+    assert_eq!(failures.events[0].target, "*");
 }
 
 #[tokio::test]
@@ -429,5 +513,88 @@ async fn administrators_manage_users_and_service_tokens_and_every_change_is_audi
     for method in [Method::PUT, Method::DELETE, Method::PATCH, Method::POST] {
         let response = app.with_session(method.clone(), paths::AUDIT, &admin).send().await.unwrap();
         assert_eq!(response.status(), 405, "{method} {}", paths::AUDIT);
+    }
+}
+
+/// Sessions past their expiry are deleted by the server (at start, then every ten minutes),
+/// not only when their cookie comes back.
+#[tokio::test]
+async fn expired_sessions_are_purged() {
+    let app = spawn_app().await;
+    let admin = app.state.database.user_by_username(ADMIN).await.unwrap().unwrap();
+    let now = vigil_backend::store::now_millis();
+    for (hash, expires_at_millis) in [("expired-session", now - 1), ("live-session", now + 3_600_000)] {
+        app.state
+            .database
+            .insert_session(vigil_backend::store::NewSession {
+                token_hash: hash,
+                user_id: admin.id,
+                csrf_token: "csrf",
+                now_millis: now - 1000,
+                expires_at_millis,
+                source_ip: "",
+                user_agent: "",
+            })
+            .await
+            .unwrap();
+    }
+    let data = app.stop_keeping_data().await;
+    let app = crate::helpers::restart_app(data.path()).await;
+    crate::helpers::eventually(10, "the expired session purged", || async {
+        app.state.database.session_by_hash("expired-session").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(app.state.database.session_by_hash("live-session").await.unwrap().is_some());
+}
+
+/// A personal token is a credential of its own: it survives a password change or reset (it
+/// is revoked on the Account page, or stops with its user when they are disabled).
+#[tokio::test]
+async fn personal_tokens_survive_a_password_reset_but_not_a_disabled_user() {
+    let app = spawn_app().await;
+    let admin = app.admin_session().await;
+    let pat = app.user_session("pat", Role::Deployer).await;
+    let created: CreatedToken = app
+        .with_session(Method::POST, paths::AUTH_TOKENS, &pat)
+        .json(&json!({"name": "laptop"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let works = |token: String| {
+        let request = app.client.get(app.url(paths::LOGS_SEARCH)).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let id = app.state.database.user_by_username("pat").await.unwrap().unwrap().id;
+    let user_path = paths::USER.replace("{id}", &id.to_string());
+    let reset = app
+        .with_session(Method::PATCH, &user_path, &admin)
+        .json(&json!({"password": "a brand new long password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    assert_eq!(session_status(&app, &pat).await, 401, "the reset ended pat's sessions");
+    assert_eq!(works(created.token.clone()).await, 200, "the personal token still works");
+    let disable = app.with_session(Method::PATCH, &user_path, &admin).json(&json!({"disabled": true})).send().await;
+    assert_eq!(disable.unwrap().status(), 200);
+    assert_eq!(works(created.token).await, 401);
+}
+
+/// Every answer, pages and API alike, forbids framing by other sites, content sniffing and
+/// referrers to other origins.
+#[tokio::test]
+async fn answers_carry_the_security_headers() {
+    let app = spawn_app().await;
+    for path in [paths::LOGIN_PAGE, paths::HEALTHZ, "/no/such/page"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        let header =
+            |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default();
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("content-security-policy"), "frame-ancestors 'none'", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
     }
 }

@@ -140,7 +140,11 @@ async fn tampered_misaddressed_expired_and_foreign_key_tokens_are_refused() {
     let admin = app.admin_session().await;
     let audit = app.with_session(Method::GET, paths::AUDIT, &admin).query(&[("outcome", "failure")]).send().await;
     let audit: vigil_proto::auth::AuditPage = audit.unwrap().json().await.unwrap();
-    assert_eq!(audit.events.iter().filter(|event| event.target == "sso").count(), 4);
+    // Failures from one address are collapsed: the first now, the other three in one entry
+    // when the window ends.
+    let refusals: Vec<_> = audit.events.iter().filter(|event| event.target == "sso").collect();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(refusals[0].detail.contains("the ID token is invalid"), "{refusals:?}");
 }
 
 #[tokio::test]
@@ -159,7 +163,25 @@ async fn a_replayed_or_foreign_state_is_refused() {
     refused_with(&elsewhere, "another browser");
     // A made-up state.
     let forged = app.client.get(app.url(&format!("{}?code=x&state=forged", paths::AUTH_OIDC_CALLBACK))).send().await;
-    refused_with(&forged.unwrap(), "unknown");
+    refused_with(&forged.unwrap(), "no sign-in is in progress in this browser");
+    // A made-up state with a cookie this server did not seal.
+    let forged = app
+        .client
+        .get(app.url(&format!("{}?code=x&state=forged", paths::AUTH_OIDC_CALLBACK)))
+        .header("cookie", "vigil_oidc_state=v1:AAAA")
+        .send()
+        .await;
+    refused_with(&forged.unwrap(), "no sign-in is in progress in this browser");
+    // The state of another sign-in of this browser.
+    let begin = app.client.get(app.url(paths::AUTH_OIDC_LOGIN)).send().await.unwrap();
+    let other_cookie = cookie_value(&begin, "vigil_oidc_state").unwrap();
+    let forged = app
+        .client
+        .get(app.url(&format!("{}?code=x&state=forged", paths::AUTH_OIDC_CALLBACK)))
+        .header("cookie", format!("vigil_oidc_state={other_cookie}"))
+        .send()
+        .await;
+    refused_with(&forged.unwrap(), "does not match the sign-in this browser started");
     // The provider's own refusal is passed on.
     let denied = app
         .client
@@ -190,4 +212,60 @@ async fn users_without_a_mapped_group_or_with_a_taken_name_are_refused() {
     });
     let (_, _, answer) = sign_in(&app).await;
     refused_with(&answer, "a local user named \"admin\" exists");
+}
+
+/// Anonymous callers can begin as many sign-ins as they like: nothing is kept on the server
+/// per sign-in (it is sealed into the browser's cookie), so a flood of them keeps no real
+/// user out.
+#[tokio::test]
+async fn a_flood_of_begun_sign_ins_blocks_no_one() {
+    use futures::StreamExt;
+    let (app, provider) = start().await;
+    let begun = futures::stream::iter(0..10_050)
+        .map(|_| {
+            let request = app.client.get(app.url(paths::AUTH_OIDC_LOGIN));
+            async move { request.send().await.map(|response| response.status().as_u16()).unwrap_or(0) }
+        })
+        .buffer_unordered(32)
+        .filter(|status| std::future::ready(*status == 303))
+        .count()
+        .await;
+    assert_eq!(begun, 10_050);
+    provider.sign_in_as(ProviderUser {
+        subject: "1001".to_owned(),
+        username: "ivan".to_owned(),
+        name: "Ivan".to_owned(),
+        groups: vec!["engineering".to_owned()],
+    });
+    let (_, _, answer) = sign_in(&app).await;
+    assert_eq!(answer.status(), 303);
+    assert!(session_cookie(&answer).is_some(), "a real user still signs in");
+}
+
+/// A callback's `error` is the caller's text: bounded, and its repetitions from one address
+/// make one audit entry now (and one for the rest when the window ends).
+#[tokio::test]
+async fn refusals_reported_by_anyone_are_bounded_and_collapsed_in_the_audit_log() {
+    let (app, _provider) = start().await;
+    let admin = app.admin_session().await;
+    let text = "A".repeat(15_000);
+    for _ in 0..50 {
+        let url = app.url(&format!("{}?error=access_denied&error_description={text}", paths::AUTH_OIDC_CALLBACK));
+        let answer = app.client.get(url).send().await.unwrap();
+        refused_with(&answer, "access_denied");
+        assert!(location(&answer).len() < 1200, "the reason shown is bounded");
+    }
+    let page: vigil_proto::auth::AuditPage = app
+        .with_session(Method::GET, paths::AUDIT, &admin)
+        .query(&[("action", "login"), ("outcome", "failure")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1, "{:?}", page.events);
+    let event = &page.events[0];
+    assert_eq!((event.actor.as_str(), event.target.as_str()), ("anonymous", "sso"));
+    assert!(event.detail.chars().count() <= 300, "{} characters kept", event.detail.len());
 }

@@ -108,17 +108,32 @@ async fn round_trip(database: Database) {
     assert!(erase.is_err(), "audit events cannot be deleted");
     assert_eq!(database.audit_events(&AuditFilter { limit: 10, ..AuditFilter::default() }).await.unwrap().len(), 3);
 
-    // Agents: the first heartbeat registers, later ones replace the report.
-    let first = database.record_heartbeat("web-1", r#"{"n":1}"#).await.unwrap();
+    // Agents: the first heartbeat registers and binds the host to its caller, later ones
+    // from that caller replace the report, others' are refused unless they may take over.
+    use vigil_backend::store::Heartbeat;
+    let never = async |_: &str| false;
+    let Heartbeat::Registered(first) =
+        database.record_heartbeat("web-1", r#"{"n":1}"#, "token:1", never).await.unwrap()
+    else {
+        panic!("the first heartbeat registers")
+    };
     assert_eq!(first.first_seen_millis, first.last_seen_millis);
+    assert_eq!(first.registered_by, "token:1");
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let second = database.record_heartbeat("web-1", r#"{"n":2}"#).await.unwrap();
+    let Heartbeat::Recorded(second) = database.record_heartbeat("web-1", r#"{"n":2}"#, "token:1", never).await.unwrap()
+    else {
+        panic!("a later heartbeat is recorded")
+    };
     assert_eq!(second.first_seen_millis, first.first_seen_millis);
     assert!(second.last_seen_millis > first.last_seen_millis);
-    database.record_heartbeat("db-1", "{}").await.unwrap();
+    let foreign = database.record_heartbeat("web-1", r#"{"n":3}"#, "token:2", never).await.unwrap();
+    assert!(matches!(foreign, Heartbeat::BoundElsewhere(ref row) if row.report == r#"{"n":2}"#), "{foreign:?}");
+    let taken = database.record_heartbeat("web-1", r#"{"n":4}"#, "token:2", async |owner: &str| owner == "token:1");
+    assert!(matches!(taken.await.unwrap(), Heartbeat::Recorded(ref row) if row.registered_by == "token:2"));
+    database.record_heartbeat("db-1", "{}", "token:1", never).await.unwrap();
     let agents = database.agents().await.unwrap();
     assert_eq!(agents.iter().map(|agent| agent.host.as_str()).collect::<Vec<_>>(), ["db-1", "web-1"]);
-    assert_eq!(agents[1].report, r#"{"n":2}"#);
+    assert_eq!(agents[1].report, r#"{"n":4}"#);
     database.ping().await.unwrap();
 }
 
@@ -152,4 +167,24 @@ async fn an_unreachable_database_is_a_clear_error() {
     let port = crate::helpers::free_port();
     let result = Database::connect(&format!("postgres://postgres@127.0.0.1:{port}/none"), 1).await;
     assert!(matches!(result, Err(StoreError::Connect(_))));
+}
+
+/// The SQLite database (and its write-ahead log) can be read by its owner only, also when an
+/// earlier version left it readable by everyone.
+#[tokio::test]
+async fn the_sqlite_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = crate::helpers::spawn_app().await;
+    app.post_logs(&[crate::helpers::record("2026-11-29T08:00:00Z", "api", "info", "x")]).await;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let database = app.data_dir.join("vigil.db");
+    assert_eq!(mode(&database), 0o600);
+    let wal = app.data_dir.join("vigil.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600);
+    }
+    std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let data = app.stop_keeping_data().await;
+    let _app = crate::helpers::restart_app(data.path()).await;
+    assert_eq!(mode(&data.path().join("vigil.db")), 0o600);
 }

@@ -129,3 +129,45 @@ async fn a_bad_query_or_missing_token_is_refused_before_the_upgrade() {
     let plain = app.client.get(app.url(paths::LOGS_TAIL)).bearer_auth(&app.read_token).send().await.unwrap();
     crate::helpers::assert_error(plain, 400, "invalid_parameter", "WebSocket").await;
 }
+
+/// A caller has at most eight tails open, gets the slot back when one closes, and cannot send
+/// large messages on one.
+#[tokio::test]
+async fn tails_are_bounded_per_caller_and_in_what_clients_send() {
+    use futures::SinkExt;
+    let app = tail_app().await;
+    let mut open = Vec::new();
+    for _ in 0..vigil_backend::tail::MAX_TAILS_PER_CALLER {
+        open.push(connect(&app, "q=").await);
+    }
+    match tokio_tungstenite::connect_async(request(&app, "q=")).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("a ninth tail was not refused: {:?}", other.map(|_| ())),
+    }
+    // Another caller is not held back.
+    let other_token = crate::helpers::service_token(&app.state, "other-reader", vigil_proto::auth::Scope::Read).await;
+    let mut other = request(&app, "q=");
+    other.headers_mut().insert("authorization", format!("Bearer {other_token}").parse().unwrap());
+    let (mut other, _) = tokio_tungstenite::connect_async(other).await.expect("another caller's tail");
+
+    // A message far beyond what a tail client has to say ends its connection.
+    other.send(Message::Text("x".repeat(1 << 20).into())).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match other.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server dropped the connection after a 1 MiB message");
+
+    let mut closed = open.pop().unwrap();
+    closed.close(None).await.unwrap();
+    while closed.next().await.is_some() {}
+    crate::helpers::eventually(10, "the closed tail's slot", || async {
+        tokio_tungstenite::connect_async(request(&app, "q=")).await.ok().map(drop)
+    })
+    .await;
+}

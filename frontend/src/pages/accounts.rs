@@ -9,7 +9,7 @@ use vigil_proto::paths;
 
 use crate::accounts::{
     AuditLog, ChangePassword, CreateMyToken, CreateServiceToken, CreateUser, RevokeMyToken, RevokeToken, UpdateUser,
-    audit_log, list_tokens, list_users, my_tokens, sso_button, sso_settings,
+    audit_log, current_session, list_tokens, list_users, my_tokens, sso_button, sso_settings,
 };
 
 /// The sign-in form. A plain HTML form: it works before (and without) the wasm bundle.
@@ -182,17 +182,42 @@ pub fn AccountPage() -> impl IntoView {
     }
 }
 
-/// Administrators' settings. Every call is checked on the server: a viewer who opens the page
-/// sees the refusals.
+/// Administrators' settings, rendered for administrators only (and every call is checked on
+/// the server too).
 #[component]
 pub fn SettingsPage() -> impl IntoView {
+    let session = Resource::new(|| (), |_| current_session());
     view! {
         <Title text="Settings · Vigil"/>
         <h1>"Settings"</h1>
-        <UsersSection/>
-        <TokensSection/>
-        <SsoSection/>
-        <AuditSection/>
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                session
+                    .get()
+                    .map(|result| match result {
+                        Ok(session) if session.role == Role::Admin => {
+                            view! {
+                                <UsersSection/>
+                                <TokensSection/>
+                                <SsoSection/>
+                                <AuditSection/>
+                            }
+                                .into_any()
+                        }
+                        Ok(session) => {
+                            view! {
+                                <p class="notice settings-admins-only">
+                                    "Settings are for administrators; you are signed in as "
+                                    {session.username} " with the role " {session.role.as_str()}
+                                    ". Your own password and tokens are under " <a href="/account">"Account"</a> "."
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Err(error) => view! { <p class="error">{error_text(&error)}</p> }.into_any(),
+                    })
+            }}
+        </Suspense>
     }
 }
 
