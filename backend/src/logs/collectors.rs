@@ -4,14 +4,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use tantivy::collector::{Collector, CustomScorer, CustomSegmentScorer, SegmentCollector};
+use tantivy::collector::sort_key::NaturalComparator;
+use tantivy::collector::{Collector, SegmentCollector, SegmentSortKeyComputer, SortKeyComputer};
 use tantivy::columnar::{ColumnValues, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::schema::{LEVEL, SEQUENCE, TIMESTAMP};
 
 /// Orders records by (timestamp, sequence), newest first or oldest first, as the score of
-/// `TopDocs::custom_score`.
+/// `TopDocs::order_by`.
 pub struct ByTime {
     pub newest_first: bool,
 }
@@ -22,10 +23,12 @@ pub struct ByTimeSegment {
     newest_first: bool,
 }
 
-impl CustomScorer<(i64, u64)> for ByTime {
+impl SortKeyComputer for ByTime {
+    type SortKey = (i64, u64);
     type Child = ByTimeSegment;
+    type Comparator = NaturalComparator;
 
-    fn segment_scorer(&self, segment_reader: &SegmentReader) -> tantivy::Result<ByTimeSegment> {
+    fn segment_sort_key_computer(&self, segment_reader: &SegmentReader) -> tantivy::Result<ByTimeSegment> {
         let fast_fields = segment_reader.fast_fields();
         Ok(ByTimeSegment {
             timestamps: fast_fields.i64(TIMESTAMP)?.first_or_default_col(0),
@@ -35,11 +38,19 @@ impl CustomScorer<(i64, u64)> for ByTime {
     }
 }
 
-impl CustomSegmentScorer<(i64, u64)> for ByTimeSegment {
-    fn score(&mut self, doc: DocId) -> (i64, u64) {
+impl SegmentSortKeyComputer for ByTimeSegment {
+    type SortKey = (i64, u64);
+    type SegmentSortKey = (i64, u64);
+    type SegmentComparator = NaturalComparator;
+
+    fn segment_sort_key(&mut self, doc: DocId, _score: Score) -> (i64, u64) {
         let (timestamp, sequence) = (self.timestamps.get_val(doc), self.sequences.get_val(doc));
-        // The collector keeps the highest scores: invert the key for oldest first.
+        // The collector keeps the highest keys: invert the key for oldest first.
         if self.newest_first { (timestamp, sequence) } else { (-timestamp, u64::MAX - sequence) }
+    }
+
+    fn convert_segment_sort_key(&self, key: (i64, u64)) -> (i64, u64) {
+        key
     }
 }
 

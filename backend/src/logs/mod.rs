@@ -76,7 +76,7 @@ pub trait LogStore: Send + Sync + 'static {
     ) -> Result<(Vec<LogHit>, u64), LogStoreError>;
 
     /// Checks that `q` parses.
-    fn parse_query(&self, q: &str) -> Result<(), LogStoreError>;
+    async fn parse_query(&self, q: &str) -> Result<(), LogStoreError>;
 
     /// Drops what is past its retention at `now`; returns how many partitions went.
     async fn apply_retention(&self, now: vigil_proto::Timestamp) -> Result<usize, LogStoreError>;

@@ -2,16 +2,16 @@
 //! `<root>/<class>/<YYYY-MM-DD>/`. The class is `_all`, or the service's name when the service
 //! has a retention of its own, so that retention drops whole directories.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::AllQuery;
 use tantivy::schema::Schema;
-use tantivy::{Executor, Index, IndexReader, Order, ReloadPolicy};
+use tantivy::{Executor, Index, IndexReader, Order, ReloadPolicy, Searcher};
 use time::{Date, format_description::FormatItem, macros::format_description};
 use vigil_proto::Timestamp;
 
@@ -65,17 +65,73 @@ impl PartitionKey {
 /// The Julian day of 1970-01-01.
 const EPOCH_JULIAN_DAY: i32 = 2_440_588;
 
-/// One partition's index and reader, and the sequence number after its last record.
+/// Partitions whose readers stay open at once (each maps its segments' files); the least
+/// recently searched are closed beyond it and opened again when searched.
+pub const MAX_OPEN_READERS: usize = 32;
+
+/// The open readers of every partition, least recently used closed first.
+#[derive(Default)]
+struct Readers {
+    open: Mutex<HashMap<PartitionKey, (IndexReader, u64)>>,
+    clock: AtomicU64,
+}
+
+impl Readers {
+    fn searcher(&self, key: &PartitionKey, index: &Index) -> tantivy::Result<Searcher> {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        if let Some((reader, used)) = self.open.lock().expect("reader lock").get_mut(key) {
+            *used = now;
+            return Ok(reader.searcher());
+        }
+        // Opened outside the lock: it reads the index's meta and maps its segments.
+        let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let searcher = reader.searcher();
+        let mut open = self.open.lock().expect("reader lock");
+        open.entry(key.clone()).or_insert((reader, now));
+        while open.len() > MAX_OPEN_READERS {
+            let oldest = open.iter().filter(|(other, _)| *other != key).min_by_key(|(_, (_, used))| *used);
+            let Some(oldest) = oldest.map(|(key, _)| key.clone()) else { break };
+            // Searches holding its searcher keep their segments until they finish.
+            open.remove(&oldest);
+        }
+        Ok(searcher)
+    }
+
+    /// Reloads the reader of `key` when it is open (a closed one opens at the latest commit).
+    fn reload(&self, key: &PartitionKey) -> tantivy::Result<()> {
+        let reader = self.open.lock().expect("reader lock").get(key).map(|(reader, _)| reader.clone());
+        reader.map_or(Ok(()), |reader| reader.reload())
+    }
+
+    fn forget(&self, key: &PartitionKey) {
+        self.open.lock().expect("reader lock").remove(key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.open.lock().expect("reader lock").len()
+    }
+}
+
+/// One partition's index, its reader (opened when searched), and the sequence number after
+/// its last record.
 #[derive(Clone)]
 pub struct Partition {
+    key: PartitionKey,
     pub index: Index,
-    pub reader: IndexReader,
+    readers: Arc<Readers>,
     /// One more than the highest sequence number in the partition; 0 when empty.
     pub sequence_end: Arc<AtomicU64>,
 }
 
 impl Partition {
-    fn open(directory: &Path, schema: Schema, executor: &Executor) -> tantivy::Result<Self> {
+    fn open(
+        key: PartitionKey,
+        directory: &Path,
+        schema: Schema,
+        executor: &Executor,
+        readers: Arc<Readers>,
+    ) -> tantivy::Result<Self> {
         std::fs::create_dir_all(directory).map_err(|error| tantivy::TantivyError::SystemError(error.to_string()))?;
         let directory = MmapDirectory::open(directory)?;
         // An index keeps the schema it was created with: earlier versions indexed the
@@ -87,10 +143,22 @@ impl Partition {
         };
         // Searches run a partition's segments in parallel.
         index.set_executor(executor.clone());
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        // A reader just to find the last sequence; it is not kept.
+        let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let top = TopDocs::with_limit(1).order_by_fast_field::<u64>(super::schema::SEQUENCE, Order::Desc);
-        let last = reader.searcher().search(&AllQuery, &top)?.first().map(|(sequence, _)| *sequence);
-        Ok(Self { index, reader, sequence_end: Arc::new(AtomicU64::new(last.map_or(0, |last| last + 1))) })
+        let last = reader.searcher().search(&AllQuery, &top)?.first().and_then(|(sequence, _)| *sequence);
+        let sequence_end = Arc::new(AtomicU64::new(last.map_or(0, |last| last + 1)));
+        Ok(Self { key, index, readers, sequence_end })
+    }
+
+    /// A searcher of the last commit the reader loaded.
+    pub fn searcher(&self) -> tantivy::Result<Searcher> {
+        self.readers.searcher(&self.key, &self.index)
+    }
+
+    /// Makes the last commit visible to searches.
+    pub fn reload(&self) -> tantivy::Result<()> {
+        self.readers.reload(&self.key)
     }
 
     /// The highest sequence number committed to the partition.
@@ -111,6 +179,7 @@ pub struct Partitions {
     schema: Schema,
     /// The search threads, one per core, shared by every partition.
     executor: Executor,
+    readers: Arc<Readers>,
     map: Arc<RwLock<BTreeMap<PartitionKey, Partition>>>,
 }
 
@@ -120,6 +189,7 @@ impl Partitions {
         std::fs::create_dir_all(root).map_err(|error| tantivy::TantivyError::SystemError(error.to_string()))?;
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         let executor = Executor::multi_thread(threads, "log-search-")?;
+        let readers = Arc::new(Readers::default());
         let mut map = BTreeMap::new();
         let entries = |path: &Path| -> Vec<(String, PathBuf)> {
             std::fs::read_dir(path)
@@ -133,11 +203,12 @@ impl Partitions {
         for (class, class_path) in entries(root) {
             for (day, path) in entries(&class_path) {
                 if let Some(key) = PartitionKey::parse(&class, &day) {
-                    map.insert(key, Partition::open(&path, schema.clone(), &executor)?);
+                    let partition = Partition::open(key.clone(), &path, schema.clone(), &executor, readers.clone())?;
+                    map.insert(key, partition);
                 }
             }
         }
-        Ok(Self { root: root.to_owned(), schema, executor, map: Arc::new(RwLock::new(map)) })
+        Ok(Self { root: root.to_owned(), schema, executor, readers, map: Arc::new(RwLock::new(map)) })
     }
 
     pub fn root(&self) -> &Path {
@@ -149,7 +220,13 @@ impl Partitions {
         if let Some(partition) = self.map.read().expect("partition lock").get(key) {
             return Ok(partition.clone());
         }
-        let partition = Partition::open(&key.directory(&self.root), self.schema.clone(), &self.executor)?;
+        let partition = Partition::open(
+            key.clone(),
+            &key.directory(&self.root),
+            self.schema.clone(),
+            &self.executor,
+            self.readers.clone(),
+        )?;
         Ok(self.map.write().expect("partition lock").entry(key.clone()).or_insert(partition).clone())
     }
 
@@ -162,6 +239,12 @@ impl Partitions {
             .collect()
     }
 
+    /// How many partitions have their reader open.
+    #[cfg(test)]
+    pub fn open_readers(&self) -> usize {
+        self.readers.len()
+    }
+
     pub fn all(&self) -> Vec<(PartitionKey, Partition)> {
         self.overlapping(None, None)
     }
@@ -169,6 +252,7 @@ impl Partitions {
     /// Forgets a partition and deletes its directory.
     pub fn drop_partition(&self, key: &PartitionKey) -> std::io::Result<()> {
         self.map.write().expect("partition lock").remove(key);
+        self.readers.forget(key);
         let directory = key.directory(&self.root);
         match std::fs::remove_dir_all(&directory) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
@@ -215,6 +299,27 @@ mod tests {
         assert!(!key.overlaps(Some("2026-11-30T00:00:00Z".parse().unwrap()), None));
         assert!(!key.overlaps(None, Some("2026-11-29T00:00:00Z".parse().unwrap())));
         assert_eq!(PartitionKey::parse("_all", "not-a-day"), None);
+    }
+
+    #[test]
+    fn at_most_max_open_readers_stay_open() {
+        let root = tempfile::tempdir().unwrap();
+        let (schema, _) = super::super::schema::LogFields::schema();
+        let partitions = Partitions::open(root.path(), schema).unwrap();
+        let keys: Vec<_> = (0..MAX_OPEN_READERS as i64 + 8)
+            .map(|day| PartitionKey { class: DEFAULT_CLASS.to_owned(), day: 20_000 + day })
+            .collect();
+        for key in &keys {
+            let partition = partitions.get_or_create(key).unwrap();
+            assert_eq!(partition.searcher().unwrap().num_docs(), 0);
+        }
+        assert_eq!(partitions.open_readers(), MAX_OPEN_READERS);
+        // The least recently searched went; searching it again opens it.
+        let first = partitions.get_or_create(&keys[0]).unwrap();
+        assert!(first.searcher().is_ok());
+        assert_eq!(partitions.open_readers(), MAX_OPEN_READERS);
+        partitions.drop_partition(&keys[0]).unwrap();
+        assert_eq!(partitions.open_readers(), MAX_OPEN_READERS - 1);
     }
 
     #[test]

@@ -106,6 +106,17 @@ fn wal_directory(directory: &Path) -> std::path::PathBuf {
     directory.with_file_name(format!("{name}-wal"))
 }
 
+/// A search's failure: a query the schema cannot answer (`message:*` on a field without fast
+/// values) is the caller's mistake, anything else the index's.
+fn search_error(error: tantivy::TantivyError) -> LogStoreError {
+    match error {
+        tantivy::TantivyError::SchemaError(message) => {
+            LogStoreError::InvalidQuery { message: format!("this query cannot be answered: {message}"), position: None }
+        }
+        other => LogStoreError::Index(other),
+    }
+}
+
 /// Up to `limit` records matching `query` in one partition, in time order, and the count.
 fn top_by_time(
     searcher: &Searcher,
@@ -114,7 +125,7 @@ fn top_by_time(
     limit: usize,
     newest_first: bool,
 ) -> tantivy::Result<(Vec<LogHit>, usize)> {
-    let collector = (TopDocs::with_limit(limit.max(1)).custom_score(ByTime { newest_first }), Count);
+    let collector = (TopDocs::with_limit(limit.max(1)).order_by(ByTime { newest_first }), Count);
     let (top, total) = searcher.search(query, &collector)?;
     let hits = top
         .into_iter()
@@ -137,7 +148,7 @@ fn top_by_time_in(
     let mut total = 0;
     for (_, partition) in partitions {
         let (partition_hits, partition_total) =
-            top_by_time(&partition.reader.searcher(), fields, query, limit, newest_first)?;
+            top_by_time(&partition.searcher()?, fields, query, limit, newest_first)?;
         hits.extend(partition_hits);
         total += partition_total;
     }
@@ -178,7 +189,7 @@ impl LogStore for TantivyLogStore {
     }
 
     async fn search(&self, query: LogQuery) -> Result<LogPage, LogStoreError> {
-        let tantivy_query = query::build(&self.parsing_index, &self.fields, &query)?;
+        let parsing_index = self.parsing_index.clone();
         let end = match (query.end, query.cursor) {
             (Some(end), Some(cursor)) => Some(end.min(cursor.timestamp.saturating_add_nanos(1))),
             (end, cursor) => end.or(cursor.map(|cursor| cursor.timestamp.saturating_add_nanos(1))),
@@ -186,8 +197,10 @@ impl LogStore for TantivyLogStore {
         let partitions = self.partitions.overlapping(query.start, end);
         let fields = self.fields;
         tokio::task::spawn_blocking(move || {
+            let tantivy_query = query::build(&parsing_index, &fields, &query)?;
             let limit = query.limit.unwrap_or(LogQuery::DEFAULT_LIMIT).clamp(1, LogQuery::MAX_LIMIT) as usize;
-            let (records, total) = top_by_time_in(&partitions, &fields, &*tantivy_query, limit, true)?;
+            let (records, total) =
+                top_by_time_in(&partitions, &fields, &*tantivy_query, limit, true).map_err(search_error)?;
             let next_cursor = (records.len() == limit && total > limit).then(|| records[limit - 1].id);
             Ok(LogPage { records, total: total as u64, next_cursor })
         })
@@ -201,7 +214,7 @@ impl LogStore for TantivyLogStore {
                 position: None,
             });
         };
-        let tantivy_query = query::build(&self.parsing_index, &self.fields, &query)?;
+        let (parsing_index, fields) = (self.parsing_index.clone(), self.fields);
         let partitions = self.partitions.overlapping(Some(start), Some(end));
         let interval = interval_nanos.max(1);
         let buckets =
@@ -212,10 +225,12 @@ impl LogStore for TantivyLogStore {
                 }
             })?;
         tokio::task::spawn_blocking(move || {
+            let tantivy_query = query::build(&parsing_index, &fields, &query)?;
             let collector = HistogramCollector { start: start.as_unix_nanos(), interval, buckets };
             let mut counts = vec![std::collections::BTreeMap::new(); buckets];
             for (_, partition) in &partitions {
-                let partition_counts = partition.reader.searcher().search(&*tantivy_query, &collector)?;
+                let partition_counts =
+                    partition.searcher()?.search(&*tantivy_query, &collector).map_err(search_error)?;
                 for (bucket, partition_bucket) in counts.iter_mut().zip(partition_counts) {
                     for (level, count) in partition_bucket {
                         *bucket.entry(level).or_insert(0) += count;
@@ -236,9 +251,10 @@ impl LogStore for TantivyLogStore {
     }
 
     async fn field_values(&self, query: LogQuery, limit: usize) -> Result<FieldValues, LogStoreError> {
-        let tantivy_query = query::build(&self.parsing_index, &self.fields, &query)?;
+        let (parsing_index, fields) = (self.parsing_index.clone(), self.fields);
         let partitions = self.partitions.overlapping(query.start, query.end);
         tokio::task::spawn_blocking(move || {
+            let tantivy_query = query::build(&parsing_index, &fields, &query)?;
             let collector = (
                 TermCounts { field: schema::SERVICE },
                 TermCounts { field: schema::HOST },
@@ -246,7 +262,8 @@ impl LogStore for TantivyLogStore {
             );
             let mut merged: [HashMap<String, u64>; 3] = Default::default();
             for (_, partition) in &partitions {
-                let (services, hosts, levels) = partition.reader.searcher().search(&*tantivy_query, &collector)?;
+                let (services, hosts, levels) =
+                    partition.searcher()?.search(&*tantivy_query, &collector).map_err(search_error)?;
                 for (total, counts) in merged.iter_mut().zip([services, hosts, levels]) {
                     for (value, count) in counts {
                         *total.entry(value).or_insert(0) += count;
@@ -323,23 +340,22 @@ impl LogStore for TantivyLogStore {
         limit: usize,
         newest_first: bool,
     ) -> Result<(Vec<LogHit>, u64), LogStoreError> {
-        let mut clauses = vec![(Occur::Must, query::parse_text(&self.parsing_index, &self.fields, &q)?)];
-        if let Some(after) = after {
-            clauses.push((Occur::Must, query::sequences_after(&self.fields, after)));
-        }
-        let tantivy_query = BooleanQuery::new(clauses);
         let partitions: Vec<_> =
             self.partitions.all().into_iter().filter(|(_, partition)| partition.holds_sequences_after(after)).collect();
-        let fields = self.fields;
+        let (parsing_index, fields) = (self.parsing_index.clone(), self.fields);
         tokio::task::spawn_blocking(move || {
+            let mut clauses = vec![(Occur::Must, query::parse_text(&parsing_index, &fields, &q)?)];
+            if let Some(after) = after {
+                clauses.push((Occur::Must, query::sequences_after(&fields, after)));
+            }
+            let tantivy_query = BooleanQuery::new(clauses);
             let order = if newest_first { Order::Desc } else { Order::Asc };
             let mut hits = Vec::new();
             let mut total = 0;
             for (_, partition) in &partitions {
-                let searcher = partition.reader.searcher();
-                let by_sequence =
-                    TopDocs::with_limit(limit.max(1)).order_by_fast_field::<u64>(schema::SEQUENCE, order.clone());
-                let (top, count) = searcher.search(&tantivy_query, &(by_sequence, Count))?;
+                let searcher = partition.searcher()?;
+                let by_sequence = TopDocs::with_limit(limit.max(1)).order_by_fast_field::<u64>(schema::SEQUENCE, order);
+                let (top, count) = searcher.search(&tantivy_query, &(by_sequence, Count)).map_err(search_error)?;
                 total += count as u64;
                 for (_, address) in top {
                     hits.push(fields.hit(&searcher.doc::<TantivyDocument>(address)?));
@@ -355,8 +371,9 @@ impl LogStore for TantivyLogStore {
         .await?
     }
 
-    fn parse_query(&self, q: &str) -> Result<(), LogStoreError> {
-        query::parse_text(&self.parsing_index, &self.fields, q).map(drop)
+    async fn parse_query(&self, q: &str) -> Result<(), LogStoreError> {
+        let (parsing_index, fields, q) = (self.parsing_index.clone(), self.fields, q.to_owned());
+        tokio::task::spawn_blocking(move || query::parse_text(&parsing_index, &fields, &q).map(drop)).await?
     }
 
     async fn check(&self) -> Result<(), LogStoreError> {

@@ -304,7 +304,7 @@ impl Writer {
                 if let Some((writer, _)) = self.open.get_mut(key) {
                     writer.commit()?;
                 }
-                partition.reader.reload()
+                partition.reload()
             });
             match result {
                 Err(error) => self.fail(error),

@@ -184,7 +184,7 @@ pub async fn tail(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
     let Query(query) = query?;
-    state.log_store.parse_query(&query.q)?;
+    state.log_store.parse_query(&query.q).await?;
     let upgrade = upgrade.map_err(|rejection| {
         HttpError::new(ErrorCode::InvalidParameter, format!("the live tail is a WebSocket: {}", rejection.body_text()))
     })?;

@@ -226,3 +226,60 @@ async fn context_shows_the_lines_around_a_record_from_its_source() {
     assert_error(get(vec![("id", "1-1".into())]).await.unwrap(), 404, "not_found", "1-1").await;
     assert_error(get(vec![("id", "nonsense".into())]).await.unwrap(), 400, "invalid_parameter", "nonsense").await;
 }
+
+/// Nested parentheses once took time that doubled per level, on the async workers. Queries are
+/// bounded (length, nesting) and parsed on the blocking pool; the deepest allowed query
+/// answers at once on every path that parses one, and the server stays responsive meanwhile.
+#[tokio::test]
+async fn deeply_nested_and_long_queries_are_bounded_on_every_path() {
+    use vigil_proto::paths;
+    let app = seeded().await;
+    let nested = |depth: usize| format!("{}timed{}", "(".repeat(depth), ")".repeat(depth));
+    let deepest = nested(32);
+    let range = [("start", "2026-11-29T07:00:00Z"), ("end", "2026-11-29T09:00:00Z")];
+    let params = [("q", deepest.as_str())];
+    let searches = (0..4).map(|_| app.search_raw(&params));
+    let all = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let (answers, health) =
+            tokio::join!(futures::future::join_all(searches), app.client.get(app.url(paths::HEALTHZ)).send());
+        assert_eq!(health.unwrap().status(), 200);
+        answers
+    })
+    .await
+    .expect("the deepest allowed query answers quickly");
+    for answer in all {
+        assert_eq!(answer.status(), 200);
+    }
+    let too_deep = nested(33);
+    let too_long = "timed ".repeat(700);
+    for (path, extra) in
+        [(paths::LOGS_SEARCH, &[][..]), (paths::LOGS_HISTOGRAM, &range[..]), (paths::LOGS_FIELDS, &[][..])]
+    {
+        for (q, needle) in [(too_deep.as_str(), "deeper than 32 levels"), (too_long.as_str(), "longer than 4096 bytes")]
+        {
+            let mut params = vec![("q", q)];
+            params.extend_from_slice(extra);
+            assert_error(app.read(path, &params).await, 400, "invalid_query", needle).await;
+        }
+    }
+    // A page load with it renders the refusal.
+    let admin = app.admin_session().await;
+    let page = app
+        .with_session(
+            reqwest::Method::GET,
+            &format!("/logs?q={}", too_deep.replace('(', "%28").replace(')', "%29")),
+            &admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("deeper than 32 levels"), "the page shows why");
+    // The live tail refuses it before the upgrade.
+    let tail = app.read(paths::LOGS_TAIL, &[("q", too_deep.as_str())]).await;
+    assert_error(tail, 400, "invalid_query", "deeper than 32 levels").await;
+    // Paths with slashes are queries, and a query the schema cannot answer is the caller's
+    // mistake, not a server error.
+    assert_eq!(app.search_raw(&[("q", "/api/")]).await.status(), 200);
+    assert_error(app.search_raw(&[("q", "message:*")]).await, 400, "invalid_query", "cannot be answered").await;
+}
