@@ -29,12 +29,15 @@ impl BulkItem {
     }
 }
 
+/// One item, as small as Elasticsearch's shape allows: `_index` and `status` always, `_id`
+/// when the action named one, `error` when it failed (shippers read thousands of these: Fluent
+/// Bit gives up on an answer over 512 KiB by default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkItemResult {
     #[serde(rename = "_index")]
     pub index: String,
-    #[serde(rename = "_id")]
-    pub id: String,
+    #[serde(rename = "_id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
@@ -99,7 +102,7 @@ mod tests {
     fn items_are_keyed_by_action() {
         let item = BulkItem::Create(BulkItemResult {
             index: "logs".to_owned(),
-            id: "1".to_owned(),
+            id: Some("1".to_owned()),
             status: 201,
             result: Some("created".to_owned()),
             version: Some(1),

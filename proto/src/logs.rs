@@ -50,6 +50,12 @@ pub enum Commit {
 pub struct IngestParams {
     #[serde(default)]
     pub commit: Commit,
+    /// The service of records that name none (native endpoint).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The host of records that name none (native endpoint).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// A stored record as search returns it: the record and its `id`, which orders records

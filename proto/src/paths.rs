@@ -17,6 +17,11 @@ pub const UI_TAIL: &str = "/ui/tail";
 /// Elasticsearch `_bulk`, for shippers that speak it.
 pub const ELASTICSEARCH_BULK: &str = "/_bulk";
 pub const ELASTICSEARCH_INDEX_BULK: &str = "/{index}/_bulk";
+/// The same with a trailing slash (Fluent Bit before 5.1 with a `Pipeline`).
+pub const ELASTICSEARCH_BULK_SLASH: &str = "/_bulk/";
+pub const ELASTICSEARCH_INDEX_BULK_SLASH: &str = "/{index}/_bulk/";
+pub const ELASTICSEARCH_LICENSE: &str = "/_license";
+pub const ELASTICSEARCH_CLUSTER_HEALTH: &str = "/_cluster/health";
 /// OTLP/HTTP logs.
 pub const OTLP_LOGS: &str = "/v1/logs";
 /// Loki's push API.

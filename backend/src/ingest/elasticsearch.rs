@@ -1,17 +1,16 @@
 //! Decoding of an Elasticsearch `_bulk` body into log records, item by item.
 //!
 //! The body is NDJSON: an action line (`index`, `create`, `update` or `delete`), followed by a
-//! source line for `index` and `create`. Each source document becomes a record: `@timestamp`
-//! (RFC 3339 or epoch milliseconds; the receive time when absent), `message` (the whole
-//! document as JSON when it has none), `service.name`/`service` (else the index), `host.name`/
-//! `host`, `log.level`/`level`; the other fields are kept as attributes. A source that does not
-//! parse fails its item only; an action line that does not parse fails the whole request, as
-//! in Elasticsearch.
+//! source line for `index` and `create`. Each source document becomes a record by the keys
+//! shippers use (see `document`), its service the index's name when it names none; the other
+//! fields are kept as attributes. A source that does not parse fails its item only; an action
+//! line that does not parse fails the whole request, as in Elasticsearch.
 
 use serde_json::{Map, Value};
 use vigil_proto::elasticsearch::BulkError;
 use vigil_proto::{ApiError, ErrorCode, LogRecord, Timestamp};
 
+use super::document::{self, Defaults};
 use super::{latest_timestamp, validate};
 use crate::config::LogsConfig;
 
@@ -115,70 +114,192 @@ fn record_from_source(
     now: Timestamp,
     latest: Timestamp,
 ) -> Result<LogRecord, BulkError> {
-    let mut document: Map<String, Value> = serde_json::from_str(source)
+    let document: Map<String, Value> = serde_json::from_str(source)
         .map_err(|error| item_error("document_parsing_exception", format!("failed to parse the source: {error}")))?;
-    let timestamp = match take_first(&mut document, &["@timestamp", "timestamp", "time"]) {
-        None => now,
-        Some(Value::String(text)) => text.parse::<Timestamp>().map_err(|error| {
-            item_error("document_parsing_exception", format!("failed to parse @timestamp: {error}"))
-        })?,
-        Some(Value::Number(millis)) => millis
-            .as_i64()
-            .and_then(|millis| millis.checked_mul(1_000_000))
-            .and_then(|nanos| Timestamp::from_unix_nanos(nanos).ok())
-            .ok_or_else(|| item_error("document_parsing_exception", format!("@timestamp {millis} is out of range")))?,
-        Some(other) => {
-            return Err(item_error("document_parsing_exception", format!("@timestamp {other} is not a date")));
-        }
-    };
-    let service = take_nested(&mut document, "service", "name").unwrap_or_else(|| index.to_owned());
-    let host = take_nested(&mut document, "host", "name")
-        .or_else(|| take_nested(&mut document, "host", "hostname"))
-        .unwrap_or_default();
-    let level = take_nested(&mut document, "log", "level")
-        .or_else(|| take_string(&mut document, "level"))
-        .or_else(|| take_string(&mut document, "severity"))
-        .unwrap_or_else(|| "unknown".to_owned());
-    let message = match take_string(&mut document, "message").or_else(|| take_string(&mut document, "msg")) {
-        Some(message) => message,
-        None => Value::Object(document.clone()).to_string(),
-    };
-    let mut record = LogRecord { timestamp, service, host, level, message, attributes: document };
+    let defaults = Defaults { service: Some(service_of_index(index)), host: None, now };
+    let mut record =
+        document::record(document, &defaults).map_err(|reason| item_error("document_parsing_exception", reason))?;
     record.attributes.insert("index".to_owned(), Value::String(index.to_owned()));
     validate(&mut record, limits, latest, now).map_err(|reason| item_error("document_parsing_exception", reason))?;
     Ok(record)
 }
 
-fn take_first(document: &mut Map<String, Value>, keys: &[&str]) -> Option<Value> {
-    keys.iter().find_map(|key| document.remove(*key))
+/// The service of documents that name none: their index, without the date that Logstash's
+/// and Fluent Bit's `Logstash_Format` add (`logstash-2026.12.01` → `logstash`).
+fn service_of_index(index: &str) -> &str {
+    let is_date = |text: &str| {
+        let parts: Vec<&str> = text.split(['.', '-']).collect();
+        parts.len() == 3
+            && [4, 2, 2]
+                .iter()
+                .zip(&parts)
+                .all(|(length, part)| part.len() == *length && part.bytes().all(|byte| byte.is_ascii_digit()))
+    };
+    index
+        .match_indices(['-', '_'])
+        .map(|(position, _)| position)
+        .find(|&position| position > 0 && is_date(&index[position + 1..]))
+        .map_or(index, |position| &index[..position])
 }
 
-fn take_string(document: &mut Map<String, Value>, key: &str) -> Option<String> {
-    match document.get(key) {
-        Some(Value::String(_)) => match document.remove(key) {
-            Some(Value::String(text)) => Some(text),
-            _ => None,
-        },
+/// Elasticsearch's response filtering, `filter_path`: comma-separated paths of dotted names
+/// (`\\.` for a dot in a name), `*` within a name, `**` for any number of levels, a leading
+/// `-` to exclude. Arrays are transparent (`items.*.status` reads each element); exclusions
+/// apply first, then inclusions keep only what they match and drop what is left empty.
+pub fn filter_path(value: serde_json::Value, filters: &str) -> serde_json::Value {
+    let parse = |path: &str| -> Vec<String> {
+        let mut segments = vec![String::new()];
+        let mut characters = path.chars();
+        while let Some(character) = characters.next() {
+            match character {
+                '\\' => segments.last_mut().expect("one segment").extend(characters.next()),
+                '.' => segments.push(String::new()),
+                other => segments.last_mut().expect("one segment").push(other),
+            }
+        }
+        segments
+    };
+    let (mut includes, mut excludes) = (Vec::new(), Vec::new());
+    for filter in filters.split(',').map(str::trim).filter(|filter| !filter.is_empty()) {
+        match filter.strip_prefix('-') {
+            Some(excluded) => excludes.push(parse(excluded)),
+            None => includes.push(parse(filter)),
+        }
+    }
+    let mut value = value;
+    if !excludes.is_empty() {
+        let states: Vec<(&[String], usize)> = excludes.iter().map(|path| (path.as_slice(), 0)).collect();
+        exclude(&mut value, &states);
+    }
+    if includes.is_empty() {
+        return value;
+    }
+    let states: Vec<(&[String], usize)> = includes.iter().map(|path| (path.as_slice(), 0)).collect();
+    include(&value, &states).unwrap_or_else(|| Value::Object(Map::new()))
+}
+
+/// Where each path stands after matching `key`: the positions reached (`**` may stay).
+fn advance<'a>(states: &[(&'a [String], usize)], key: &str) -> (Vec<(&'a [String], usize)>, bool) {
+    let mut next = Vec::new();
+    let mut complete = false;
+    for &(path, position) in states {
+        let mut position = position;
+        // `**` stands for zero or more levels: it stays, and what follows it may match now.
+        while path.get(position).is_some_and(|segment| segment == "**") {
+            next.push((path, position));
+            position += 1;
+        }
+        match path.get(position) {
+            Some(segment) if glob(segment, key) => {
+                if position + 1 == path.len() {
+                    complete = true;
+                } else {
+                    next.push((path, position + 1));
+                }
+            }
+            // A path ending in `**` matches whatever is below.
+            None => complete = true,
+            _ => {}
+        }
+    }
+    (next, complete)
+}
+
+fn include(value: &Value, states: &[(&[String], usize)]) -> Option<Value> {
+    match value {
+        Value::Object(object) => {
+            let mut kept = Map::new();
+            for (key, child) in object {
+                let (next, complete) = advance(states, key);
+                if complete {
+                    kept.insert(key.clone(), child.clone());
+                } else if !next.is_empty()
+                    && let Some(child) = include(child, &next)
+                {
+                    kept.insert(key.clone(), child);
+                }
+            }
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        Value::Array(elements) => {
+            let kept: Vec<Value> = elements.iter().filter_map(|element| include(element, states)).collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
         _ => None,
     }
 }
 
-/// `outer.inner` as ECS writes it (`{"service": {"name": "x"}}`), or `outer` as a plain
-/// string; the taken value leaves the document.
-fn take_nested(document: &mut Map<String, Value>, outer: &str, inner: &str) -> Option<String> {
-    if let Some(Value::Object(object)) = document.get_mut(outer) {
-        let value = take_string(object, inner);
-        if object.is_empty() {
-            document.remove(outer);
+fn exclude(value: &mut Value, states: &[(&[String], usize)]) {
+    match value {
+        Value::Object(object) => {
+            object.retain(|key, child| {
+                let (next, complete) = advance(states, key);
+                if !complete && !next.is_empty() {
+                    exclude(child, &next);
+                }
+                !complete
+            });
         }
-        return value;
+        Value::Array(elements) => elements.iter_mut().for_each(|element| exclude(element, states)),
+        _ => {}
     }
-    take_string(document, outer)
+}
+
+/// `*` matches any run of characters, anything else itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((prefix, rest)) => {
+            let Some(text) = text.strip_prefix(prefix) else { return false };
+            (0..=text.len()).filter(|at| text.is_char_boundary(*at)).any(|at| glob(rest, &text[at..]))
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filter_path_keeps_what_elasticsearch_keeps() {
+        let response = serde_json::json!({"took": 3, "errors": true, "items": [
+            {"create": {"_index": "a", "_id": "1", "status": 201}},
+            {"create": {"_index": "a", "status": 400, "error": {"type": "document_parsing_exception", "reason": "bad"}}},
+        ]});
+        let filtered = |filters: &str| filter_path(response.clone(), filters);
+        assert_eq!(
+            filtered("errors,items.*.error,items.*.status"),
+            serde_json::json!({"errors": true, "items": [
+                {"create": {"status": 201}},
+                {"create": {"status": 400, "error": {"type": "document_parsing_exception", "reason": "bad"}}},
+            ]})
+        );
+        // Only the failed items: the others end up empty and go.
+        assert_eq!(
+            filtered("items.*.error"),
+            serde_json::json!({"items": [{"create": {"error": {"type": "document_parsing_exception", "reason": "bad"}}}]})
+        );
+        assert_eq!(filtered("-took,-items"), serde_json::json!({"errors": true}));
+        assert_eq!(
+            filtered("**.status"),
+            serde_json::json!({"items": [{"create": {"status": 201}}, {"create": {"status": 400}}]})
+        );
+        assert_eq!(filtered("took,-took"), serde_json::json!({}));
+        assert_eq!(filtered("nothing"), serde_json::json!({}));
+        assert_eq!(filtered(""), response);
+        let dotted = serde_json::json!({"a": 0, "b.c": "value", "b": {"c": "c_value"}});
+        assert_eq!(filter_path(dotted, "b\\.c"), serde_json::json!({"b.c": "value"}));
+        assert!(glob("stat*", "status") && glob("*", "") && glob("a*c*e", "abcde") && !glob("a*z", "abc"));
+    }
+
+    #[test]
+    fn indexes_name_services_without_their_date() {
+        assert_eq!(service_of_index("logstash-2026.12.01"), "logstash");
+        assert_eq!(service_of_index("app-2026-12-01"), "app");
+        assert_eq!(service_of_index("fluent-bit"), "fluent-bit");
+        assert_eq!(service_of_index("filebeat-8.15.0"), "filebeat-8.15.0");
+        assert_eq!(service_of_index("2026.12.01"), "2026.12.01");
+    }
 
     fn limits() -> LogsConfig {
         LogsConfig::default()

@@ -78,6 +78,63 @@ pub struct Push {
     pub errors: Vec<String>,
 }
 
+/// Whether a push is JSON, from its `Content-Type` read as Loki reads it (Go's
+/// `mime.ParseMediaType`): parameters must be `name=value`; `application/json` (any case, any
+/// parameters) is JSON, anything else snappy protobuf, and so is a push without a
+/// `Content-Type` (what Loki's code means to do, though Go's parser refuses it there).
+pub fn is_json(content_type: Option<&str>) -> Result<bool, ApiError> {
+    let invalid = |message: &str| ApiError::new(ErrorCode::InvalidParameter, format!("Content-Type: {message}"));
+    let Some(content_type) = content_type else {
+        return Ok(false);
+    };
+    let mut parts = content_type.split(';');
+    let media_type = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let is_token = |text: &str| {
+        !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&byte))
+    };
+    let valid_type = match media_type.split_once('/') {
+        Some((kind, subtype)) => is_token(kind) && is_token(subtype),
+        None => is_token(&media_type),
+    };
+    if media_type.is_empty() {
+        return Err(invalid("no media type"));
+    }
+    if !valid_type {
+        return Err(invalid("expected token after slash"));
+    }
+    for parameter in parts.map(str::trim).filter(|parameter| !parameter.is_empty()) {
+        let well_formed = parameter.split_once('=').is_some_and(|(name, value)| {
+            let value = value.trim();
+            is_token(name.trim())
+                && (is_token(value) || (value.len() >= 2 && value.starts_with('"') && value.ends_with('"')))
+        });
+        if !well_formed {
+            return Err(invalid("invalid media parameter"));
+        }
+    }
+    Ok(media_type == "application/json")
+}
+
+/// Undoes the `Content-Encoding` as Loki does: `gzip`, `deflate` (raw DEFLATE), `snappy` or
+/// none (a protobuf body is snappy-compressed whatever this says); names are exact.
+pub fn decode_content<'body>(
+    encoding: Option<&str>,
+    body: &'body [u8],
+    limit: usize,
+) -> Result<std::borrow::Cow<'body, [u8]>, ApiError> {
+    match encoding.unwrap_or_default() {
+        "" | "snappy" => super::decode_content(None, body, limit),
+        "gzip" => super::decode_content(Some("gzip"), body, limit),
+        "deflate" => {
+            super::inflate(flate2::read::DeflateDecoder::new(body), "deflate", limit).map(std::borrow::Cow::Owned)
+        }
+        other => Err(ApiError::new(
+            ErrorCode::InvalidEncoding,
+            format!("Content-Encoding {other:?} not supported: send gzip, deflate or none"),
+        )),
+    }
+}
+
 pub fn decode_protobuf(compressed: &[u8], max_decompressed: usize) -> Result<Vec<Stream>, ApiError> {
     let length = snap::raw::decompress_len(compressed).map_err(|error| {
         ApiError::new(ErrorCode::InvalidEncoding, format!("body is not snappy-compressed: {error}"))
@@ -131,19 +188,23 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<Stream>, ApiError> {
         .map(|(index, stream)| {
             let labels = match stream.get("stream") {
                 None | Some(Value::Null) => BTreeMap::new(),
+                // As in Loki, a number or a boolean is a label value too.
                 Some(Value::Object(labels)) => labels
                     .iter()
                     .map(|(name, value)| match value {
                         Value::String(value) => Ok((name.clone(), value.clone())),
+                        Value::Number(_) | Value::Bool(_) => Ok((name.clone(), value.to_string())),
                         _ => Err(invalid(format!("streams[{index}].stream.{name} must be a string"))),
                     })
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err(invalid(format!("streams[{index}].stream must be an object"))),
             };
-            let values = stream
-                .get("values")
-                .and_then(Value::as_array)
-                .ok_or_else(|| invalid(format!("streams[{index}].values must be an array")))?;
+            let no_values = Vec::new();
+            let values = match stream.get("values") {
+                None | Some(Value::Null) => &no_values,
+                Some(Value::Array(values)) => values,
+                Some(_) => return Err(invalid(format!("streams[{index}].values must be an array"))),
+            };
             let entries = values
                 .iter()
                 .enumerate()
@@ -160,8 +221,11 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<Stream>, ApiError> {
                         }
                         _ => return Err(at("missing timestamp")),
                     };
-                    let line =
-                        parts.get(1).and_then(Value::as_str).ok_or_else(|| at("the line must be a string"))?.to_owned();
+                    let line = match parts.get(1) {
+                        None => String::new(),
+                        Some(Value::String(line)) => line.clone(),
+                        Some(_) => return Err(at("the line must be a string")),
+                    };
                     let metadata = match parts.get(2) {
                         None => BTreeMap::new(),
                         Some(Value::Object(pairs)) => pairs
@@ -199,31 +263,44 @@ pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
         if characters.peek().is_none() {
             return Ok(labels);
         }
-        let name: String = std::iter::from_fn(|| {
-            characters.next_if(|character| character.is_ascii_alphanumeric() || *character == '_')
-        })
-        .collect();
+        // A bare name, or a quoted one (Prometheus 3 writes names that are not identifiers so).
+        let name: String = if characters.next_if_eq(&'"').is_some() {
+            quoted(&mut characters).ok_or("unterminated label name")?
+        } else {
+            std::iter::from_fn(|| {
+                characters.next_if(|character| character.is_ascii_alphanumeric() || *character == '_')
+            })
+            .collect()
+        };
         if name.is_empty() {
             return Err("expected a label name".to_owned());
         }
         while characters.next_if(|character| character.is_whitespace()).is_some() {}
-        if characters.next() != Some('=') || characters.next() != Some('"') {
+        if characters.next() != Some('=') {
             return Err(format!("expected =\"value\" after {name}"));
         }
-        let mut value = String::new();
-        loop {
-            match characters.next() {
-                None => return Err(format!("unterminated value of {name}")),
-                Some('"') => break,
-                Some('\\') => match characters.next() {
-                    Some('n') => value.push('\n'),
-                    Some(escaped @ ('"' | '\\')) => value.push(escaped),
-                    _ => return Err(format!("invalid escape in the value of {name}")),
-                },
-                Some(character) => value.push(character),
-            }
+        while characters.next_if(|character| character.is_whitespace()).is_some() {}
+        if characters.next() != Some('"') {
+            return Err(format!("expected =\"value\" after {name}"));
         }
+        let value = quoted(&mut characters).ok_or_else(|| format!("unterminated or badly escaped value of {name}"))?;
         labels.insert(name, value);
+    }
+}
+
+/// The rest of a quoted string after its opening quote (escapes `\"`, `\\`, `\n`).
+fn quoted(characters: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<String> {
+    let mut value = String::new();
+    loop {
+        match characters.next()? {
+            '"' => return Some(value),
+            '\\' => match characters.next()? {
+                'n' => value.push('\n'),
+                escaped @ ('"' | '\\') => value.push(escaped),
+                _ => return None,
+            },
+            character => value.push(character),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //!
 //! Not here: storage (see `logs`), HTTP routing (see `routes`).
 
+pub mod document;
 pub mod elasticsearch;
 pub mod loki;
 pub mod otlp;
@@ -81,7 +82,7 @@ pub fn decode_content<'body>(
 }
 
 /// Reads a decoder to its end, or to one byte past `limit`, which refuses the body.
-fn inflate(decoder: impl Read, encoding: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn inflate(decoder: impl Read, encoding: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut decoded = Vec::new();
     let read = decoder
         .take(limit as u64 + 1)
@@ -104,6 +105,27 @@ pub fn parse_batch(
     limits: &LogsConfig,
     now: Timestamp,
 ) -> Result<Vec<LogRecord>, ApiError> {
+    parse_batch_with(format, body, limits, &BatchDefaults::default(), now)
+}
+
+/// What a native batch gives for records that do not say (`?service=`, `?host=`).
+#[derive(Debug, Clone, Default)]
+pub struct BatchDefaults {
+    pub service: Option<String>,
+    pub host: Option<String>,
+}
+
+/// The same, with the batch's defaults. A record is the six fields of [`LogRecord`]; one that
+/// is shaped otherwise (a shipper's own JSON: Fluent Bit's `{"date", "log"}`, a logging
+/// library's `{"time", "msg", "level"}`) is read by the usual keys (see `document`), and its
+/// other top-level fields become attributes.
+pub fn parse_batch_with(
+    format: BodyFormat,
+    body: &[u8],
+    limits: &LogsConfig,
+    defaults: &BatchDefaults,
+    now: Timestamp,
+) -> Result<Vec<LogRecord>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|error| {
         let offset = error.valid_up_to();
         let line = body[..offset].iter().filter(|&&byte| byte == b'\n').count() as u64 + 1;
@@ -117,22 +139,9 @@ pub fn parse_batch(
     let too_many = || {
         ApiError::new(ErrorCode::PayloadTooLarge, format!("batch holds more than {} records", limits.max_batch_records))
     };
+    let document_defaults =
+        document::Defaults { service: defaults.service.as_deref(), host: defaults.host.as_deref(), now };
     match format {
-        BodyFormat::Json => {
-            let mut records: Vec<LogRecord> = serde_json::from_str(text).map_err(|error| {
-                let code = if error.is_data() { ErrorCode::InvalidRecord } else { ErrorCode::InvalidJson };
-                ApiError::new(code, format!("body is not a JSON array of log records: {error}"))
-                    .at_line(error.line() as u64)
-            })?;
-            if records.len() > limits.max_batch_records {
-                return Err(too_many());
-            }
-            for (index, record) in records.iter_mut().enumerate() {
-                validate(record, limits, latest, now)
-                    .map_err(|problem| ApiError::new(ErrorCode::InvalidRecord, format!("record {index}: {problem}")))?;
-            }
-            Ok(records)
-        }
         BodyFormat::Ndjson => {
             let mut records = Vec::new();
             for (index, line) in text.lines().enumerate() {
@@ -143,19 +152,122 @@ pub fn parse_batch(
                 if records.len() == limits.max_batch_records {
                     return Err(too_many());
                 }
-                let mut record: LogRecord = serde_json::from_str(line).map_err(|error| {
+                let refuse = |(code, problem): (ErrorCode, String)| {
+                    ApiError::new(code, format!("line {line_number}: {problem}")).at_line(line_number)
+                };
+                let mut record = parse_line(line, &document_defaults).map_err(refuse)?;
+                validate(&mut record, limits, latest, now)
+                    .map_err(|problem| refuse((ErrorCode::InvalidRecord, problem)))?;
+                records.push(record);
+            }
+            Ok(records)
+        }
+        // A JSON array of records, or records one after the other (Fluent Bit's
+        // `json_stream`).
+        BodyFormat::Json => {
+            let values: Vec<(u64, serde_json::Value)> = if text.trim_start().starts_with('{') {
+                let mut values = Vec::new();
+                let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+                loop {
+                    let line = text[..stream.byte_offset()].matches('\n').count() as u64 + 1;
+                    match stream.next() {
+                        None => break,
+                        Some(Ok(value)) => values.push((line, value)),
+                        Some(Err(error)) => {
+                            return Err(
+                                ApiError::new(ErrorCode::InvalidJson, format!("line {line}: {error}")).at_line(line)
+                            );
+                        }
+                    }
+                    if values.len() > limits.max_batch_records {
+                        return Err(too_many());
+                    }
+                }
+                values
+            } else {
+                let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|error| {
                     let code = if error.is_data() { ErrorCode::InvalidRecord } else { ErrorCode::InvalidJson };
-                    ApiError::new(code, format!("line {line_number}: {error}")).at_line(line_number)
+                    ApiError::new(code, format!("body is not a JSON array of log records: {error}"))
+                        .at_line(error.line() as u64)
                 })?;
-                validate(&mut record, limits, latest, now).map_err(|problem| {
-                    ApiError::new(ErrorCode::InvalidRecord, format!("line {line_number}: {problem}"))
-                        .at_line(line_number)
-                })?;
+                if values.len() > limits.max_batch_records {
+                    return Err(too_many());
+                }
+                values.into_iter().map(|value| (0, value)).collect()
+            };
+            let mut records = Vec::with_capacity(values.len());
+            for (index, (line, value)) in values.into_iter().enumerate() {
+                let refuse = |(code, problem): (ErrorCode, String)| {
+                    let error = ApiError::new(code, format!("record {index}: {problem}"));
+                    if line > 0 { error.at_line(line) } else { error }
+                };
+                let mut record = parse_value(value, &document_defaults).map_err(refuse)?;
+                validate(&mut record, limits, latest, now)
+                    .map_err(|problem| refuse((ErrorCode::InvalidRecord, problem)))?;
                 records.push(record);
             }
             Ok(records)
         }
     }
+}
+
+/// The six fields of a native record, and those it cannot lack.
+const RECORD_FIELDS: [&str; 6] = ["timestamp", "service", "host", "level", "message", "attributes"];
+const REQUIRED_FIELDS: [&str; 3] = ["timestamp", "service", "message"];
+
+/// Whether a document that is not a valid [`LogRecord`] is shaped otherwise (fields beyond or
+/// short of the six: a shipper's own JSON, read by the usual keys), rather than a native
+/// record with a bad value (which is refused as such).
+fn shaped_otherwise(document: &serde_json::Map<String, serde_json::Value>) -> bool {
+    document.keys().any(|key| !RECORD_FIELDS.contains(&key.as_str()))
+        || REQUIRED_FIELDS.iter().any(|field| !document.contains_key(*field))
+}
+
+fn failure(error: &serde_json::Error) -> (ErrorCode, String) {
+    let code = if error.is_data() { ErrorCode::InvalidRecord } else { ErrorCode::InvalidJson };
+    (code, error.to_string())
+}
+
+/// One NDJSON line: the six fields straight into a [`LogRecord`] (what the agent sends,
+/// without a map per record), else a shipper's document read by the usual keys.
+fn parse_line(line: &str, defaults: &document::Defaults<'_>) -> Result<LogRecord, (ErrorCode, String)> {
+    match serde_json::from_str::<LogRecord>(line) {
+        Ok(record) => Ok(record),
+        Err(error) if error.is_data() => {
+            let value = serde_json::from_str(line).map_err(|error| failure(&error))?;
+            from_document(value, &error, defaults)
+        }
+        Err(error) => Err(failure(&error)),
+    }
+}
+
+fn parse_value(value: serde_json::Value, defaults: &document::Defaults<'_>) -> Result<LogRecord, (ErrorCode, String)> {
+    use serde::Deserialize;
+    match LogRecord::deserialize(&value) {
+        Ok(record) => Ok(record),
+        Err(error) => from_document(value, &error, defaults),
+    }
+}
+
+/// A document that did not read as a [`LogRecord`] (`error` says why).
+fn from_document(
+    value: serde_json::Value,
+    error: &serde_json::Error,
+    defaults: &document::Defaults<'_>,
+) -> Result<LogRecord, (ErrorCode, String)> {
+    let serde_json::Value::Object(document) = value else {
+        return Err((ErrorCode::InvalidRecord, "a record must be a JSON object".to_owned()));
+    };
+    if !shaped_otherwise(&document) {
+        return Err(failure(error));
+    }
+    if !document::has_message(&document) {
+        return Err((
+            ErrorCode::InvalidRecord,
+            "missing field `message` (or one of log, msg, MESSAGE, short_message)".to_owned(),
+        ));
+    }
+    document::record(document, defaults).map_err(|problem| (ErrorCode::InvalidRecord, problem))
 }
 
 /// The latest timestamp a record may carry when received at `now`.
@@ -211,8 +323,8 @@ pub(crate) fn validate(
         ));
     }
     record.level = record.level.trim().to_ascii_lowercase();
-    if record.level.is_empty() {
-        record.level = "unknown".to_owned();
+    if record.level.is_empty() || record.level == "unknown" {
+        record.level = vigil_proto::level::detect_level(&record.message).to_owned();
     }
     Ok(())
 }
@@ -240,6 +352,40 @@ mod tests {
         assert_eq!(array, ndjson);
         assert_eq!(array.len(), 2);
         assert_eq!(array[0].level, "warn");
+    }
+
+    #[test]
+    fn shippers_documents_are_read_by_the_usual_keys() {
+        let defaults = BatchDefaults { service: Some("web".to_owned()), host: Some("web-1".to_owned()) };
+        let parse = |format, body: &str| parse_batch_with(format, body.as_bytes(), &limits(), &defaults, now());
+        // Fluent Bit's `http` output, `json_lines`, `json` and `json_stream`.
+        let lines = concat!(
+            "{\"date\":1796116337.496189,\"log\":\"first line of log\"}\n",
+            "{\"date\":1796116337.496199,\"log\":\"ERROR second\",\"stream\":\"stdout\"}\n"
+        );
+        let now = now();
+        let limits = LogsConfig { max_future_seconds: u64::MAX / 4, ..limits() };
+        let read = |format, body: &str| parse_batch_with(format, body.as_bytes(), &limits, &defaults, now).unwrap();
+        let records = read(BodyFormat::Ndjson, lines);
+        assert_eq!(records.len(), 2);
+        assert_eq!((records[0].service.as_str(), records[0].host.as_str()), ("web", "web-1"));
+        assert_eq!(records[0].message, "first line of log");
+        assert_eq!(records[0].timestamp, "2026-12-01T09:12:17.496189Z".parse().unwrap());
+        assert_eq!(records[1].level, "error", "detected from the line");
+        assert_eq!(records[1].attributes["stream"], "stdout", "unknown fields are attributes");
+        let array = format!("[{}]", lines.trim_end().replace('\n', ","));
+        assert_eq!(read(BodyFormat::Json, &array), records);
+        assert_eq!(read(BodyFormat::Json, &lines.replace('\n', "")), records);
+        // The six fields still go straight through, and a logging library's JSON too.
+        assert_eq!(parse(BodyFormat::Ndjson, RECORD).unwrap()[0].service, "api");
+        let pino = r#"{"level":40,"time":1796116337496,"pid":7,"hostname":"box","msg":"slow","service":"api"}"#;
+        let record = &read(BodyFormat::Ndjson, pino)[0];
+        assert_eq!((record.level.as_str(), record.host.as_str(), record.message.as_str()), ("warn", "box", "slow"));
+        assert_eq!(record.attributes["pid"], 7);
+        // Without a service anywhere, the record is refused, by line.
+        let no_service = parse_batch(BodyFormat::Ndjson, b"{\"log\":\"x\"}\n", &limits, now).unwrap_err();
+        assert_eq!(no_service.line, Some(1));
+        assert!(no_service.message.contains("missing field `service`"), "{}", no_service.message);
     }
 
     #[test]

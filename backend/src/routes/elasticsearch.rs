@@ -1,6 +1,8 @@
-//! The Elasticsearch-compatible ingest: `POST /_bulk`, `POST /{index}/_bulk`, and `GET /`
-//! answering with a version document to clients that do not ask for HTML, so that Filebeat,
-//! Fluent Bit, Vector and Logstash accept Vigil as their Elasticsearch output.
+//! The Elasticsearch-compatible ingest: `POST` or `PUT` on `/_bulk` and `/{index}/_bulk`,
+//! `GET /` answering with a version document to clients that do not ask for HTML, and the
+//! `_license` and `_cluster/health` answers that Logstash and Vector ask for, so that
+//! Filebeat, Fluent Bit, Vector, Logstash and the Elasticsearch clients accept Vigil as their
+//! Elasticsearch. Every answer carries `X-Elastic-Product: Elasticsearch`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +19,7 @@ use vigil_proto::{ApiError, Commit, ErrorCode};
 
 use crate::error::HttpError;
 use crate::ingest::decode_content;
-use crate::ingest::elasticsearch::{Action, parse_bulk};
+use crate::ingest::elasticsearch::{Action, filter_path, parse_bulk};
 use crate::startup::AppState;
 
 const PRODUCT_HEADER: HeaderName = HeaderName::from_static("x-elastic-product");
@@ -42,10 +44,14 @@ pub async fn root_info(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// The query parameters of `_bulk` that Vigil reads.
+/// The query parameters of `_bulk` that Vigil reads (the rest, such as `timeout` or
+/// `pipeline`, are accepted and ignored).
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct BulkParams {
     refresh: Option<String>,
+    /// Elasticsearch's response filtering (Filebeat and Logstash send
+    /// `errors,items.*.error,items.*.status`).
+    filter_path: Option<String>,
 }
 
 impl BulkParams {
@@ -89,9 +95,10 @@ async fn run_bulk(
     headers: &HeaderMap,
     body: Body,
     default_index: Option<String>,
-) -> Result<Json<BulkResponse>, HttpError> {
+) -> Result<Response, HttpError> {
     let started = Instant::now();
-    let commit = params?.0.commit()?;
+    let params = params?.0;
+    let commit = params.commit()?;
     let limits = state.config.logs.clone();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("(none)");
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
@@ -122,30 +129,15 @@ async fn run_bulk(
     let records: Vec<_> = entries.iter().filter_map(|entry| entry.outcome.as_ref().ok().cloned()).collect();
     state.log_store.append(records, commit).await?;
 
-    let id_prefix = id_prefix().map_err(|error| HttpError::internal(&error))?;
     let items: Vec<BulkItem> = entries
         .into_iter()
-        .enumerate()
-        .map(|(position, entry)| {
-            let id = entry.id.unwrap_or_else(|| format!("{id_prefix}{position:06x}"));
-            let result = match entry.outcome {
-                Ok(_) => BulkItemResult {
-                    index: entry.index,
-                    id,
-                    status: 201,
-                    result: Some("created".to_owned()),
-                    version: Some(1),
-                    error: None,
-                },
-                Err(error) => BulkItemResult {
-                    index: entry.index,
-                    id,
-                    status: 400,
-                    result: None,
-                    version: None,
-                    error: Some(error),
-                },
+        .map(|entry| {
+            let (status, error) = match entry.outcome {
+                Ok(_) => (201, None),
+                Err(error) => (400, Some(error)),
             };
+            let result =
+                BulkItemResult { index: entry.index, id: entry.id, status, result: None, version: None, error };
             match entry.action {
                 Action::Index => BulkItem::Index(result),
                 Action::Create => BulkItem::Create(result),
@@ -155,12 +147,29 @@ async fn run_bulk(
         })
         .collect();
     let errors = items.iter().any(|item| item.result().error.is_some());
-    Ok(Json(BulkResponse { took: started.elapsed().as_millis() as u64, errors, items }))
+    let response = BulkResponse { took: started.elapsed().as_millis() as u64, errors, items };
+    // Compact and in Elasticsearch's order (`took`, `errors`, `items`): Fluent Bit before 3.0
+    // looks for `"errors":false,"items":[` in an answer it could not read whole, Vector for
+    // `"errors":true`.
+    Ok(match params.filter_path {
+        Some(filters) => {
+            let value = serde_json::to_value(&response).map_err(|error| HttpError::internal(&error))?;
+            Json(filter_path(value, &filters)).into_response()
+        }
+        None => Json(response).into_response(),
+    })
 }
 
-/// A random prefix for the ids of documents sent without one.
-fn id_prefix() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 7];
-    getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+/// `GET /_license`: Logstash takes a node without an active license for dead.
+pub async fn license() -> Response {
+    with_product_header(
+        Json(serde_json::json!({"license": {"status": "active", "type": "basic", "uid": "vigil"}})).into_response(),
+    )
+}
+
+/// `GET /_cluster/health`: Vector's health check.
+pub async fn cluster_health() -> Response {
+    with_product_header(
+        Json(serde_json::json!({"cluster_name": "vigil", "status": "green", "timed_out": false})).into_response(),
+    )
 }

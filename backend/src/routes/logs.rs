@@ -19,7 +19,7 @@ use vigil_proto::{
 use super::{bounded_body, header_text, now};
 use crate::auth::Caller;
 use crate::error::HttpError;
-use crate::ingest::{BodyFormat, decode_content, parse_batch};
+use crate::ingest::{BatchDefaults, BodyFormat, decode_content, parse_batch_with};
 use crate::logs::{LogStoreError, MAX_BUCKETS, bucket_count, choose_interval};
 use crate::startup::AppState;
 
@@ -60,7 +60,8 @@ pub async fn ingest(
     body: Body,
 ) -> Result<(StatusCode, Json<IngestResponse>), HttpError> {
     let Query(params) = params?;
-    let result = ingest_batch(&state, params.commit, &headers, body).await;
+    let defaults = BatchDefaults { service: params.service, host: params.host };
+    let result = ingest_batch(&state, params.commit, defaults, &headers, body).await;
     if result.is_err() {
         state.metrics.log_batches_rejected.inc();
     }
@@ -71,6 +72,7 @@ pub async fn ingest(
 async fn ingest_batch(
     state: &Arc<AppState>,
     commit: Commit,
+    defaults: BatchDefaults,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<u64, HttpError> {
@@ -82,7 +84,7 @@ async fn ingest_batch(
     // Decompression and parsing are CPU work: keep them off the async workers.
     let records = tokio::task::spawn_blocking(move || {
         let decoded = decode_content(encoding.as_deref(), &body, limits.max_decompressed_bytes)?;
-        parse_batch(format, &decoded, &limits, now)
+        parse_batch_with(format, &decoded, &limits, &defaults, now)
     })
     .await
     .map_err(|error| HttpError::internal(&error))??;

@@ -1,5 +1,5 @@
-//! `POST /loki/api/v1/push`: Loki's push API. JSON when the content type says so (gzip
-//! allowed), snappy-compressed protobuf otherwise, as in Loki. Success is 204 No Content; when
+//! `POST /loki/api/v1/push`: Loki's push API. JSON when the content type says so,
+//! snappy-compressed protobuf otherwise, either gzip- or deflate-encoded, as in Loki. Success is 204 No Content; when
 //! entries were refused the others are still stored and the answer is 400 naming why, which
 //! Loki clients do not retry.
 
@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use vigil_proto::{ErrorCode, IngestParams};
 
 use crate::error::HttpError;
-use crate::ingest::{decode_content, loki};
+use crate::ingest::loki;
 use crate::startup::AppState;
 
 pub async fn push(
@@ -23,15 +23,16 @@ pub async fn push(
 ) -> Result<StatusCode, HttpError> {
     let Query(params) = params?;
     let limits = state.config.logs.clone();
-    let is_json = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| {
-        value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json")
-    });
+    // As Loki reads them: the media type first, so that a malformed one is refused before the
+    // body is read.
+    let is_json = loki::is_json(super::header_text(&headers, header::CONTENT_TYPE))?;
     let content_encoding = super::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
     let body = super::bounded_body(body, limits.max_body_bytes).await?;
     let now = super::now()?;
     let push = tokio::task::spawn_blocking(move || {
+        let body = loki::decode_content(content_encoding.as_deref(), &body, limits.max_decompressed_bytes)?;
         let streams = if is_json {
-            loki::decode_json(&decode_content(content_encoding.as_deref(), &body, limits.max_decompressed_bytes)?)?
+            loki::decode_json(&body)?
         } else {
             loki::decode_protobuf(&body, limits.max_decompressed_bytes)?
         };

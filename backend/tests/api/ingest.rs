@@ -300,3 +300,50 @@ async fn old_records_and_batches_over_many_days_are_refused() {
     let page = app.search(&[("q", "fresh OR too")]).await;
     assert_eq!(page.records.iter().map(|hit| hit.message.as_str()).collect::<Vec<_>>(), ["fresh"]);
 }
+
+/// Fluent Bit's `http` output (`json_lines`, `json`, `json_stream`: the line under `log`, the
+/// time as epoch seconds under `date`) goes to the native endpoint with the service as a
+/// query parameter; fields beyond the six are kept as attributes instead of refusing the
+/// batch, the level is detected from the line, and the agent's records go through as before.
+#[tokio::test]
+async fn shippers_json_lines_are_taken_by_the_native_endpoint() {
+    let app = spawn_app().await;
+    let post = |content_type: &'static str, body: &'static str| {
+        app.client
+            .post(app.url(vigil_proto::paths::LOGS))
+            .query(&[("commit", "wait_for"), ("service", "shop"), ("host", "web-7")])
+            .bearer_auth(&app.ingest_token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let lines = "{\"date\":1796116337.496189,\"log\":\"first line of log\"}\n{\"date\":1796116337.496199,\"log\":\"2026-12-01 ERROR second line\",\"stream\":\"stderr\"}\n";
+    assert_eq!(post("application/x-ndjson", lines).await.unwrap().status(), 200);
+    let json = "[{\"date\":1796116338.1,\"log\":\"from json\"}]";
+    assert_eq!(post("application/json", json).await.unwrap().status(), 200);
+    let stream = "{\"date\":1796116339.2,\"log\":\"from json_stream one\"}{\"date\":1796116339.3,\"log\":\"from json_stream two\"}";
+    assert_eq!(post("application/json", stream).await.unwrap().status(), 200);
+    let page = app.search(&[("q", "service:shop AND host:web-7")]).await;
+    assert_eq!(page.total, 5);
+    let second = app.search(&[("q", "second")]).await.records.remove(0);
+    assert_eq!((second.level.as_str(), second.message.as_str()), ("error", "2026-12-01 ERROR second line"));
+    assert_eq!(second.attributes["stream"], "stderr");
+    assert_eq!(second.timestamp, "2026-12-01T09:12:17.496199Z".parse().unwrap());
+    // The agent's six fields, with a detected level when it sent none.
+    let agent =
+        "{\"timestamp\":\"2026-12-01T09:00:00Z\",\"service\":\"api\",\"message\":\"WARN cache miss ratio high\"}";
+    assert_eq!(post("application/x-ndjson", agent).await.unwrap().status(), 200);
+    assert_eq!(app.search(&[("q", "service:api AND level:warn")]).await.total, 1);
+    // Without a service anywhere, the line is named.
+    let response = app
+        .client
+        .post(app.url(vigil_proto::paths::LOGS))
+        .bearer_auth(&app.ingest_token)
+        .header("content-type", "application/x-ndjson")
+        .body("{\"log\":\"no service\"}\n")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, 400, "invalid_record", "missing field `service`").await;
+    assert_eq!(body["line"], 1);
+}
