@@ -124,18 +124,7 @@ pub fn normalise_level(value: &Value) -> Option<&'static str> {
             60 => Some("fatal"),
             _ => None,
         },
-        Value::String(text) => match text.to_ascii_lowercase().as_str() {
-            "e" | "eror" => Some("error"),
-            "w" | "wrn" => Some("warn"),
-            "i" | "inf" => Some("info"),
-            "d" | "dbg" | "dbug" => Some("debug"),
-            "t" | "trc" => Some("trace"),
-            "f" | "crit" => Some("fatal"),
-            _ => match detect_level(text) {
-                "unknown" => None,
-                level => Some(level),
-            },
-        },
+        Value::String(text) => vigil_proto::level::normalise(text),
         _ => None,
     }
 }

@@ -27,9 +27,36 @@ pub fn detect_level(line: &str) -> &'static str {
     "unknown"
 }
 
+/// A level's name as one of Vigil's levels (`fatal`, `error`, `warn`, `info`, `debug`,
+/// `trace`): the usual spellings (`WARNING`, `err`, `CRITICAL`, `notice`) and single letters
+/// or abbreviations (`E`, `wrn`, `dbg`); `None` for a word that names none of them.
+pub fn normalise(text: &str) -> Option<&'static str> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "e" | "eror" => Some("error"),
+        "w" | "wrn" => Some("warn"),
+        "i" | "inf" => Some("info"),
+        "d" | "dbg" | "dbug" => Some("debug"),
+        "t" | "trc" => Some("trace"),
+        "f" | "crit" => Some("fatal"),
+        _ => match detect_level(text) {
+            "unknown" => None,
+            level => Some(level),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::detect_level;
+    use super::{detect_level, normalise};
+
+    #[test]
+    fn level_names_become_vigils_levels() {
+        assert_eq!(normalise("WARNING"), Some("warn"));
+        assert_eq!(normalise("critical"), Some("fatal"));
+        assert_eq!(normalise("Notice"), Some("info"));
+        assert_eq!(normalise("E"), Some("error"));
+        assert_eq!(normalise("audit"), None);
+    }
 
     #[test]
     fn finds_common_spellings() {

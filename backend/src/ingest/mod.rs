@@ -322,7 +322,14 @@ pub(crate) fn validate(
             record.timestamp, record.service
         ));
     }
-    record.level = record.level.trim().to_ascii_lowercase();
+    // One spelling per level (`WARNING` and `warn` are `warn`); a level no word maps is kept,
+    // lowercase; none is detected from the message, as the agent does.
+    if !matches!(record.level.as_str(), "fatal" | "error" | "warn" | "info" | "debug" | "trace") {
+        record.level = match vigil_proto::level::normalise(&record.level) {
+            Some(level) => level.to_owned(),
+            None => record.level.trim().to_ascii_lowercase(),
+        };
+    }
     if record.level.is_empty() || record.level == "unknown" {
         record.level = vigil_proto::level::detect_level(&record.message).to_owned();
     }

@@ -10,6 +10,7 @@ mod prometheus;
 mod access;
 mod agent;
 mod auth;
+mod clients;
 mod dashboards;
 mod elasticsearch;
 mod end_to_end;
