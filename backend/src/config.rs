@@ -113,8 +113,14 @@ pub struct LogsConfig {
     pub max_age_days: u32,
     /// Memory of the tantivy indexing buffer.
     pub writer_memory_bytes: usize,
-    /// Batches waiting for the writer before ingest answers 429.
+    /// Batches waiting for the writer (each holds its records; see `ingest_memory_bytes`).
     pub writer_queue_batches: usize,
+    /// Memory of ingest requests in flight (their bodies, decoded bodies, records and log
+    /// encodings, until the writer took them): requests wait for room beyond it.
+    pub ingest_memory_bytes: usize,
+    /// How long a request waits for room (in the memory bound or the writer's queue) before
+    /// it is answered 429.
+    pub ingest_wait_seconds: u64,
     /// The longest an acknowledged record waits to be searchable under sustained ingest (when
     /// ingest pauses, the index commits at once). Longer: fewer, larger segments.
     pub commit_interval_ms: u64,
@@ -147,6 +153,8 @@ impl Default for LogsConfig {
             max_age_days: 7,
             writer_memory_bytes: 64 << 20,
             writer_queue_batches: 64,
+            ingest_memory_bytes: 256 << 20,
+            ingest_wait_seconds: 30,
             commit_interval_ms: 500,
             commit_idle_ms: 20,
             merge_factor: 8,
@@ -504,6 +512,9 @@ impl RawConfig {
         }
         if logs.merge_factor < 2 {
             return invalid("logs.merge_factor must be at least 2".to_owned());
+        }
+        if logs.ingest_memory_bytes < logs.max_body_bytes {
+            return invalid("logs.ingest_memory_bytes must be at least logs.max_body_bytes".to_owned());
         }
         if logs.max_decompressed_bytes < logs.max_body_bytes {
             return invalid("logs.max_decompressed_bytes must be at least logs.max_body_bytes".to_owned());

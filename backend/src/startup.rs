@@ -12,7 +12,6 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::services::ServeDir;
 use vigil_frontend::services::Services;
 use vigil_proto::paths;
 
@@ -48,6 +47,8 @@ pub struct AppState {
     pub tails: Arc<crate::tail::TailSlots>,
     /// How many new hosts each caller registered lately.
     pub agent_registrations: crate::agents::Registrations,
+    /// The memory of ingest requests in flight.
+    pub ingest_budget: crate::ingest::budget::IngestBudget,
 }
 
 pub struct Application {
@@ -113,6 +114,7 @@ impl Application {
             WriterOptions {
                 memory_bytes: config.logs.writer_memory_bytes,
                 queue_batches: config.logs.writer_queue_batches,
+                queue_wait: std::time::Duration::from_secs(config.logs.ingest_wait_seconds),
                 commit_interval: std::time::Duration::from_millis(config.logs.commit_interval_ms),
                 commit_idle: std::time::Duration::from_millis(config.logs.commit_idle_ms),
                 merge_factor: config.logs.merge_factor,
@@ -155,6 +157,7 @@ impl Application {
             },
         )
         .map_err(BuildError::Metrics)?;
+        let config_logs = config.logs.clone();
         let state = Arc::new(AppState {
             config,
             database,
@@ -167,6 +170,10 @@ impl Application {
             shutdown: shutdown.clone(),
             tails: Arc::default(),
             agent_registrations: crate::agents::Registrations::default(),
+            ingest_budget: crate::ingest::budget::IngestBudget::new(
+                config_logs.ingest_memory_bytes,
+                std::time::Duration::from_secs(config_logs.ingest_wait_seconds),
+            ),
         });
         Ok(Self { listener, tls, state, shutdown })
     }
@@ -415,8 +422,10 @@ pub fn router_with_policy(state: Arc<AppState>) -> (Router, Arc<Policy>) {
     let api = api.with_state(state.clone());
 
     let ui = &state.config.ui;
+    let assets = Arc::new(routes::assets::Assets::load(&ui.site_root.join(&ui.pkg_dir), &ui.output_name));
     let leptos_options = LeptosOptions::builder()
-        .output_name(ui.output_name.as_str())
+        // The pages link the bundle under a name that holds its hash (see `routes::assets`).
+        .output_name(assets.bundle_name())
         .site_root(ui.site_root.display().to_string())
         .site_pkg_dir(ui.pkg_dir.as_str())
         .build();
@@ -445,7 +454,8 @@ pub fn router_with_policy(state: Arc<AppState>) -> (Router, Arc<Policy>) {
     policy.insert(Method::GET, static_files.clone(), Access::Public);
     let policy = Arc::new(policy);
 
-    let pkg = ServeDir::new(&ui.site_root);
+    let static_router: Router =
+        Router::new().route(&static_files, axum::routing::get(routes::assets::serve)).with_state(assets);
     let pages: Router = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, move || provide_context(services.clone()), {
             let leptos_options = leptos_options.clone();
@@ -455,7 +465,7 @@ pub fn router_with_policy(state: Arc<AppState>) -> (Router, Arc<Policy>) {
 
     let router = api
         .merge(pages)
-        .route_service(&static_files, pkg)
+        .merge(static_router)
         .fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(from_fn_with_state((state.clone(), policy.clone()), authorize))

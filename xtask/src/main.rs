@@ -123,17 +123,28 @@ impl Workspace {
         let wasm = self.target_dir.join(WASM_TARGET).join(profile_dir).join("vigil_frontend.wasm");
         let pkg = self.site_root().join("pkg");
         std::fs::create_dir_all(&pkg).with_context(|| format!("cannot create {}", pkg.display()))?;
-        eprintln!("xtask: wasm-bindgen {} -> {}", wasm.display(), pkg.display());
-        wasm_bindgen_cli_support::Bindgen::new()
-            .input_path(&wasm)
-            .web(true)?
-            .typescript(false)
-            .out_name(OUTPUT_NAME)
-            .generate(&pkg)
-            .context("wasm-bindgen failed")?;
         let bundle = pkg.join(format!("{OUTPUT_NAME}_bg.wasm"));
-        if profile == WasmProfile::Release {
-            self.shrink(&bundle)?;
+        // The bundle is made from the compiled wasm alone: when that has not changed, the
+        // bundle of the last build stands (wasm-bindgen and wasm-opt take minutes).
+        let source =
+            format!("{} {}", if profile == WasmProfile::Release { "release" } else { "dev" }, file_hash(&wasm)?);
+        let stamp = pkg.join(".bundle-source");
+        let current = std::fs::read_to_string(&stamp).unwrap_or_default();
+        if current == source && bundle.exists() && pkg.join(format!("{OUTPUT_NAME}.js")).exists() {
+            eprintln!("xtask: the bundle is up to date with {}", wasm.display());
+        } else {
+            eprintln!("xtask: wasm-bindgen {} -> {}", wasm.display(), pkg.display());
+            wasm_bindgen_cli_support::Bindgen::new()
+                .input_path(&wasm)
+                .web(true)?
+                .typescript(false)
+                .out_name(OUTPUT_NAME)
+                .generate(&pkg)
+                .context("wasm-bindgen failed")?;
+            if profile == WasmProfile::Release {
+                self.shrink(&bundle)?;
+            }
+            std::fs::write(&stamp, &source)?;
         }
         let size = std::fs::metadata(&bundle).map(|metadata| metadata.len()).unwrap_or_default();
         eprintln!("xtask: {} is {} KiB", bundle.display(), size / 1024);
@@ -145,17 +156,30 @@ impl Workspace {
             std::fs::copy(uplot.join(from), pkg.join(to))
                 .with_context(|| format!("cannot copy {} from npm's uplot: run `npm ci` first", from))?;
         }
-        Ok(())
+        write_manifest(&pkg)
     }
 
     /// Runs wasm-opt from the npm `binaryen` package when it is installed (Debian's is too
-    /// old and produces broken bundles, so it is never used).
+    /// old and produces broken bundles, so it is never used). Its output is kept under the
+    /// target directory by the hash of its input, and reused.
     fn shrink(&self, bundle: &Path) -> anyhow::Result<()> {
         let wasm_opt = self.root.join("node_modules").join(".bin").join("wasm-opt");
         if !wasm_opt.exists() {
             eprintln!("xtask: npm binaryen is not installed (npm ci); the bundle is not shrunk");
             return Ok(());
         }
+        let cache = self.target_dir.join("wasm-opt");
+        std::fs::create_dir_all(&cache)?;
+        let kept = cache.join(format!("{}.wasm", file_hash(bundle)?));
+        if kept.exists() {
+            eprintln!("xtask: reusing the shrunk bundle {}", kept.display());
+            std::fs::copy(&kept, bundle)?;
+            return Ok(());
+        }
+        eprintln!(
+            "xtask: shrinking the bundle with wasm-opt -Oz (a few minutes on two cores; kept for the next build)"
+        );
+        let started = std::time::Instant::now();
         let shrunk = bundle.with_extension("opt.wasm");
         let status = Command::new(&wasm_opt)
             .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext"])
@@ -168,6 +192,8 @@ impl Workspace {
         if !status.success() {
             bail!("wasm-opt failed with {status}");
         }
+        eprintln!("xtask: wasm-opt took {:.0} s", started.elapsed().as_secs_f64());
+        std::fs::copy(&shrunk, &kept)?;
         std::fs::rename(&shrunk, bundle)?;
         Ok(())
     }
@@ -197,4 +223,56 @@ impl Workspace {
         eprintln!("xtask: dist/ holds vigil, vigil-agent and site/ (set ui.site_root to it)");
         Ok(())
     }
+}
+
+/// The SHA-256 of a file, in hex.
+fn file_hash(path: &Path) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// Files the backend serves compressed when the browser accepts it.
+const COMPRESSED_EXTENSIONS: [&str; 3] = ["js", "wasm", "css"];
+
+/// Writes `pkg/manifest.txt` (`<file> <SHA-256 of its content>` a line, which the backend
+/// serves as ETags and in the bundle's URL) and a gzip copy beside each script, bundle and
+/// stylesheet whose content changed.
+fn write_manifest(pkg: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let manifest_path = pkg.join("manifest.txt");
+    let previous = std::fs::read_to_string(&manifest_path).unwrap_or_default();
+    let mut files = Vec::new();
+    let mut folders = vec![pkg.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut manifest = String::new();
+    for path in files {
+        let name = path.strip_prefix(pkg)?.to_string_lossy().replace('\\', "/");
+        if name == "manifest.txt" || name.starts_with('.') || name.ends_with(".gz") {
+            continue;
+        }
+        let hash = file_hash(&path)?;
+        let line = format!("{name} {hash}\n");
+        let compressible =
+            path.extension().is_some_and(|extension| COMPRESSED_EXTENSIONS.iter().any(|known| extension == *known));
+        let gzip = path.with_file_name(format!("{}.gz", path.file_name().unwrap_or_default().to_string_lossy()));
+        if compressible && (!previous.contains(&line) || !gzip.exists()) {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            encoder.write_all(&std::fs::read(&path)?)?;
+            std::fs::write(&gzip, encoder.finish()?)?;
+        }
+        manifest.push_str(&line);
+    }
+    std::fs::write(&manifest_path, manifest).context("cannot write the site's manifest")?;
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //!
 //! Not here: storage (see `logs`), HTTP routing (see `routes`).
 
+pub mod budget;
 pub mod document;
 pub mod elasticsearch;
 pub mod loki;

@@ -37,6 +37,7 @@ pub struct TantivyLogStore {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     committed: watch::Receiver<Option<u64>>,
     failed: Arc<OnceLock<tantivy::TantivyError>>,
+    queue_wait: std::time::Duration,
 }
 
 impl TantivyLogStore {
@@ -48,6 +49,7 @@ impl TantivyLogStore {
         let (wal, batches) = Wal::open(&wal_directory(directory))?;
         let retention = options.retention.clone();
         let queue_batches = options.queue_batches;
+        let queue_wait = options.queue_wait;
         let (mut writer, committed) = Writer::new(partitions.clone(), fields, wal, options, metrics);
         if !batches.is_empty() {
             let replayed = writer.replay(batches)?;
@@ -66,6 +68,7 @@ impl TantivyLogStore {
             writer_thread: Mutex::new(Some(writer_thread)),
             committed,
             failed,
+            queue_wait,
         })
     }
 
@@ -73,13 +76,28 @@ impl TantivyLogStore {
         self.sender.lock().expect("log store sender lock").clone()
     }
 
+    /// Queues a command, waiting up to the queue's wait for room in a full queue (the request
+    /// holds its records meanwhile, within the ingest memory bound), then refusing it as busy.
     async fn send(&self, command: impl FnOnce(Reply) -> Command) -> Result<(), LogStoreError> {
         let sender = self.sender().ok_or(LogStoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        sender.try_send(command(reply)).map_err(|error| match error {
-            TrySendError::Full(_) => LogStoreError::Busy,
-            TrySendError::Disconnected(_) => LogStoreError::Closed,
-        })?;
+        let deadline = tokio::time::Instant::now() + self.queue_wait;
+        let mut pause = std::time::Duration::from_millis(1);
+        let mut command = command(reply);
+        loop {
+            match sender.try_send(command) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return Err(LogStoreError::Closed),
+                Err(TrySendError::Full(refused)) => {
+                    if tokio::time::Instant::now() + pause > deadline {
+                        return Err(LogStoreError::Busy);
+                    }
+                    command = refused;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                }
+            }
+        }
         answer.await.map_err(|_| LogStoreError::Closed)?
     }
 
@@ -421,6 +439,7 @@ mod tests {
         WriterOptions {
             memory_bytes: 16 << 20,
             queue_batches: 4,
+            queue_wait: Duration::from_millis(100),
             commit_interval: Duration::from_millis(500),
             commit_idle: Duration::from_millis(20),
             merge_factor: 8,

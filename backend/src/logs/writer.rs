@@ -29,8 +29,10 @@ use super::partition::{Partition, PartitionKey, Partitions, Retention};
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     pub memory_bytes: usize,
-    /// Batches waiting for the writer before appends are refused as busy.
+    /// Batches waiting for the writer.
     pub queue_batches: usize,
+    /// How long an append waits for room in a full queue before it is refused as busy.
+    pub queue_wait: Duration,
     /// The longest an acknowledged record waits to be searchable.
     pub commit_interval: Duration,
     /// How long a quiet queue waits before it commits.

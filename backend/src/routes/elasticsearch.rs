@@ -115,10 +115,15 @@ async fn run_bulk(
         ));
     }
     let encoding = super::header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let body = super::bounded_body(body, limits.max_body_bytes).await?;
+    let (body, mut admission) =
+        super::admitted_body(&state.ingest_budget, headers, body, limits.max_body_bytes).await?;
     let now = super::now()?;
+    let max_decompressed = limits.max_decompressed_bytes;
+    let decoded = super::decoded_body(&mut admission, body, move |body| {
+        decode_content(encoding.as_deref(), body, max_decompressed)
+    })
+    .await?;
     let entries = tokio::task::spawn_blocking(move || {
-        let decoded = decode_content(encoding.as_deref(), &body, limits.max_decompressed_bytes)?;
         let text = std::str::from_utf8(&decoded)
             .map_err(|error| ApiError::new(ErrorCode::InvalidJson, format!("body is not valid UTF-8: {error}")))?;
         parse_bulk(text, default_index.as_deref(), &limits, now)
@@ -128,6 +133,7 @@ async fn run_bulk(
 
     let records: Vec<_> = entries.iter().filter_map(|entry| entry.outcome.as_ref().ok().cloned()).collect();
     state.log_store.append(records, commit).await?;
+    drop(admission);
 
     let items: Vec<BulkItem> = entries
         .into_iter()

@@ -16,7 +16,7 @@ use vigil_proto::{
     LogContext, LogHistogram, LogPage, LogQuery, RelativeRange, TailQuery, Timestamp,
 };
 
-use super::{bounded_body, header_text, now};
+use super::{admitted_body, decoded_body, header_text, now};
 use crate::auth::Caller;
 use crate::error::HttpError;
 use crate::ingest::{BatchDefaults, BodyFormat, decode_content, parse_batch_with};
@@ -79,17 +79,19 @@ async fn ingest_batch(
     let limits = state.config.logs.clone();
     let format = BodyFormat::from_content_type(header_text(headers, header::CONTENT_TYPE))?;
     let encoding = header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let body = bounded_body(body, limits.max_body_bytes).await?;
+    let (body, mut admission) = admitted_body(&state.ingest_budget, headers, body, limits.max_body_bytes).await?;
     let now = now()?;
     // Decompression and parsing are CPU work: keep them off the async workers.
-    let records = tokio::task::spawn_blocking(move || {
-        let decoded = decode_content(encoding.as_deref(), &body, limits.max_decompressed_bytes)?;
-        parse_batch_with(format, &decoded, &limits, &defaults, now)
-    })
-    .await
-    .map_err(|error| HttpError::internal(&error))??;
+    let max_decompressed = limits.max_decompressed_bytes;
+    let decoded =
+        decoded_body(&mut admission, body, move |body| decode_content(encoding.as_deref(), body, max_decompressed))
+            .await?;
+    let records = tokio::task::spawn_blocking(move || parse_batch_with(format, &decoded, &limits, &defaults, now))
+        .await
+        .map_err(|error| HttpError::internal(&error))??;
     let accepted = records.len() as u64;
     state.log_store.append(records, commit).await?;
+    drop(admission);
     Ok(accepted)
 }
 

@@ -27,10 +27,15 @@ pub async fn push(
     // body is read.
     let is_json = loki::is_json(super::header_text(&headers, header::CONTENT_TYPE))?;
     let content_encoding = super::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let body = super::bounded_body(body, limits.max_body_bytes).await?;
+    let (body, mut admission) =
+        super::admitted_body(&state.ingest_budget, &headers, body, limits.max_body_bytes).await?;
     let now = super::now()?;
+    let max_decompressed = limits.max_decompressed_bytes;
+    let body = super::decoded_body(&mut admission, body, move |body| {
+        loki::decode_content(content_encoding.as_deref(), body, max_decompressed)
+    })
+    .await?;
     let push = tokio::task::spawn_blocking(move || {
-        let body = loki::decode_content(content_encoding.as_deref(), &body, limits.max_decompressed_bytes)?;
         let streams = if is_json {
             loki::decode_json(&body)?
         } else {
@@ -41,6 +46,7 @@ pub async fn push(
     .await
     .map_err(|error| HttpError::internal(&error))??;
     state.log_store.append(push.records, params.commit).await?;
+    drop(admission);
     if push.rejected > 0 {
         return Err(HttpError::new(
             ErrorCode::InvalidRecord,

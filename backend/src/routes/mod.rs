@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod agents;
+pub mod assets;
 pub mod dashboards;
 pub mod elasticsearch;
 pub mod health;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use vigil_proto::{ErrorCode, Timestamp};
 
 use crate::error::HttpError;
+use crate::ingest::budget::{Admission, BudgetFull, IngestBudget};
 
 /// Headers on every answer: other sites may not frame Vigil's pages (clickjacking), browsers
 /// may not guess content types, and no URL (with its query) is sent as referrer elsewhere.
@@ -53,6 +55,51 @@ pub async fn bounded_body(body: Body, limit: usize) -> Result<Bytes, HttpError> 
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {limit} bytes")))
+}
+
+/// An ingest request's body, read once there is room for it in the ingest memory bound (its
+/// declared length, else the limit: the body waits in the connection meanwhile), with the
+/// room it holds.
+pub async fn admitted_body<'budget>(
+    budget: &'budget IngestBudget,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(Bytes, Admission<'budget>), HttpError> {
+    let declared = header_text(headers, axum::http::header::CONTENT_LENGTH)
+        .and_then(|length| length.trim().parse::<usize>().ok())
+        .map_or(limit, |length| length.min(limit));
+    let admission = budget.admit(declared).await.map_err(budget_full)?;
+    let bytes = bounded_body(body, limit).await?;
+    Ok((bytes, admission))
+}
+
+/// Decodes an admitted body on the blocking pool, then holds room for what it becomes (the
+/// decoded bytes, the records parsed from them and their write-ahead-log encoding).
+pub async fn decoded_body<F>(admission: &mut Admission<'_>, body: Bytes, decode: F) -> Result<Bytes, HttpError>
+where
+    F: FnOnce(&[u8]) -> Result<std::borrow::Cow<'_, [u8]>, vigil_proto::ApiError> + Send + 'static,
+{
+    let (decoded, inflated) = tokio::task::spawn_blocking(move || {
+        let inflated = match decode(&body)? {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(decoded) => Some(Bytes::from(decoded)),
+        };
+        Ok::<_, vigil_proto::ApiError>(match inflated {
+            Some(decoded) => (decoded, true),
+            None => (body, false),
+        })
+    })
+    .await
+    .map_err(|error| HttpError::internal(&error))??;
+    // The records and their log encoding, and the decoded bytes when they are new.
+    let copies = if inflated { 3 } else { 2 };
+    admission.hold_decoded(decoded.len().saturating_mul(copies)).await.map_err(budget_full)?;
+    Ok(decoded)
+}
+
+fn budget_full(error: BudgetFull) -> HttpError {
+    HttpError::new(ErrorCode::TooManyRequests, error.to_string()).retry_after(1)
 }
 
 /// A JSON request body, or 400 naming what was expected.

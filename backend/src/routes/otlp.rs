@@ -43,10 +43,15 @@ pub async fn export(
     };
     let limits = state.config.logs.clone();
     let content_encoding = super::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let body = super::bounded_body(body, limits.max_body_bytes).await?;
+    let (body, mut admission) =
+        super::admitted_body(&state.ingest_budget, &headers, body, limits.max_body_bytes).await?;
     let now = super::now()?;
+    let max_decompressed = limits.max_decompressed_bytes;
+    let decoded = super::decoded_body(&mut admission, body, move |body| {
+        decode_content(content_encoding.as_deref(), body, max_decompressed)
+    })
+    .await?;
     let export = tokio::task::spawn_blocking(move || {
-        let decoded = decode_content(content_encoding.as_deref(), &body, limits.max_decompressed_bytes)?;
         let request = match encoding {
             Encoding::Protobuf => otlp::decode_protobuf(&decoded)?,
             Encoding::Json => otlp::decode_json(&decoded)?,
@@ -57,6 +62,7 @@ pub async fn export(
     .map_err(|error| HttpError::internal(&error))??;
     let rejected = export.rejected;
     state.log_store.append(export.records, params.commit).await?;
+    drop(admission);
 
     let partial_success = (rejected > 0).then(|| ExportLogsPartialSuccess {
         rejected_log_records: rejected as i64,

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 
 use crate::helpers::{TestApp, spawn_app};
 
-/// The virtualenv's Python (`VIGIL_TEST_PYTHON`, else `~/.cache/vigil/venv`).
+/// The Python of the virtualenv `scripts/setup.sh test` made (`VIGIL_TEST_VENV`, else
+/// `~/.cache/vigil/venv`).
 fn python() -> PathBuf {
-    let python = std::env::var_os("VIGIL_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+    let venv = std::env::var_os("VIGIL_TEST_VENV").map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").expect("HOME is set");
-        PathBuf::from(home).join(".cache/vigil/venv/bin/python")
+        PathBuf::from(home).join(".cache/vigil/venv")
     });
+    let python = venv.join("bin/python");
     assert!(
         python.exists(),
         "{} is missing: run scripts/setup.sh test, which installs the test clients",

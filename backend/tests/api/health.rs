@@ -67,3 +67,50 @@ async fn prometheus_scrapes_the_backend() {
     let up = prometheus.query(r#"up{job="vigil"}"#).await;
     assert_eq!(up[0]["value"][1], "1");
 }
+
+/// The bundle is linked under a name that holds its hash and kept by browsers for a year;
+/// the other files are revalidated by their hash; browsers that accept gzip get the gzip copy.
+#[tokio::test]
+async fn the_site_is_served_compressed_and_cached_by_content_hash() {
+    let app = crate::helpers::spawn_app().await;
+    let page = app.client.get(app.url(vigil_proto::paths::LOGIN_PAGE)).send().await.unwrap().text().await.unwrap();
+    let script = page
+        .split('"')
+        .find(|part| part.starts_with("/pkg/vigil.") && part.ends_with(".js"))
+        .unwrap_or_else(|| panic!("the page links a hashed script: {page}"))
+        .to_owned();
+    assert_ne!(script, "/pkg/vigil.js", "the name holds the bundle's hash");
+    let wasm = script.replace(".js", "_bg.wasm");
+    assert!(page.contains(&wasm), "the page links {wasm}");
+
+    let get = |path: &str, accept_gzip: bool| {
+        let mut request = app.client.get(app.url(path));
+        if accept_gzip {
+            request = request.header("accept-encoding", "gzip, deflate, br");
+        }
+        request.send()
+    };
+    let plain = get(&wasm, false).await.unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.headers()["content-type"], "application/wasm");
+    assert_eq!(plain.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_length = plain.bytes().await.unwrap().len();
+    let compressed = get(&wasm, true).await.unwrap();
+    assert_eq!(compressed.headers()["content-encoding"], "gzip");
+    let etag = compressed.headers()["etag"].to_str().unwrap().to_owned();
+    let compressed_length = compressed.bytes().await.unwrap().len();
+    assert!(compressed_length * 2 < plain_length, "gzip: {compressed_length} of {plain_length} bytes");
+
+    let stylesheet = get("/pkg/vigil.css", true).await.unwrap();
+    assert_eq!(stylesheet.headers()["cache-control"], "no-cache");
+    let css_etag = stylesheet.headers()["etag"].to_str().unwrap().to_owned();
+    let revalidated =
+        app.client.get(app.url("/pkg/vigil.css")).header("if-none-match", &css_etag).send().await.unwrap();
+    assert_eq!(revalidated.status(), 304);
+    let again = app.client.get(app.url(&wasm)).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    for outside in ["/pkg/../Cargo.toml", "/pkg/%2e%2e/Cargo.toml", "/pkg/nothing.js"] {
+        assert_eq!(app.client.get(app.url(outside)).send().await.unwrap().status(), 404, "{outside}");
+    }
+}

@@ -223,34 +223,43 @@ async fn ingest_and_search_work_on_postgresql() {
     assert_eq!(app.search(&[("q", "postgres")]).await.total, 1);
 }
 
-/// A saturated writer refuses at once (429 with `Retry-After` over HTTP) instead of buffering
-/// without bound; what it accepted is stored, what it refused is not.
+/// A saturated writer holds appends while it makes room, for `logs.ingest_wait_seconds`, so
+/// that a burst is taken rather than refused; past the wait it refuses (429 with `Retry-After`
+/// over HTTP) instead of buffering without bound. What it accepted is stored, what it refused
+/// is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_writer_queue_refuses_instead_of_buffering() {
+async fn a_full_writer_queue_holds_appends_for_a_while_then_refuses() {
     use vigil_backend::logs::{LogStore, LogStoreError, Retention, TantivyLogStore, WriterOptions};
     use vigil_proto::Commit;
 
-    let directory = tempfile::tempdir().unwrap();
-    let metrics = vigil_backend::telemetry::Metrics::new();
-    let options = WriterOptions {
-        memory_bytes: 16 << 20,
-        queue_batches: 1,
-        commit_interval: std::time::Duration::from_millis(500),
-        commit_idle: std::time::Duration::from_millis(20),
-        merge_factor: 8,
-        retention: Retention::default(),
-    };
-    let store = TantivyLogStore::open(directory.path(), options, metrics).unwrap();
     let batch: Vec<_> =
         (0..2000).map(|index| record("2026-11-29T08:00:00Z", "api", "info", &format!("line {index}"))).collect();
-    let results = futures::future::join_all((0..40).map(|_| store.append(batch.clone(), Commit::WaitFor))).await;
-    let accepted = results.iter().filter(|result| result.is_ok()).count();
-    let busy = results.iter().filter(|result| matches!(result, Err(LogStoreError::Busy))).count();
-    assert_eq!(accepted + busy, 40, "every append either succeeded or was refused as busy");
-    assert!(busy > 0, "40 batches at once must overflow a queue of one");
-    let page = store.search(vigil_proto::LogQuery::default()).await.unwrap();
-    assert_eq!(page.total, accepted as u64 * 2000);
-    store.close().await;
+    for (wait, all_taken) in [(std::time::Duration::ZERO, false), (std::time::Duration::from_secs(60), true)] {
+        let directory = tempfile::tempdir().unwrap();
+        let metrics = vigil_backend::telemetry::Metrics::new();
+        let options = WriterOptions {
+            memory_bytes: 16 << 20,
+            queue_batches: 1,
+            queue_wait: wait,
+            commit_interval: std::time::Duration::from_millis(500),
+            commit_idle: std::time::Duration::from_millis(20),
+            merge_factor: 8,
+            retention: Retention::default(),
+        };
+        let store = TantivyLogStore::open(directory.path(), options, metrics).unwrap();
+        let results = futures::future::join_all((0..40).map(|_| store.append(batch.clone(), Commit::WaitFor))).await;
+        let accepted = results.iter().filter(|result| result.is_ok()).count();
+        let busy = results.iter().filter(|result| matches!(result, Err(LogStoreError::Busy))).count();
+        assert_eq!(accepted + busy, 40, "every append either succeeded or was refused as busy");
+        if all_taken {
+            assert_eq!(accepted, 40, "with time to wait, a queue of one takes 40 batches");
+        } else {
+            assert!(busy > 0, "without waiting, 40 batches at once overflow a queue of one");
+        }
+        let page = store.search(vigil_proto::LogQuery::default()).await.unwrap();
+        assert_eq!(page.total, accepted as u64 * 2000);
+        store.close().await;
+    }
 
     let error: vigil_backend::error::HttpError = LogStoreError::Busy.into();
     let response = axum::response::IntoResponse::into_response(error);
@@ -346,4 +355,56 @@ async fn shippers_json_lines_are_taken_by_the_native_endpoint() {
         .unwrap();
     let body = assert_error(response, 400, "invalid_record", "missing field `service`").await;
     assert_eq!(body["line"], 1);
+}
+
+/// A flood of concurrent requests (a shipper reading a large file ahead) is held within the
+/// ingest memory bound: each request waits for room before its body is read, so all of them
+/// are taken and the bytes held never exceed the bound; without time to wait, the excess is
+/// answered 429 with `Retry-After`, never dropped silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_requests_is_held_within_the_ingest_memory_bound() {
+    let line = |index: usize| {
+        format!(
+            "{{\"timestamp\":\"2026-11-29T08:00:00Z\",\"service\":\"flood\",\"message\":\"line {index} {}\"}}\n",
+            "x".repeat(200)
+        )
+    };
+    let body: String = (0..2500).map(line).collect();
+    assert!(body.len() > 500_000);
+    for (wait, all_taken) in [(30, true), (0, false)] {
+        let app = spawn_app_with(Db::Sqlite, |config| {
+            config.logs.ingest_memory_bytes = 2 << 20;
+            config.logs.ingest_wait_seconds = wait;
+        })
+        .await;
+        let requests = (0..20).map(|_| {
+            app.client
+                .post(app.url(vigil_proto::paths::LOGS))
+                .bearer_auth(&app.ingest_token)
+                .header("content-type", "application/x-ndjson")
+                .body(body.clone())
+                .send()
+        });
+        let statuses: Vec<u16> = futures::future::join_all(requests)
+            .await
+            .into_iter()
+            .map(|response| response.unwrap().status().as_u16())
+            .collect();
+        let budget = &app.state.ingest_budget;
+        assert!(budget.peak_bytes() <= 2 << 20, "{} bytes held at once", budget.peak_bytes());
+        assert!(budget.peak_bytes() > 1 << 20, "the requests were counted");
+        assert!(budget.waited() > 0, "requests waited for room");
+        let taken = statuses.iter().filter(|status| **status == 200).count();
+        if all_taken {
+            assert_eq!(taken, 20, "{statuses:?}");
+            eventually(10, "every flooded line searchable", || async {
+                (app.search(&[("q", "service:flood"), ("limit", "1")]).await.total == 50_000).then_some(())
+            })
+            .await;
+        } else {
+            assert!(taken < 20, "{statuses:?}");
+            assert!(statuses.iter().all(|status| *status == 200 || *status == 429), "{statuses:?}");
+        }
+        assert_eq!(budget.in_use_bytes(), 0, "every request gave its room back");
+    }
 }
