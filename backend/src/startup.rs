@@ -456,6 +456,16 @@ pub fn router_with_policy(state: Arc<AppState>) -> (Router, Arc<Policy>) {
 
     let static_router: Router =
         Router::new().route(&static_files, axum::routing::get(routes::assets::serve)).with_state(assets);
+    let not_found_page = leptos_axum::render_app_to_stream_with_context(
+        {
+            let services = services.clone();
+            move || provide_context(services.clone())
+        },
+        {
+            let leptos_options = leptos_options.clone();
+            move || vigil_frontend::shell(leptos_options.clone())
+        },
+    );
     let pages: Router = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, move || provide_context(services.clone()), {
             let leptos_options = leptos_options.clone();
@@ -466,8 +476,21 @@ pub fn router_with_policy(state: Arc<AppState>) -> (Router, Arc<Policy>) {
     let router = api
         .merge(pages)
         .merge(static_router)
-        .fallback(routes::fallback)
+        // Browsers get a page inside the layout; API clients the JSON error.
+        .fallback(move |request: axum::extract::Request| {
+            let not_found_page = not_found_page.clone();
+            async move {
+                if routes::wants_html(&request) {
+                    let mut page = not_found_page(request).await;
+                    *page.status_mut() = axum::http::StatusCode::NOT_FOUND;
+                    page
+                } else {
+                    routes::fallback(request.method().clone(), request.uri().clone()).await
+                }
+            }
+        })
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn(routes::server_function_status))
         .layer(from_fn_with_state((state.clone(), policy.clone()), authorize))
         .layer(axum::middleware::from_fn(routes::elasticsearch::root_info))
         .layer(axum::middleware::from_fn(routes::security_headers))

@@ -52,7 +52,7 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="vigil" href="/pkg/vigil.css"/>
         <Title text="Vigil"/>
         <Router>
-            <Routes fallback=|| view! { <h1>"Page not found"</h1> }>
+            <Routes fallback=NotFound>
                 <Route path=path!("/login") view=LoginPage/>
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("") view=OverviewPage/>
@@ -72,9 +72,35 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The navigation, the signed-in user and the page.
+/// The layout around every page but the login page.
 #[component]
 fn Layout() -> impl IntoView {
+    view! {
+        <Frame>
+            <Outlet/>
+        </Frame>
+    }
+}
+
+/// What an unknown URL shows: the layout, and a way back.
+#[component]
+fn NotFound() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    view! {
+        <Title text="Page not found · Vigil"/>
+        <Frame>
+            <h1>"Page not found"</h1>
+            <p class="not-found">
+                "There is no page at " <code>{move || location.pathname.get()}</code> ". "
+                <A href="/">"Back to the overview"</A>
+            </p>
+        </Frame>
+    }
+}
+
+/// The navigation, the signed-in user and the page.
+#[component]
+fn Frame(children: Children) -> impl IntoView {
     let session = Resource::new(|| (), |_| current_session());
     view! {
         <div class="layout">
@@ -105,9 +131,7 @@ fn Layout() -> impl IntoView {
                     </form>
                 </div>
             </nav>
-            <main class="content">
-                <Outlet/>
-            </main>
+            <main class="content">{children()}</main>
         </div>
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod error;
 pub mod logs;
 pub mod metrics;
 mod pages;

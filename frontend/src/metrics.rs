@@ -3,34 +3,35 @@
 //! precedence.
 
 use leptos::prelude::*;
+
+use crate::error::UiError;
 use vigil_proto::metrics::QueryResult;
 
 #[cfg(feature = "ssr")]
-fn api_error(error: vigil_proto::ApiError) -> ServerFnError {
-    ServerFnError::new(error.message)
+fn api_error(error: vigil_proto::ApiError) -> UiError {
+    UiError(error)
 }
 
 /// A range query over the page's time range.
 #[server(prefix = "/ui/fn/read", endpoint = "metrics_range")]
-pub async fn metrics_range(q: String, range: String, start: String, end: String) -> Result<QueryResult, ServerFnError> {
+pub async fn metrics_range(q: String, range: String, start: String, end: String) -> Result<QueryResult, UiError> {
     use vigil_proto::{RelativeRange, Timestamp};
     if q.trim().is_empty() {
         return Ok(QueryResult { result_type: "matrix".to_owned(), series: Vec::new(), step_seconds: None });
     }
-    let parse = |text: &str| -> Result<Option<f64>, ServerFnError> {
+    let parse = |text: &str| -> Result<Option<f64>, UiError> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(None);
         }
-        let at: Timestamp =
-            text.parse().map_err(|error: vigil_proto::ParseTimestampError| ServerFnError::new(error))?;
+        let at: Timestamp = text.parse().map_err(|error: vigil_proto::ParseTimestampError| UiError::invalid(error))?;
         Ok(Some(at.as_unix_nanos() as f64 / 1e9))
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
     let (start, end) = match (parse(&start)?, parse(&end)?) {
         (None, None) => {
             let range: RelativeRange =
-                range.parse().map_err(|error: vigil_proto::ParseRangeError| ServerFnError::new(error))?;
+                range.parse().map_err(|error: vigil_proto::ParseRangeError| UiError::invalid(error))?;
             (now - range.as_nanos() as f64 / 1e9, now)
         }
         (start, end) => {
@@ -43,41 +44,41 @@ pub async fn metrics_range(q: String, range: String, start: String, end: String)
 
 /// An instant query (stat and table panels).
 #[server(prefix = "/ui/fn/read", endpoint = "metrics_instant")]
-pub async fn metrics_instant(q: String) -> Result<QueryResult, ServerFnError> {
+pub async fn metrics_instant(q: String) -> Result<QueryResult, UiError> {
     crate::services::services()?.query_instant(q).await.map_err(api_error)
 }
 
 /// The values a dashboard variable offers.
 #[server(prefix = "/ui/fn/read", endpoint = "variable_values")]
-pub async fn variable_values(label: String, selector: String) -> Result<Vec<String>, ServerFnError> {
+pub async fn variable_values(label: String, selector: String) -> Result<Vec<String>, UiError> {
     crate::services::services()?.label_values_matching(label, selector).await.map_err(api_error)
 }
 
 #[server(prefix = "/ui/fn/read", endpoint = "dashboards")]
-pub async fn list_dashboards() -> Result<Vec<vigil_proto::dashboards::DashboardSummary>, ServerFnError> {
+pub async fn list_dashboards() -> Result<Vec<vigil_proto::dashboards::DashboardSummary>, UiError> {
     crate::services::services()?.dashboards().await.map_err(api_error)
 }
 
 #[server(prefix = "/ui/fn/read", endpoint = "dashboard")]
-pub async fn fetch_dashboard(uid: String) -> Result<vigil_proto::dashboards::DashboardSpec, ServerFnError> {
+pub async fn fetch_dashboard(uid: String) -> Result<vigil_proto::dashboards::DashboardSpec, UiError> {
     crate::services::services()?.dashboard(uid).await.map_err(api_error)
 }
 
 /// The Overview page: every service's rate, errors, latency and log errors.
 #[server(prefix = "/ui/fn/read", endpoint = "overview")]
-pub async fn overview() -> Result<Vec<vigil_proto::dashboards::ServiceHealth>, ServerFnError> {
+pub async fn overview() -> Result<Vec<vigil_proto::dashboards::ServiceHealth>, UiError> {
     crate::services::services()?.overview().await.map_err(api_error)
 }
 
 /// The Agents page: every agent that reported, with its state.
 #[server(prefix = "/ui/fn/read", endpoint = "agents")]
-pub async fn list_agents() -> Result<Vec<vigil_proto::agents::AgentStatus>, ServerFnError> {
+pub async fn list_agents() -> Result<Vec<vigil_proto::agents::AgentStatus>, UiError> {
     crate::services::services()?.agents().await.map_err(api_error)
 }
 
 /// A stored dashboard with its version, for the editor.
 #[server(prefix = "/ui/fn/read", endpoint = "stored_dashboard")]
-pub async fn stored_dashboard(uid: String) -> Result<vigil_proto::dashboards::Dashboard, ServerFnError> {
+pub async fn stored_dashboard(uid: String) -> Result<vigil_proto::dashboards::Dashboard, UiError> {
     crate::services::services()?.stored_dashboard(uid).await.map_err(api_error)
 }
 
@@ -88,22 +89,22 @@ pub async fn save_dashboard(
     uid: String,
     version: i64,
     spec: String,
-) -> Result<vigil_proto::dashboards::Dashboard, ServerFnError> {
+) -> Result<vigil_proto::dashboards::Dashboard, UiError> {
     let request = crate::services::request()?;
     let spec: vigil_proto::dashboards::DashboardSpec =
-        serde_json::from_str(&spec).map_err(|error| ServerFnError::new(format!("invalid dashboard: {error}")))?;
+        serde_json::from_str(&spec).map_err(|error| UiError::invalid(format!("invalid dashboard: {error}")))?;
     let uid = (!uid.is_empty()).then_some(uid);
     crate::services::services()?.save_dashboard(&request, uid, version, spec).await.map_err(api_error)
 }
 
 #[server(prefix = "/ui/fn/deploy", endpoint = "delete_dashboard")]
-pub async fn delete_dashboard(uid: String) -> Result<(), ServerFnError> {
+pub async fn delete_dashboard(uid: String) -> Result<(), UiError> {
     let request = crate::services::request()?;
     crate::services::services()?.delete_dashboard(&request, uid).await.map_err(api_error)
 }
 
 #[server(prefix = "/ui/fn/deploy", endpoint = "duplicate_dashboard")]
-pub async fn duplicate_dashboard(uid: String) -> Result<vigil_proto::dashboards::Dashboard, ServerFnError> {
+pub async fn duplicate_dashboard(uid: String) -> Result<vigil_proto::dashboards::Dashboard, UiError> {
     let request = crate::services::request()?;
     crate::services::services()?.duplicate_dashboard(&request, uid).await.map_err(api_error)
 }
@@ -113,10 +114,10 @@ pub async fn duplicate_dashboard(uid: String) -> Result<vigil_proto::dashboards:
 pub async fn import_dashboard(
     document: String,
     overwrite: Option<String>,
-) -> Result<vigil_proto::dashboards::Dashboard, ServerFnError> {
+) -> Result<vigil_proto::dashboards::Dashboard, UiError> {
     let request = crate::services::request()?;
     let document: vigil_proto::dashboards::DashboardExport = serde_json::from_str(&document)
-        .map_err(|error| ServerFnError::new(format!("not an exported dashboard: {error}")))?;
+        .map_err(|error| UiError::invalid(format!("not an exported dashboard: {error}")))?;
     let overwrite = overwrite.is_some_and(|value| !value.is_empty() && value != "false");
     crate::services::services()?.import_dashboard(&request, document, overwrite).await.map_err(api_error)
 }
@@ -124,7 +125,7 @@ pub async fn import_dashboard(
 /// What may complete the PromQL box: metric names and functions (`kind` "metric"), the label
 /// names of `metric`'s series ("label"), or the values of `label` among them ("value").
 #[server(prefix = "/ui/fn/read", endpoint = "promql_candidates")]
-pub async fn promql_candidates(kind: String, metric: String, label: String) -> Result<Vec<String>, ServerFnError> {
+pub async fn promql_candidates(kind: String, metric: String, label: String) -> Result<Vec<String>, UiError> {
     let services = crate::services::services()?;
     let mut candidates = match kind.as_str() {
         "label" => services

@@ -36,3 +36,29 @@ pub(crate) fn encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A query's error under its box: the message, and, for a syntax error, the query with the
+/// place it went wrong marked (`position` is a byte offset).
+#[component]
+pub(crate) fn QueryError(error: crate::error::UiError, query: String) -> impl IntoView {
+    let marked = error.position().and_then(|position| {
+        let mut at = usize::try_from(position).ok()?.min(query.len());
+        while !query.is_char_boundary(at) {
+            at -= 1;
+        }
+        let (before, rest) = query.split_at(at);
+        let mut rest = rest.chars();
+        let at_character = rest.next().map_or_else(|| " ".to_owned(), String::from);
+        Some(view! {
+            <pre class="query-position" data-position=position>
+                {before.to_owned()}<mark>{at_character}</mark>{rest.as_str().to_owned()}
+            </pre>
+        })
+    });
+    view! {
+        <div class="query-error-box">
+            <p class="error query-error">{error.to_string()}</p>
+            {marked}
+        </div>
+    }
+}

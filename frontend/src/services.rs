@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use http::request::Parts;
 use leptos::prelude::*;
+
+use crate::error::UiError;
 use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
@@ -90,13 +92,13 @@ pub trait UiServices: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Services(pub Arc<dyn UiServices>);
 
-pub fn services() -> Result<Arc<dyn UiServices>, ServerFnError> {
+pub fn services() -> Result<Arc<dyn UiServices>, UiError> {
     use_context::<Services>()
         .map(|services| services.0)
-        .ok_or_else(|| ServerFnError::new("the server did not provide the UI services"))
+        .ok_or_else(|| UiError::internal("the server did not provide the UI services"))
 }
 
 /// The head of the request being served.
-pub fn request() -> Result<Parts, ServerFnError> {
-    use_context::<Parts>().ok_or_else(|| ServerFnError::new("no request in context"))
+pub fn request() -> Result<Parts, UiError> {
+    use_context::<Parts>().ok_or_else(|| UiError::internal("no request in context"))
 }

@@ -212,6 +212,10 @@ pub struct LogPage {
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<RecordId>,
+    /// Pass as the live tail's `cursor` to stream what was stored after this page was read,
+    /// without a gap; absent while nothing is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_cursor: Option<u64>,
 }
 
 /// Counts of matching records per time bucket, split by level.

@@ -207,6 +207,9 @@ impl LogStore for TantivyLogStore {
     }
 
     async fn search(&self, query: LogQuery) -> Result<LogPage, LogStoreError> {
+        // Read before the searchers are: every record up to it is in what they see (readers
+        // reload before the watermark moves), so a tail from it misses nothing this page lacks.
+        let tail_cursor = *self.committed.borrow();
         let parsing_index = self.parsing_index.clone();
         let end = match (query.end, query.cursor) {
             (Some(end), Some(cursor)) => Some(end.min(cursor.timestamp.saturating_add_nanos(1))),
@@ -220,7 +223,7 @@ impl LogStore for TantivyLogStore {
             let (records, total) =
                 top_by_time_in(&partitions, &fields, &*tantivy_query, limit, true).map_err(search_error)?;
             let next_cursor = (records.len() == limit && total > limit).then(|| records[limit - 1].id);
-            Ok(LogPage { records, total: total as u64, next_cursor })
+            Ok(LogPage { records, total: total as u64, next_cursor, tail_cursor })
         })
         .await?
     }

@@ -40,9 +40,41 @@ pub async fn security_headers(request: axum::extract::Request, next: axum::middl
     response
 }
 
+/// Server functions answer every error with 500 and the error in the body (a `UiError`, the
+/// `ApiError` as JSON): the status is made to follow its code, so that bad input is a 4xx,
+/// as everywhere else, and only what fails on the server counts as a server error.
+pub async fn server_function_status(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_server_function = request.uri().path().starts_with("/ui/fn/");
+    let response = next.run(request).await;
+    if !is_server_function
+        || response.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        || !response.headers().contains_key("serverfnerror")
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "unreadable server function error").into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<vigil_proto::ApiError>(&bytes)
+        && let Ok(status) = axum::http::StatusCode::from_u16(error.code.http_status())
+    {
+        parts.status = status;
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
 /// A known path with a method it does not serve.
 pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     HttpError::new(ErrorCode::MethodNotAllowed, format!("{} does not accept {method}", uri.path())).into_response()
+}
+
+/// Whether a request comes from a browser navigating (a `GET` that accepts HTML), not from an
+/// API client.
+pub fn wants_html(request: &axum::extract::Request) -> bool {
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        && !request.uri().path().starts_with("/api/")
+        && header_text(request.headers(), axum::http::header::ACCEPT).is_some_and(|accept| accept.contains("text/html"))
 }
 
 /// Unknown paths.

@@ -20,6 +20,7 @@ mod ingest;
 mod loki;
 mod metrics;
 mod otlp;
+mod pages;
 mod restart;
 mod search;
 mod secrets;

@@ -7,6 +7,8 @@ use leptos_router::hooks::use_query_map;
 use vigil_proto::auth::{AuditEvent, CreatedToken, Role, Scope, TokenInfo, TokenKind, User};
 use vigil_proto::paths;
 
+use crate::error::UiError;
+
 use crate::accounts::{
     AuditLog, ChangePassword, CreateMyToken, CreateServiceToken, CreateUser, RevokeMyToken, RevokeToken, UpdateUser,
     audit_log, current_session, list_tokens, list_users, my_tokens, sso_button, sso_settings,
@@ -47,16 +49,13 @@ fn when(at: Option<vigil_proto::Timestamp>) -> String {
     at.map_or_else(|| "—".to_owned(), |at| at.to_rfc3339().chars().take(19).collect::<String>().replace('T', " "))
 }
 
-fn error_text(error: &ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) => message.clone(),
-        other => other.to_string(),
-    }
+fn error_text(error: &UiError) -> String {
+    error.to_string()
 }
 
 /// Shows a token once, right after it was created.
 #[component]
-fn NewTokenNotice(created: Signal<Option<Result<CreatedToken, ServerFnError>>>) -> impl IntoView {
+fn NewTokenNotice(created: Signal<Option<Result<CreatedToken, UiError>>>) -> impl IntoView {
     move || {
         created.get().map(|result| match result {
             Ok(created) => view! {

@@ -372,7 +372,7 @@ fn PanelView(
                                 merged.series.push(series);
                             }
                         }
-                        Ok::<_, ServerFnError>((merged, names))
+                        Ok::<_, crate::error::UiError>((merged, names))
                     }
                 },
             );

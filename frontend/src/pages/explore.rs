@@ -165,6 +165,8 @@ pub fn MetricsPage() -> impl IntoView {
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     let absolute = move || !explore.read().start.is_empty() || !explore.read().end.is_empty();
+    // The last chart shown, kept on screen when the next query fails.
+    let shown = StoredValue::new(None::<(QueryResult, Explore)>);
 
     view! {
         <Title text="Metrics · Vigil"/>
@@ -217,8 +219,26 @@ pub fn MetricsPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading">"Querying…"</p> }>
             {move || Suspend::new(async move {
                 let explore = explore.get_untracked();
+                let chart = move |result: QueryResult, explore: Explore| {
+                    let names = result.series.iter().map(|series| series_name(&series.labels)).collect();
+                    let navigate = use_navigate();
+                    let zoom = Callback::new({
+                        let explore = explore.clone();
+                        move |(from, to): (f64, f64)| {
+                            let (start, end) = zoomed_range(from, to);
+                            navigate(&Explore { start, end, ..explore.clone() }.url(), Default::default());
+                        }
+                    });
+                    view! { <Chart result names unit=explore.unit.clone() stacked=explore.stacked zoom/> }
+                };
                 match result.await {
-                    Err(error) => view! { <p class="error query-error">{error.to_string()}</p> }.into_any(),
+                    // A query that fails leaves the last chart on the page, under its error.
+                    Err(error) => {
+                        let previous = shown
+                            .get_value()
+                            .map(|(result, explore)| view! { <div class="previous-results">{chart(result, explore)}</div> });
+                        view! { <super::QueryError error query=explore.q.clone()/> {previous} }.into_any()
+                    }
                     Ok(result) if explore.q.trim().is_empty() => {
                         let _ = result;
                         view! { <p class="placeholder">"Type a PromQL expression and run it."</p> }.into_any()
@@ -227,16 +247,8 @@ pub fn MetricsPage() -> impl IntoView {
                         view! { <p class="placeholder no-data">"No data in this range."</p> }.into_any()
                     }
                     Ok(result) => {
-                        let names = result.series.iter().map(|series| series_name(&series.labels)).collect();
-                        let navigate = use_navigate();
-                        let zoom = Callback::new({
-                            let explore = explore.clone();
-                            move |(from, to): (f64, f64)| {
-                                let (start, end) = zoomed_range(from, to);
-                                navigate(&Explore { start, end, ..explore.clone() }.url(), Default::default());
-                            }
-                        });
-                        view! { <Chart result names unit=explore.unit.clone() stacked=explore.stacked zoom/> }.into_any()
+                        shown.set_value(Some((result.clone(), explore.clone())));
+                        chart(result, explore).into_any()
                     }
                 }
             })}

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use super::encode;
+use super::{QueryError, encode};
 use leptos::task::spawn_local;
 use leptos_router::NavigateOptions;
 use leptos_router::components::Form;
@@ -89,6 +89,8 @@ pub fn LogsPage() -> impl IntoView {
     Effect::new(move |_| set_hydrated.set(true));
     let absolute = move || !search.read().start.is_empty() || !search.read().end.is_empty();
     let live = Signal::derive(move || search.read().live);
+    // What the page showed last, kept on screen when the next query fails.
+    let shown = StoredValue::new(None::<(Option<LogHistogram>, LogPage, Search)>);
 
     view! {
         <h1>"Logs"</h1>
@@ -120,16 +122,35 @@ pub fn LogsPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let search = search.get_untracked();
                 match (histogram.await, results.await) {
-                    (_, Err(error)) => view! { <p class="error query-error">{error.to_string()}</p> }.into_any(),
-                    (Err(error), Ok(page)) => view! {
-                        <p class="error">{error.to_string()}</p>
-                        <Results page search/>
-                    }.into_any(),
-                    (Ok(histogram), Ok(page)) => view! {
-                        <Histogram histogram search=search.clone()/>
-                        <LiveTail search=search.clone() live/>
-                        <Results page search/>
-                    }.into_any(),
+                    // A query that fails leaves the last results on the page, under its error.
+                    (_, Err(error)) => {
+                        let previous = shown.get_value().map(|(histogram, page, search)| {
+                            view! {
+                                <div class="previous-results">
+                                    {histogram.map(|histogram| view! { <Histogram histogram search=search.clone()/> })}
+                                    <Results page search/>
+                                </div>
+                            }
+                        });
+                        view! { <QueryError error query=search.q.clone()/> {previous} }.into_any()
+                    }
+                    (Err(error), Ok(page)) => {
+                        shown.set_value(Some((None, page.clone(), search.clone())));
+                        view! {
+                            <QueryError error query=search.q.clone()/>
+                            <Results page search/>
+                        }
+                        .into_any()
+                    }
+                    (Ok(histogram), Ok(page)) => {
+                        shown.set_value(Some((Some(histogram.clone()), page.clone(), search.clone())));
+                        view! {
+                            <Histogram histogram search=search.clone()/>
+                            <LiveTail search=search.clone() live cursor=page.tail_cursor shown=page.records.iter().map(|hit| hit.id).collect()/>
+                            <Results page search/>
+                        }
+                        .into_any()
+                    }
                 }
             })}
         </Transition>
@@ -365,8 +386,16 @@ const LIVE_RECORDS: usize = 500;
 /// top; pausing holds new records back; a notice says how many were skipped when it fell behind.
 /// Whether it is on is part of the URL (`live=1`): the toggle navigates, and the socket follows
 /// the URL, so a shared or reloaded link opens the tail too.
+///
+/// It starts from `cursor`, the store's position when the results were read, so that nothing
+/// stored in between is missed; records the results already show are not repeated.
 #[component]
-fn LiveTail(search: Search, live: Signal<bool>) -> impl IntoView {
+fn LiveTail(
+    search: Search,
+    live: Signal<bool>,
+    cursor: Option<u64>,
+    shown: std::collections::HashSet<vigil_proto::RecordId>,
+) -> impl IntoView {
     let open = RwSignal::new(false);
     let connected = RwSignal::new(false);
     let paused = RwSignal::new(false);
@@ -374,11 +403,17 @@ fn LiveTail(search: Search, live: Signal<bool>) -> impl IntoView {
     let held = RwSignal::new(Vec::<LogHit>::new());
     let skipped = RwSignal::new(0_u64);
     let receive = move |frame: TailFrame| match frame {
-        TailFrame::Records { records: new, .. } if paused.get_untracked() => held.update(|held| held.extend(new)),
-        TailFrame::Records { records: new, .. } => records.update(|shown| {
-            shown.splice(0..0, new.into_iter().rev());
-            shown.truncate(LIVE_RECORDS);
-        }),
+        TailFrame::Records { records: new, .. } => {
+            let new: Vec<LogHit> = new.into_iter().filter(|record| !shown.contains(&record.id)).collect();
+            if paused.get_untracked() {
+                held.update(|held| held.extend(new));
+            } else {
+                records.update(|listed| {
+                    listed.splice(0..0, new.into_iter().rev());
+                    listed.truncate(LIVE_RECORDS);
+                });
+            }
+        }
         TailFrame::Lagged { skipped: count, .. } => skipped.update(|total| *total += count),
         TailFrame::Heartbeat { .. } => {}
     };
@@ -391,7 +426,7 @@ fn LiveTail(search: Search, live: Signal<bool>) -> impl IntoView {
             let wanted = live.get();
             if wanted && !open.get_untracked() {
                 open.set(true);
-                socket.open(&q, receive, move || connected.set(true));
+                socket.open(&q, cursor, receive.clone(), move || connected.set(true));
             } else if !wanted && open.get_untracked() {
                 socket.close();
                 open.set(false);
@@ -470,7 +505,13 @@ mod socket {
         }
 
         #[cfg(feature = "hydrate")]
-        pub fn open(&self, q: &str, mut receive: impl FnMut(TailFrame) + 'static, on_open: impl FnMut() + 'static) {
+        pub fn open(
+            &self,
+            q: &str,
+            cursor: Option<u64>,
+            mut receive: impl FnMut(TailFrame) + 'static,
+            on_open: impl FnMut() + 'static,
+        ) {
             use leptos::prelude::*;
             use wasm_bindgen::JsCast;
             use wasm_bindgen::closure::Closure;
@@ -480,8 +521,9 @@ mod socket {
             let location = window.location();
             let scheme = if location.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
             let host = location.host().unwrap_or_default();
-            let Ok(socket) = web_sys::WebSocket::new(&format!("{scheme}://{host}/ui/tail?q={}", super::encode(q)))
-            else {
+            let after = cursor.map(|cursor| format!("&cursor={cursor}")).unwrap_or_default();
+            let url = format!("{scheme}://{host}/ui/tail?q={}{after}", super::encode(q));
+            let Ok(socket) = web_sys::WebSocket::new(&url) else {
                 return;
             };
             let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
@@ -496,7 +538,14 @@ mod socket {
         }
 
         #[cfg(not(feature = "hydrate"))]
-        pub fn open(&self, _q: &str, _receive: impl FnMut(TailFrame) + 'static, _on_open: impl FnMut() + 'static) {}
+        pub fn open(
+            &self,
+            _q: &str,
+            _cursor: Option<u64>,
+            _receive: impl FnMut(TailFrame) + 'static,
+            _on_open: impl FnMut() + 'static,
+        ) {
+        }
 
         pub fn close(&self) {
             #[cfg(feature = "hydrate")]
