@@ -93,14 +93,6 @@ async fn one_token_registers_new_hosts_at_a_bounded_rate() {
     let other = service_token(&app.state, "other-fleet", Scope::Ingest).await;
     assert_eq!(send(&app, &other, &report("real-1")).await.status(), 204);
     let admin = app.admin_session().await;
-    let audit: vigil_proto::auth::AuditPage = app
-        .with_session(reqwest::Method::GET, paths::AUDIT, &admin)
-        .query(&[("action", "agent.register"), ("limit", "1000")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit = app.audit(&admin, &[("action", "agent.register"), ("limit", "1000")]).await;
     assert_eq!(audit.events.len(), limit + 1);
 }

@@ -248,6 +248,13 @@ impl TestApp {
         self.login(username, &password).await
     }
 
+    /// A page of the audit log, read with an administrator's session.
+    pub async fn audit(&self, admin: &TestSession, params: &[(&str, &str)]) -> vigil_proto::auth::AuditPage {
+        let response = self.with_session(reqwest::Method::GET, paths::AUDIT, admin).query(params).send().await.unwrap();
+        assert_eq!(response.status(), 200, "the audit log answers");
+        response.json().await.expect("an audit page")
+    }
+
     /// Stops the server gracefully, waits for it, and hands over its data directory.
     pub async fn stop_keeping_data(mut self) -> TempDir {
         self.shutdown.cancel();

@@ -15,13 +15,7 @@ async fn session_status(app: &TestApp, session: &TestSession) -> u16 {
 }
 
 async fn audit(app: &TestApp, params: &[(&str, &str)]) -> AuditPage {
-    audit_as(app, &app.admin_session().await, params).await
-}
-
-async fn audit_as(app: &TestApp, admin: &TestSession, params: &[(&str, &str)]) -> AuditPage {
-    let response = app.with_session(Method::GET, paths::AUDIT, admin).query(params).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    app.audit(&app.admin_session().await, params).await
 }
 
 #[tokio::test]
@@ -282,7 +276,7 @@ async fn concurrent_wrong_passwords_get_no_further_than_the_limit() {
     let refused = statuses.iter().filter(|status| **status == 429).count();
     assert_eq!((checked, refused), (5, 35), "{statuses:?}");
     // The failures of one user name and address make at most two entries.
-    let failures = audit_as(&app, &auditor, &[("action", "login"), ("outcome", "failure")]).await;
+    let failures = app.audit(&auditor, &[("action", "login"), ("outcome", "failure")]).await;
     assert_eq!(failures.events.len(), 1);
 }
 
@@ -312,7 +306,7 @@ async fn anonymous_callers_cannot_grow_the_audit_log() {
         let status = app.login_raw(&format!("user{index}"), "a password").await.status();
         assert_eq!(status, if index < 8 { 401 } else { 429 }, "attempt {index}");
     }
-    let failures = audit_as(&app, &auditor, &[("action", "login"), ("outcome", "failure")]).await;
+    let failures = app.audit(&auditor, &[("action", "login"), ("outcome", "failure")]).await;
     assert_eq!(failures.events.len(), 9, "one entry per user name tried before the lock-out, one for all after it");
     assert!(failures.events.iter().all(|event| event.actor == "anonymous" && event.target.len() <= 256));
     assert_eq!(failures.events[0].target, "*");

@@ -255,15 +255,7 @@ async fn refusals_reported_by_anyone_are_bounded_and_collapsed_in_the_audit_log(
         refused_with(&answer, "access_denied");
         assert!(location(&answer).len() < 1200, "the reason shown is bounded");
     }
-    let page: vigil_proto::auth::AuditPage = app
-        .with_session(Method::GET, paths::AUDIT, &admin)
-        .query(&[("action", "login"), ("outcome", "failure")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = app.audit(&admin, &[("action", "login"), ("outcome", "failure")]).await;
     assert_eq!(page.events.len(), 1, "{:?}", page.events);
     let event = &page.events[0];
     assert_eq!((event.actor.as_str(), event.target.as_str()), ("anonymous", "sso"));
