@@ -592,3 +592,30 @@ async fn answers_carry_the_security_headers() {
         assert_eq!(header("referrer-policy"), "same-origin", "{path}");
     }
 }
+
+/// After signing in with the form, the browser goes only where `next` names a path of this
+/// site: `/%09/evil.example` came back as `Location: /\t/evil.example`, which browsers read as
+/// `//evil.example`.
+#[tokio::test]
+async fn the_login_form_sends_browsers_only_to_paths_of_this_site() {
+    let app = spawn_app().await;
+    for (next, location) in [
+        ("%2Flogs%3Fq%3Dx", "/logs?q=x"),
+        ("%2F%09%2Fevil.example", "/"),
+        ("%2F%2Fevil.example", "/"),
+        ("%2F%5Cevil.example", "/"),
+        ("https%3A%2F%2Fevil.example", "/"),
+        ("%2F%0A%2Fevil.example", "/"),
+    ] {
+        let response = app
+            .client
+            .post(app.url(paths::AUTH_LOGIN))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("username={ADMIN}&password={}&next={next}", ADMIN_PASSWORD.replace(' ', "+")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{next}");
+        assert_eq!(response.headers()["location"], location, "{next}");
+    }
+}
