@@ -154,7 +154,7 @@ impl Default for LogsConfig {
             writer_memory_bytes: 64 << 20,
             writer_queue_batches: 64,
             ingest_memory_bytes: 256 << 20,
-            ingest_wait_seconds: 30,
+            ingest_wait_seconds: 60,
             commit_interval_ms: 500,
             commit_idle_ms: 20,
             merge_factor: 8,

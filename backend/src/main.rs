@@ -70,6 +70,7 @@ enum UserCommand {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -87,6 +88,26 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// glibc gives each thread that allocates an arena of its own (up to eight per core), and
+/// memory freed in one is not reused by another: under an ingest flood, where the blocking
+/// pool's threads take turns decoding large bodies, that doubled the heap (1.26 GiB against
+/// 0.66 GiB with two arenas, measured with Fluent Bit's flood in the README). Two arenas suit
+/// a server whose work is in a few threads at a time; `MALLOC_ARENA_MAX` still overrides it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: `mallopt` only sets a parameter of the allocator; it runs before any other
+        // thread exists, and the allocator accepts the parameter at any time.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {

@@ -158,6 +158,11 @@ impl Application {
         )
         .map_err(BuildError::Metrics)?;
         let config_logs = config.logs.clone();
+        let ingest_budget = crate::ingest::budget::IngestBudget::new(
+            config_logs.ingest_memory_bytes,
+            std::time::Duration::from_secs(config_logs.ingest_wait_seconds),
+        )
+        .with_metrics(metrics.ingest_memory_bytes.clone(), metrics.ingest_waits.clone());
         let state = Arc::new(AppState {
             config,
             database,
@@ -170,10 +175,7 @@ impl Application {
             shutdown: shutdown.clone(),
             tails: Arc::default(),
             agent_registrations: crate::agents::Registrations::default(),
-            ingest_budget: crate::ingest::budget::IngestBudget::new(
-                config_logs.ingest_memory_bytes,
-                std::time::Duration::from_secs(config_logs.ingest_wait_seconds),
-            ),
+            ingest_budget,
         });
         Ok(Self { listener, tls, state, shutdown })
     }

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -31,6 +33,9 @@ pub struct IngestBudget {
     peak: Arc<AtomicU64>,
     /// Requests that had to wait for room.
     waited: AtomicU64,
+    /// What it holds, for the backend's own metrics.
+    gauge: Option<Gauge>,
+    waits: Option<Counter>,
 }
 
 struct Pool {
@@ -49,13 +54,15 @@ impl Pool {
         u32::try_from(bytes.div_ceil(UNIT)).unwrap_or(u32::MAX).clamp(1, self.units)
     }
 
-    /// Room for `units`, waiting until `deadline`; `None` past it. `waited` is told when it had
-    /// to wait.
-    async fn take(&self, units: u32, deadline: Instant, waited: &AtomicU64) -> Option<OwnedSemaphorePermit> {
+    /// Room for `units`, waiting until `deadline`; `None` past it. The budget counts the wait.
+    async fn take(&self, units: u32, deadline: Instant, budget: &IngestBudget) -> Option<OwnedSemaphorePermit> {
         if let Ok(permit) = self.permits.clone().try_acquire_many_owned(units) {
             return Some(permit);
         }
-        waited.fetch_add(1, Ordering::Relaxed);
+        budget.waited.fetch_add(1, Ordering::Relaxed);
+        if let Some(waits) = &budget.waits {
+            waits.inc();
+        }
         tokio::time::timeout_at(deadline, self.permits.clone().acquire_many_owned(units)).await.ok()?.ok()
     }
 }
@@ -85,7 +92,14 @@ impl IngestBudget {
             in_use: Arc::default(),
             peak: Arc::default(),
             waited: AtomicU64::new(0),
+            gauge: None,
+            waits: None,
         }
+    }
+
+    /// The same, reporting what it holds and how often requests waited.
+    pub fn with_metrics(self, gauge: Gauge, waits: Counter) -> Self {
+        Self { gauge: Some(gauge), waits: Some(waits), ..self }
     }
 
     fn full(&self) -> BudgetFull {
@@ -95,13 +109,20 @@ impl IngestBudget {
     fn count(&self, units: u32) {
         let now = self.in_use.fetch_add(u64::from(units), Ordering::Relaxed) + u64::from(units);
         self.peak.fetch_max(now, Ordering::Relaxed);
+        self.report(now);
+    }
+
+    fn report(&self, units: u64) {
+        if let Some(gauge) = &self.gauge {
+            gauge.set(i64::try_from(units * UNIT as u64).unwrap_or(i64::MAX));
+        }
     }
 
     /// Room for a body of `bytes`, waiting for it until the budget's wait has passed.
     pub async fn admit(&self, bytes: usize) -> Result<Admission<'_>, BudgetFull> {
         let units = self.bodies.units_of(bytes);
         let deadline = Instant::now() + self.wait;
-        let body = self.bodies.take(units, deadline, &self.waited).await.ok_or_else(|| self.full())?;
+        let body = self.bodies.take(units, deadline, self).await.ok_or_else(|| self.full())?;
         self.count(units);
         Ok(Admission { budget: self, deadline, _body: body, decoded: None, held: u64::from(units) })
     }
@@ -128,7 +149,7 @@ impl Admission<'_> {
     pub async fn hold_decoded(&mut self, bytes: usize) -> Result<(), BudgetFull> {
         let budget = self.budget;
         let units = budget.decoded.units_of(bytes);
-        let permit = budget.decoded.take(units, self.deadline, &budget.waited).await.ok_or_else(|| budget.full())?;
+        let permit = budget.decoded.take(units, self.deadline, budget).await.ok_or_else(|| budget.full())?;
         budget.count(units);
         self.held += u64::from(units);
         self.decoded = Some(permit);
@@ -138,7 +159,8 @@ impl Admission<'_> {
 
 impl Drop for Admission<'_> {
     fn drop(&mut self) {
-        self.budget.in_use.fetch_sub(self.held, Ordering::Relaxed);
+        let left = self.budget.in_use.fetch_sub(self.held, Ordering::Relaxed) - self.held;
+        self.budget.report(left);
     }
 }
 

@@ -72,6 +72,16 @@ pub enum Command {
     Drop { keys: Vec<PartitionKey>, reply: Reply },
 }
 
+impl Command {
+    /// What the command adds to the uncommitted records (their log encoding).
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Append { encoded, .. } => encoded.len(),
+            Self::Drop { .. } => 0,
+        }
+    }
+}
+
 pub struct Writer {
     partitions: Partitions,
     fields: LogFields,
@@ -171,10 +181,16 @@ impl Writer {
                     Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
+            // A group ends at what the next commit takes: records handed to the index wait in
+            // tantivy's queue, answered and out of the ingest memory bound, until it commits;
+            // those still in this queue are held by their requests, within the bound.
+            let mut group_bytes = first.bytes();
             let mut group = vec![first];
             while group.len() < MAX_COMMANDS_PER_GROUP
+                && self.uncommitted_bytes + group_bytes < COMMIT_BYTES.min(self.options.memory_bytes)
                 && let Ok(command) = receiver.try_recv()
             {
+                group_bytes += command.bytes();
                 group.push(command);
             }
             let mut appends = Vec::new();

@@ -123,28 +123,32 @@ async fn run_bulk(
         decode_content(encoding.as_deref(), body, max_decompressed)
     })
     .await?;
-    let entries = tokio::task::spawn_blocking(move || {
+    // The records go to the store; each action keeps only what its item answers.
+    let (records, outcomes) = tokio::task::spawn_blocking(move || {
         let text = std::str::from_utf8(&decoded)
             .map_err(|error| ApiError::new(ErrorCode::InvalidJson, format!("body is not valid UTF-8: {error}")))?;
-        parse_bulk(text, default_index.as_deref(), &limits, now)
+        let entries = parse_bulk(text, default_index.as_deref(), &limits, now)?;
+        let mut records = Vec::with_capacity(entries.len());
+        let outcomes: Vec<_> = entries
+            .into_iter()
+            .map(|entry| (entry.action, entry.index, entry.id, entry.outcome.map(|record| records.push(record))))
+            .collect();
+        Ok::<_, ApiError>((records, outcomes))
     })
     .await
     .map_err(|error| HttpError::internal(&error))??;
-
-    let records: Vec<_> = entries.iter().filter_map(|entry| entry.outcome.as_ref().ok().cloned()).collect();
     state.log_store.append(records, commit).await?;
     drop(admission);
 
-    let items: Vec<BulkItem> = entries
+    let items: Vec<BulkItem> = outcomes
         .into_iter()
-        .map(|entry| {
-            let (status, error) = match entry.outcome {
-                Ok(_) => (201, None),
+        .map(|(action, index, id, outcome)| {
+            let (status, error) = match outcome {
+                Ok(()) => (201, None),
                 Err(error) => (400, Some(error)),
             };
-            let result =
-                BulkItemResult { index: entry.index, id: entry.id, status, result: None, version: None, error };
-            match entry.action {
+            let result = BulkItemResult { index, id, status, result: None, version: None, error };
+            match action {
                 Action::Index => BulkItem::Index(result),
                 Action::Create => BulkItem::Create(result),
                 Action::Update => BulkItem::Update(result),

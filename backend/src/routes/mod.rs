@@ -124,8 +124,9 @@ where
     })
     .await
     .map_err(|error| HttpError::internal(&error))??;
-    // The records and their log encoding, and the decoded bytes when they are new.
-    let copies = if inflated { 3 } else { 2 };
+    // The records (up to three times the bytes they were read from: a string per field, a
+    // map of attributes), their log encoding, and the decoded bytes when they are new.
+    let copies = if inflated { 5 } else { 4 };
     admission.hold_decoded(decoded.len().saturating_mul(copies)).await.map_err(budget_full)?;
     Ok(decoded)
 }

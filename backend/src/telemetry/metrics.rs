@@ -9,6 +9,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -34,6 +35,10 @@ pub struct Metrics {
     pub log_commits: Counter,
     pub log_commit_duration: Histogram,
     pub log_wal_sync_duration: Histogram,
+    /// Bytes the ingest requests in flight hold (see `ingest::budget`).
+    pub ingest_memory_bytes: Gauge,
+    /// Times an ingest request waited for room.
+    pub ingest_waits: Counter,
     pub remote_write_samples_sent: Counter,
     pub remote_write_samples_failed: Counter,
     pub remote_write_samples_dropped: Counter,
@@ -70,6 +75,14 @@ impl Metrics {
             "Time to write and sync a group of batches to the write-ahead log",
             log_wal_sync_duration.clone(),
         );
+        let ingest_memory_bytes = Gauge::default();
+        registry.register(
+            "ingest_memory_bytes",
+            "Memory held by ingest requests in flight, within logs.ingest_memory_bytes",
+            ingest_memory_bytes.clone(),
+        );
+        let ingest_waits = Counter::default();
+        registry.register("ingest_waits", "Times an ingest request waited for room", ingest_waits.clone());
         let remote_write_samples_sent = Counter::default();
         registry.register(
             "remote_write_samples_sent",
@@ -97,6 +110,8 @@ impl Metrics {
             log_commits,
             log_commit_duration,
             log_wal_sync_duration,
+            ingest_memory_bytes,
+            ingest_waits,
             remote_write_samples_sent,
             remote_write_samples_failed,
             remote_write_samples_dropped,

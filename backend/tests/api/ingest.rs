@@ -406,5 +406,9 @@ async fn a_flood_of_requests_is_held_within_the_ingest_memory_bound() {
             assert!(statuses.iter().all(|status| *status == 200 || *status == 429), "{statuses:?}");
         }
         assert_eq!(budget.in_use_bytes(), 0, "every request gave its room back");
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("\nvigil_ingest_memory_bytes 0\n"), "{metrics}");
+        let waits = format!("\nvigil_ingest_waits_total {}\n", budget.waited());
+        assert!(metrics.contains(&waits), "{waits} in {metrics}");
     }
 }
