@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil/target}"
 cargo fmt --all -- --check
+cargo xtask layers
 cargo xtask clippy
 cargo xtask test

@@ -226,7 +226,7 @@ async fn post_all(bodies: Vec<(Vec<u8>, &'static str)>, url: String, token: Stri
 /// rate counts the server's CPU time only. With `probe`, a one-record batch is posted every
 /// 100 ms meanwhile and the time from its 2xx to its being found by search is returned.
 async fn ingest_until_searchable(
-    state: &vigil_backend::startup::AppState,
+    state: &vigil_backend::state::AppState,
     bodies: Vec<(Vec<u8>, &'static str)>,
     (base, path): (&str, &str),
     token: &str,

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use vigil_proto::agents::{AgentHeartbeat, AgentState, AgentStatus};
 
-use crate::auth::millis_to_timestamp;
 use crate::store::AgentRow;
+use crate::store::millis_to_timestamp;
 
 const MAX_SOURCES: usize = 1000;
 const MAX_HOST_BYTES: usize = 253;

@@ -81,7 +81,7 @@ pub async fn record(
     };
     if let Err(error) = database.append_audit(event).await {
         let target = bounded(target, MAX_TARGET_CHARS);
-        tracing::error!(action, target = %target, error = %crate::error::error_chain(&error), "cannot write the audit log");
+        tracing::error!(action, target = %target, error = %crate::telemetry::error_chain(&error), "cannot write the audit log");
     }
 }
 

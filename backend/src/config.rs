@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
+use vigil_proto::auth::Role;
 
 /// A value that must never be printed: its `Debug` is `[redacted]` and it has no `Display`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -308,7 +309,7 @@ pub struct AuthConfig {
     pub login_lockout_seconds: u64,
     pub min_password_length: usize,
     /// Single sign-on with OpenID Connect (section `[auth.oidc]`); off when absent.
-    pub oidc: Option<crate::auth::oidc::OidcConfig>,
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -324,6 +325,77 @@ impl Default for AuthConfig {
             min_password_length: 12,
             oidc: None,
         }
+    }
+}
+
+/// Section `[auth.oidc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer; discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer_url: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// This server's callback as registered at the provider:
+    /// `https://vigil.example.com/api/v1/auth/oidc/callback`.
+    pub redirect_url: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim holding the user's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// The claim the Vigil user name comes from (then `email`, then `sub`).
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    #[serde(default)]
+    pub deployer_groups: Vec<String>,
+    #[serde(default)]
+    pub viewer_groups: Vec<String>,
+    /// The role of users in none of the groups above; when absent they are refused.
+    #[serde(default)]
+    pub default_role: Option<Role>,
+    /// Creates a Vigil user at the first sign-in; otherwise an administrator creates them.
+    #[serde(default = "default_true")]
+    pub auto_create_users: bool,
+    /// The sign-in button's text.
+    #[serde(default = "default_label")]
+    pub label: String,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "email"].map(str::to_owned).to_vec()
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+
+fn default_username_claim() -> String {
+    "preferred_username".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_label() -> String {
+    "Sign in with single sign-on".to_owned()
+}
+
+impl OidcConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        url::Url::parse(&self.issuer_url).map_err(|error| format!("auth.oidc.issuer_url: {error}"))?;
+        url::Url::parse(&self.redirect_url).map_err(|error| format!("auth.oidc.redirect_url: {error}"))?;
+        if self.client_id.is_empty() {
+            return Err("auth.oidc.client_id must not be empty".to_owned());
+        }
+        if !self.scopes.iter().any(|scope| scope == "openid") {
+            return Err("auth.oidc.scopes must include openid".to_owned());
+        }
+        Ok(())
     }
 }
 
@@ -400,19 +472,6 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     pub telemetry_filter: String,
     pub telemetry_format: LogFormat,
-}
-
-impl LogsConfig {
-    /// The retention policy of the log store.
-    pub fn retention(&self) -> crate::logs::Retention {
-        crate::logs::Retention { days: self.retention_days, days_by_service: self.retention_days_by_service.clone() }
-    }
-
-    /// The oldest timestamp a service's records may carry at `now`; `None` keeps forever.
-    pub fn earliest(&self, service: &str, now: vigil_proto::Timestamp) -> Option<vigil_proto::Timestamp> {
-        let days = self.retention_days_by_service.get(service).copied().unwrap_or(self.retention_days);
-        (days > 0).then(|| now.saturating_add_nanos(-(i64::from(days) * 86_400_000_000_000)))
-    }
 }
 
 impl Config {
@@ -537,7 +596,7 @@ impl RawConfig {
         if auth.min_password_length < 8 {
             return invalid("auth.min_password_length must be at least 8".to_owned());
         }
-        if crate::auth::validate_username(&auth.initial_admin_username).is_err() {
+        if vigil_proto::names::UserName::parse(&auth.initial_admin_username).is_err() {
             return invalid(format!(
                 "auth.initial_admin_username {:?} is not a user name of 1 to 64 letters, digits, '-', '_', '.' and '@'",
                 auth.initial_admin_username

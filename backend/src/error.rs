@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vigil_proto::{ApiError, ErrorCode};
 
+use crate::telemetry::error_chain;
+
 #[derive(Debug)]
 pub struct HttpError {
     error: ApiError,
@@ -64,16 +66,10 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// `error: cause: cause of cause`, for logs.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+impl From<vigil_proto::names::NameError> for HttpError {
+    fn from(error: vigil_proto::names::NameError) -> Self {
+        Self::new(ErrorCode::InvalidParameter, error.to_string())
     }
-    text
 }
 
 impl From<crate::store::StoreError> for HttpError {
@@ -83,6 +79,88 @@ impl From<crate::store::StoreError> for HttpError {
                 Self::new(ErrorCode::Conflict, format!("{what} already exists"))
             }
             other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<crate::dashboards::DashboardError> for HttpError {
+    fn from(error: crate::dashboards::DashboardError) -> Self {
+        use crate::dashboards::DashboardError;
+        match error {
+            DashboardError::Invalid(_) => Self::new(ErrorCode::InvalidParameter, error.to_string()),
+            DashboardError::NotFound(_) | DashboardError::NoService(_) => {
+                Self::new(ErrorCode::NotFound, error.to_string())
+            }
+            DashboardError::NamesTaken(_) | DashboardError::Stale { .. } => {
+                Self::new(ErrorCode::Conflict, error.to_string())
+            }
+            DashboardError::Store(error) => error.into(),
+            DashboardError::Encoding(error) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<crate::auth::LoginError> for HttpError {
+    fn from(error: crate::auth::LoginError) -> Self {
+        use crate::auth::LoginError;
+        match error {
+            LoginError::InvalidCredentials | LoginError::Disabled => {
+                HttpError::new(ErrorCode::Unauthorized, error.to_string())
+            }
+            LoginError::TooLong(..) => HttpError::new(ErrorCode::InvalidParameter, error.to_string()),
+            LoginError::LockedOut(locked) => HttpError::new(ErrorCode::TooManyRequests, error.to_string())
+                .retry_after(locked.retry_after.as_secs().max(1)),
+            LoginError::Store(error) => HttpError::internal(&error),
+            LoginError::Random => HttpError::internal(&error),
+        }
+    }
+}
+
+impl From<crate::auth::TokenError> for HttpError {
+    fn from(error: crate::auth::TokenError) -> Self {
+        use crate::auth::TokenError;
+        match error {
+            TokenError::Name(error) => error.into(),
+            TokenError::NoScope | TokenError::PersonalWithScope | TokenError::NoDays => {
+                Self::new(ErrorCode::InvalidParameter, error.to_string())
+            }
+            TokenError::Store(error) => error.into(),
+            TokenError::Random(_) | TokenError::Hash(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<crate::auth::PasswordChangeError> for HttpError {
+    fn from(error: crate::auth::PasswordChangeError) -> Self {
+        use crate::auth::PasswordChangeError;
+        match error {
+            PasswordChangeError::Rejected(_) => Self::new(ErrorCode::InvalidParameter, error.to_string()),
+            PasswordChangeError::Hash(_) => Self::internal(&error),
+            PasswordChangeError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::accounts::AccountError> for HttpError {
+    fn from(error: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError;
+        match error {
+            AccountError::Name(error) => error.into(),
+            AccountError::DisplayNameTooLong | AccountError::Password(_) | AccountError::AuditLimit => {
+                Self::new(ErrorCode::InvalidParameter, error.to_string())
+            }
+            AccountError::NoUser(_) | AccountError::UserGone | AccountError::NoToken { .. } => {
+                Self::new(ErrorCode::NotFound, error.to_string())
+            }
+            AccountError::LastAdmin => Self::new(ErrorCode::Conflict, error.to_string()),
+            AccountError::NotAUser | AccountError::NoPassword | AccountError::WrongPassword => {
+                Self::new(ErrorCode::Forbidden, error.to_string())
+            }
+            AccountError::Hash(_) => Self::internal(&error),
+            AccountError::Token(error) => error.into(),
+            AccountError::PasswordChange(error) => error.into(),
+            AccountError::Login(error) => error.into(),
+            AccountError::Store(error) => error.into(),
         }
     }
 }

@@ -5,17 +5,21 @@
 //! `main.rs` is a thin command line over this library; tests drive the same
 //! [`startup::Application`].
 
+pub mod accounts;
 pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod dashboards;
 pub mod error;
+pub mod http;
 pub mod ingest;
 pub mod logs;
 pub mod metrics;
 pub mod routes;
 pub mod secrets;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod tail;
 pub mod telemetry;

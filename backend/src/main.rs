@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use vigil_backend::accounts;
 use vigil_backend::audit::{self, Actor};
 use vigil_backend::auth::Auth;
 use vigil_backend::config::Config;
 use vigil_backend::startup::Application;
 use vigil_backend::store::Database;
 use vigil_backend::telemetry;
-use vigil_proto::auth::{AuditOutcome, Scope};
+use vigil_proto::auth::{AuditOutcome, NewToken, Scope};
 
 #[derive(Parser)]
 #[command(name = "vigil", version, about = "Vigil: logs, metrics, alerts and rollouts in one place")]
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("vigil: {}", vigil_backend::error::error_chain(&error));
+            eprintln!("vigil: {}", vigil_backend::telemetry::error_chain(&error));
             return ExitCode::from(2);
         }
     };
@@ -122,21 +123,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let auth = Auth::new(database.clone(), config.auth.clone(), false)?;
             match command {
                 TokenCommand::Create { name, scope, expires_in_days } => {
-                    let (token, _) = auth
-                        .create_token(&name, Some(scope), None, expires_in_days)
-                        .await
-                        .map_err(|error| anyhow::anyhow!("{}", error.api_error().message))?;
-                    let target = format!("service:{name}");
-                    let detail = format!("scope {}", scope.as_str());
-                    audit::record(
-                        &database,
-                        &Actor::command_line(),
-                        "token.create",
-                        &target,
-                        AuditOutcome::Success,
-                        &detail,
-                    )
-                    .await;
+                    let request = NewToken { name: name.clone(), scope: Some(scope), expires_in_days };
+                    let created =
+                        accounts::create_token(&auth, &database, &Actor::command_line(), &request, None).await?;
+                    let token = created.token;
                     eprintln!("created {} token {name:?}; it is shown once, store it now:", scope.as_str());
                     println!("{token}");
                 }
@@ -174,9 +164,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         .read_line(&mut password)
                         .context("cannot read the password from standard input")?;
                     let password = password.trim_end_matches(['\r', '\n']);
-                    auth.set_password(user.id, password)
-                        .await
-                        .map_err(|error| anyhow::anyhow!("{}", error.api_error().message))?;
+                    auth.set_password(user.id, password).await?;
                     audit::record(
                         &database,
                         &Actor::command_line(),

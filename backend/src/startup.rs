@@ -15,41 +15,20 @@ use tokio_util::sync::CancellationToken;
 use vigil_frontend::services::Services;
 use vigil_proto::paths;
 
-use crate::auth::{Access, ApiRouter, Auth, Policy, authorize, server_function_access};
+use crate::auth::{Access, ApiRouter, Auth, Policy, server_function_access};
+use crate::http::authorize::authorize;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Config, TlsFiles};
-use crate::logs::{LogStore, TantivyLogStore, WriterOptions};
+use crate::logs::{Retention, TantivyLogStore, WriterOptions};
 use crate::metrics::query::{Prometheus, QueryLimits};
 use crate::metrics::remote_write::{RemoteWriteConfig, RemoteWriter};
 use crate::routes;
 use crate::secrets::SecretBox;
+use crate::state::AppState;
 use crate::store::Database;
 use crate::telemetry::{Metrics, track_http};
 use crate::ui::BackendServices;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub config: Config,
-    pub database: Database,
-    pub auth: Auth,
-    /// Seals integration secrets at rest.
-    pub secrets: SecretBox,
-    pub log_store: Arc<dyn LogStore>,
-    /// Sends samples to Prometheus.
-    pub remote_writer: RemoteWriter,
-    /// Answers PromQL.
-    pub prometheus: Prometheus,
-    pub metrics: Arc<Metrics>,
-    /// Cancelled when the server stops; long-lived connections (live tails) end with it.
-    pub shutdown: CancellationToken,
-    /// The open live tails, bounded per caller.
-    pub tails: Arc<crate::tail::TailSlots>,
-    /// How many new hosts each caller registered lately.
-    pub agent_registrations: crate::agents::Registrations,
-    /// The memory of ingest requests in flight.
-    pub ingest_budget: crate::ingest::budget::IngestBudget,
-}
 
 pub struct Application {
     listener: TcpListener,
@@ -118,7 +97,10 @@ impl Application {
                 commit_interval: std::time::Duration::from_millis(config.logs.commit_interval_ms),
                 commit_idle: std::time::Duration::from_millis(config.logs.commit_idle_ms),
                 merge_factor: config.logs.merge_factor,
-                retention: config.logs.retention(),
+                retention: Retention {
+                    days: config.logs.retention_days,
+                    days_by_service: config.logs.retention_days_by_service.clone(),
+                },
             },
             metrics.clone(),
         )?;
@@ -301,7 +283,7 @@ async fn apply_retention_periodically(state: Arc<AppState>) {
         match state.log_store.apply_retention(now).await {
             Ok(0) => {}
             Ok(dropped) => tracing::info!(partitions = dropped, "retention applied"),
-            Err(error) => tracing::warn!(error = %crate::error::error_chain(&error), "retention failed"),
+            Err(error) => tracing::warn!(error = %crate::telemetry::error_chain(&error), "retention failed"),
         }
     }
 }
@@ -328,7 +310,7 @@ async fn tidy_sign_ins_periodically(state: Arc<AppState>) {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(sessions = purged, "expired sessions deleted"),
                 Err(error) => {
-                    tracing::warn!(error = %crate::error::error_chain(&error), "cannot delete expired sessions")
+                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot delete expired sessions")
                 }
             }
         }

@@ -17,11 +17,12 @@ use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery, Timestamp,
 };
 
+use crate::accounts;
 use crate::auth::{Access, Caller, ClientInfo};
+use crate::dashboards::builtin;
 use crate::error::HttpError;
 use crate::routes::logs::{histogram_plan, validate_query};
-use crate::routes::{account, admin, dashboards};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub struct BackendServices {
     state: Arc<AppState>,
@@ -55,6 +56,11 @@ fn caller_with(request: &Parts, access: Access) -> Result<(&Caller, ClientInfo),
 
 fn api(error: HttpError) -> ApiError {
     error.api_error().clone()
+}
+
+/// A domain's error as the wire's, through the one mapping to HTTP.
+fn domain(error: impl Into<HttpError>) -> ApiError {
+    api(error.into())
 }
 
 #[async_trait::async_trait]
@@ -92,49 +98,53 @@ impl UiServices for BackendServices {
 
     async fn change_password(&self, request: &Parts, change: PasswordChange) -> Result<String, ApiError> {
         let (caller, client) = caller(request)?;
-        let session = account::change_password_as(&self.state, caller, &client, &change).await.map_err(api)?;
-        let cookie = self.state.auth.session_cookie(&session.value);
+        let state = &self.state;
+        let session =
+            accounts::change_password(&state.auth, &state.database, caller, &client, &change).await.map_err(domain)?;
+        let cookie = crate::http::cookies::session(&state.auth, &session.value);
         Ok(cookie.to_str().unwrap_or_default().to_owned())
     }
 
     async fn users(&self, request: &Parts) -> Result<Vec<User>, ApiError> {
         caller_with(request, Access::Admin)?;
-        admin::list_users(&self.state).await.map_err(api)
+        accounts::users(&self.state.database).await.map_err(domain)
     }
 
     async fn create_user(&self, request: &Parts, user: NewUser) -> Result<User, ApiError> {
         let (caller, client) = caller_with(request, Access::Admin)?;
-        admin::create_user_as(&self.state, caller, &client, &user).await.map_err(api)
+        let actor = client.actor(Some(caller));
+        accounts::create_user(&self.state.auth, &self.state.database, &actor, &user).await.map_err(domain)
     }
 
     async fn update_user(&self, request: &Parts, id: i64, update: UserUpdate) -> Result<User, ApiError> {
         let (caller, client) = caller_with(request, Access::Admin)?;
-        admin::update_user_as(&self.state, caller, &client, id, &update).await.map_err(api)
+        let actor = client.actor(Some(caller));
+        accounts::update_user(&self.state.auth, &self.state.database, &actor, id, &update).await.map_err(domain)
     }
 
     async fn tokens(&self, request: &Parts, personal: bool) -> Result<Vec<TokenInfo>, ApiError> {
         let (caller, _) = caller_with(request, if personal { Access::Account } else { Access::Admin })?;
-        let owner = if personal {
-            Some(caller.user().ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "only users have tokens"))?.id)
-        } else {
-            None
-        };
-        admin::list_tokens(&self.state, owner).await.map_err(api)
+        let owner = if personal { Some(accounts::personal_owner(caller).map_err(domain)?) } else { None };
+        accounts::tokens(&self.state.database, owner).await.map_err(domain)
     }
 
     async fn create_token(&self, request: &Parts, token: NewToken, personal: bool) -> Result<CreatedToken, ApiError> {
         let (caller, client) = caller_with(request, if personal { Access::Account } else { Access::Admin })?;
-        admin::create_token_as(&self.state, caller, &client, &token, personal).await.map_err(api)
+        let owner = if personal { Some(accounts::personal_owner(caller).map_err(domain)?) } else { None };
+        let actor = client.actor(Some(caller));
+        accounts::create_token(&self.state.auth, &self.state.database, &actor, &token, owner).await.map_err(domain)
     }
 
     async fn revoke_token(&self, request: &Parts, id: i64, personal: bool) -> Result<(), ApiError> {
         let (caller, client) = caller_with(request, if personal { Access::Account } else { Access::Admin })?;
-        admin::revoke_token_as(&self.state, caller, &client, id, personal).await.map_err(api)
+        let owner = if personal { Some(accounts::personal_owner(caller).map_err(domain)?) } else { None };
+        let actor = client.actor(Some(caller));
+        accounts::revoke_token(&self.state.auth, &self.state.database, &actor, id, owner).await.map_err(domain)
     }
 
     async fn audit(&self, request: &Parts, query: AuditQuery) -> Result<AuditPage, ApiError> {
         caller_with(request, Access::Admin)?;
-        admin::audit_page(&self.state, &query).await.map_err(api)
+        accounts::audit_page(&self.state.database, &query).await.map_err(domain)
     }
 
     async fn sso_status(&self, request: &Parts, detailed: bool) -> Result<SsoStatus, ApiError> {
@@ -181,49 +191,26 @@ impl UiServices for BackendServices {
     }
 
     async fn dashboards(&self) -> Result<Vec<DashboardSummary>, ApiError> {
-        let rows = self.state.database.dashboards().await.map_err(|error| api(error.into()))?;
-        let mut list: Vec<DashboardSummary> = rows
-            .iter()
-            .map(|row| DashboardSummary {
-                uid: row.uid.clone(),
-                title: row.title.clone(),
-                tags: serde_json::from_str(&row.tags).unwrap_or_default(),
-                version: row.version,
-                updated_at: crate::auth::millis_to_timestamp(row.updated_at_millis),
-            })
-            .collect();
-        let now = crate::auth::millis_to_timestamp(crate::store::now_millis());
-        let builtin = |uid: String, spec: DashboardSpec| DashboardSummary {
-            uid,
-            title: spec.title,
-            tags: spec.tags,
-            version: 0,
-            updated_at: now,
-        };
-        list.push(builtin("builtin/hosts".to_owned(), crate::metrics::builtin::hosts()));
-        for service in &self.state.config.services {
-            list.push(builtin(format!("builtin/services/{}", service.name), crate::metrics::builtin::service(service)));
-        }
+        let mut list = crate::dashboards::summaries(&self.state.database).await.map_err(domain)?;
+        list.extend(
+            builtin::summaries(&self.state.config.services)
+                .into_iter()
+                .map(|summary| DashboardSummary { uid: format!("builtin/{}", summary.uid), ..summary }),
+        );
         Ok(list)
     }
 
     async fn dashboard(&self, uid: String) -> Result<DashboardSpec, ApiError> {
-        if uid == "builtin/hosts" {
-            return Ok(crate::metrics::builtin::hosts());
+        if let Some(generated) =
+            uid.strip_prefix("builtin/").and_then(|path| builtin::find(&self.state.config.services, path))
+        {
+            return generated.map_err(domain);
         }
-        if let Some(name) = uid.strip_prefix("builtin/services/") {
-            let service = self.state.config.services.iter().find(|service| service.name == name);
-            return service
-                .map(crate::metrics::builtin::service)
-                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no service named {name:?} is configured")));
-        }
-        let row = self.state.database.dashboard(&uid).await.map_err(|error| api(error.into()))?;
-        let row = row.ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no dashboard has uid {uid:?}")))?;
-        serde_json::from_str(&row.spec).map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))
+        Ok(crate::dashboards::get(&self.state.database, &uid).await.map_err(domain)?.spec)
     }
 
     async fn stored_dashboard(&self, uid: String) -> Result<Dashboard, ApiError> {
-        dashboards::stored(&self.state, &uid).await.map_err(api)
+        crate::dashboards::get(&self.state.database, &uid).await.map_err(domain)
     }
 
     async fn save_dashboard(
@@ -237,23 +224,27 @@ impl UiServices for BackendServices {
         match uid {
             None => {
                 let new = NewDashboard { uid: None, spec };
-                dashboards::create_as(&self.state, caller, &client, &new).await.map_err(api)
+                crate::dashboards::create(&self.state.database, &client.actor(Some(caller)), &new).await.map_err(domain)
             }
             Some(uid) => {
                 let update = DashboardUpdate { version, spec };
-                dashboards::update_as(&self.state, caller, &client, &uid, &update).await.map_err(api)
+                crate::dashboards::update(&self.state.database, &client.actor(Some(caller)), &uid, &update)
+                    .await
+                    .map_err(domain)
             }
         }
     }
 
     async fn delete_dashboard(&self, request: &Parts, uid: String) -> Result<(), ApiError> {
         let (caller, client) = caller_with(request, Access::Deploy)?;
-        dashboards::delete_as(&self.state, caller, &client, &uid).await.map_err(api)
+        crate::dashboards::delete(&self.state.database, &client.actor(Some(caller)), &uid).await.map_err(domain)
     }
 
     async fn duplicate_dashboard(&self, request: &Parts, uid: String) -> Result<Dashboard, ApiError> {
         let (caller, client) = caller_with(request, Access::Deploy)?;
-        dashboards::duplicate_as(&self.state, caller, &client, &uid, None).await.map_err(api)
+        crate::dashboards::duplicate(&self.state.database, &client.actor(Some(caller)), &uid, None)
+            .await
+            .map_err(domain)
     }
 
     async fn import_dashboard(
@@ -263,8 +254,9 @@ impl UiServices for BackendServices {
         overwrite: bool,
     ) -> Result<Dashboard, ApiError> {
         let (caller, client) = caller_with(request, Access::Deploy)?;
+        let actor = client.actor(Some(caller));
         let (_, dashboard) =
-            dashboards::import_as(&self.state, caller, &client, &document, overwrite).await.map_err(api)?;
+            crate::dashboards::import(&self.state.database, &actor, &document, overwrite).await.map_err(domain)?;
         Ok(dashboard)
     }
 
@@ -277,7 +269,8 @@ impl UiServices for BackendServices {
     async fn overview(&self) -> Result<Vec<ServiceHealth>, ApiError> {
         let mut services = Vec::new();
         for service in &self.state.config.services {
-            services.push(crate::metrics::builtin::health(&self.state, service).await);
+            let state = &self.state;
+            services.push(builtin::health(&state.prometheus, state.log_store.as_ref(), &state.database, service).await);
         }
         Ok(services)
     }

@@ -17,6 +17,7 @@ mod error;
 pub mod level;
 mod logs;
 pub mod metrics;
+pub mod names;
 pub mod paths;
 mod timestamp;
 

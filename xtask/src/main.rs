@@ -8,12 +8,14 @@
 //! - `cargo xtask dist`: release binaries and the site in `dist/`.
 //! - `cargo xtask test [ARGS]`: `build` (site and binaries), then `cargo test --workspace ARGS`.
 //! - `cargo xtask clippy`: clippy on the workspace and on the frontend's `hydrate` build.
+//! - `cargo xtask layers`: checks the backend's layering (see [`layers`]).
 //! - `cargo xtask demo`: `build`, then a backend, an agent tailing a demo log file, demo traffic
 //!   and (when installed) a Prometheus scraping the backend.
 //!
 //! Nothing here downloads anything.
 
 mod demo;
+mod layers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,12 +55,13 @@ fn main() -> anyhow::Result<()> {
             workspace.cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
             workspace.cargo(&[&["clippy"][..], &HYDRATE_BUILD, &["--", "-D", "warnings"]].concat())?;
         }
+        "layers" => layers::run(&workspace.root)?,
         "demo" => {
             workspace.build_site(WasmProfile::Release)?;
             workspace.build_binaries(false)?;
             demo::run(&workspace)?;
         }
-        _ => bail!("usage: cargo xtask build|dev|dist|test [cargo test args]|clippy|demo"),
+        _ => bail!("usage: cargo xtask build|dev|dist|test [cargo test args]|clippy|layers|demo"),
     }
     Ok(())
 }

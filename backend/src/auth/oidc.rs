@@ -20,10 +20,9 @@ use openidconnect::{
     HttpResponse, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope as OidcScope,
     TokenResponse,
 };
-use serde::Deserialize;
 use vigil_proto::auth::Role;
 
-use crate::config::Secret;
+use crate::config::OidcConfig;
 
 /// How long a sign-in may take at the provider.
 pub const PENDING_LIFETIME: Duration = Duration::from_secs(600);
@@ -36,76 +35,7 @@ const MAX_FINISHED: usize = 10_000;
 /// The longest `next` path a sign-in carries.
 const MAX_NEXT_BYTES: usize = 1024;
 
-/// Section `[auth.oidc]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcConfig {
-    /// The provider's issuer; discovery reads `<issuer>/.well-known/openid-configuration`.
-    pub issuer_url: String,
-    pub client_id: String,
-    #[serde(default)]
-    pub client_secret: Option<Secret>,
-    /// This server's callback as registered at the provider:
-    /// `https://vigil.example.com/api/v1/auth/oidc/callback`.
-    pub redirect_url: String,
-    #[serde(default = "default_scopes")]
-    pub scopes: Vec<String>,
-    /// The claim holding the user's groups.
-    #[serde(default = "default_groups_claim")]
-    pub groups_claim: String,
-    /// The claim the Vigil user name comes from (then `email`, then `sub`).
-    #[serde(default = "default_username_claim")]
-    pub username_claim: String,
-    #[serde(default)]
-    pub admin_groups: Vec<String>,
-    #[serde(default)]
-    pub deployer_groups: Vec<String>,
-    #[serde(default)]
-    pub viewer_groups: Vec<String>,
-    /// The role of users in none of the groups above; when absent they are refused.
-    #[serde(default)]
-    pub default_role: Option<Role>,
-    /// Creates a Vigil user at the first sign-in; otherwise an administrator creates them.
-    #[serde(default = "default_true")]
-    pub auto_create_users: bool,
-    /// The sign-in button's text.
-    #[serde(default = "default_label")]
-    pub label: String,
-}
-
-fn default_scopes() -> Vec<String> {
-    ["openid", "profile", "email"].map(str::to_owned).to_vec()
-}
-
-fn default_groups_claim() -> String {
-    "groups".to_owned()
-}
-
-fn default_username_claim() -> String {
-    "preferred_username".to_owned()
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_label() -> String {
-    "Sign in with single sign-on".to_owned()
-}
-
 impl OidcConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        IssuerUrl::new(self.issuer_url.clone()).map_err(|error| format!("auth.oidc.issuer_url: {error}"))?;
-        RedirectUrl::new(self.redirect_url.clone()).map_err(|error| format!("auth.oidc.redirect_url: {error}"))?;
-        if self.client_id.is_empty() {
-            return Err("auth.oidc.client_id must not be empty".to_owned());
-        }
-        if !self.scopes.iter().any(|scope| scope == "openid") {
-            return Err("auth.oidc.scopes must include openid".to_owned());
-        }
-        Ok(())
-    }
-
     /// The highest role any of `groups` maps to, else the default role.
     pub fn role_for(&self, groups: &[String]) -> Option<Role> {
         let member = |of: &[String]| groups.iter().any(|group| of.contains(group));
@@ -247,7 +177,7 @@ impl Oidc {
         let http = |request| send(self.http.clone(), request);
         let metadata = CoreProviderMetadata::discover_async(issuer, &http)
             .await
-            .map_err(|error| OidcError::Discovery(crate::error::error_chain(&error)))?;
+            .map_err(|error| OidcError::Discovery(crate::telemetry::error_chain(&error)))?;
         let redirect = RedirectUrl::new(self.config.redirect_url.clone())
             .map_err(|error| OidcError::Discovery(error.to_string()))?;
         let client = CoreClient::from_provider_metadata(
@@ -324,7 +254,7 @@ impl Oidc {
             .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
             .request_async(&http)
             .await
-            .map_err(|error| OidcError::TokenExchange(crate::error::error_chain(&error)))?;
+            .map_err(|error| OidcError::TokenExchange(crate::telemetry::error_chain(&error)))?;
         let id_token = response.id_token().ok_or_else(|| OidcError::TokenExchange("no id_token".to_owned()))?;
         let verified = match id_token.claims(&client.id_token_verifier(), &nonce) {
             Ok(claims) => Ok(claims.clone()),

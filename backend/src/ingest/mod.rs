@@ -315,7 +315,8 @@ pub(crate) fn validate(
             record.timestamp, limits.max_age_days
         ));
     }
-    if let Some(earliest) = limits.earliest(&record.service, now)
+    let days = limits.retention_days_by_service.get(&record.service).copied().unwrap_or(limits.retention_days);
+    if let Some(earliest) = crate::logs::Retention::earliest(days, now)
         && record.timestamp < earliest
     {
         return Err(format!(

@@ -269,6 +269,12 @@ pub struct Retention {
 }
 
 impl Retention {
+    /// The oldest timestamp a service's records may carry at `now` to be kept; `None` keeps
+    /// forever.
+    pub fn earliest(days: u32, now: Timestamp) -> Option<Timestamp> {
+        (days > 0).then(|| now.saturating_add_nanos(-(i64::from(days) * 86_400_000_000_000)))
+    }
+
     /// The partition class of a service's records.
     pub fn class_of<'a>(&self, service: &'a str) -> &'a str {
         if self.days_by_service.contains_key(service) { service } else { DEFAULT_CLASS }

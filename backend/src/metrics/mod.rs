@@ -2,7 +2,6 @@
 //! ([`remote_write`]); PromQL goes to Prometheus' HTTP API through `prometheus-http-query`
 //! ([`query`]).
 
-pub mod builtin;
 pub mod query;
 pub mod remote_write;
 

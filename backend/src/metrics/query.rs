@@ -76,7 +76,11 @@ impl Prometheus {
                 } else {
                     ApiError::new(
                         ErrorCode::Unavailable,
-                        format!("Prometheus at {} cannot be reached: {}", self.url, crate::error::error_chain(&error)),
+                        format!(
+                            "Prometheus at {} cannot be reached: {}",
+                            self.url,
+                            crate::telemetry::error_chain(&error)
+                        ),
                     )
                 }
             }

@@ -223,7 +223,7 @@ async fn send_once(config: &RemoteWriteConfig, client: &reqwest::Client, body: V
         .await;
     let response = match response {
         Ok(response) => response,
-        Err(error) => return Attempt::Retry { reason: crate::error::error_chain(&error), retry_after: None },
+        Err(error) => return Attempt::Retry { reason: crate::telemetry::error_chain(&error), retry_after: None },
     };
     let status = response.status();
     if status.is_success() {

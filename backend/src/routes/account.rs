@@ -12,12 +12,15 @@ use serde::Deserialize;
 use vigil_proto::auth::{AuditOutcome, CreatedToken, LoginRequest, NewToken, PasswordChange, SessionInfo, TokenInfo};
 use vigil_proto::{ErrorCode, paths};
 
-use super::{bounded_body, header_text};
+use super::bounded_body;
+use crate::accounts;
 use crate::audit;
-use crate::auth::{Caller, ClientInfo, LoginError, NewSessionCookie, password, percent_encode, session_cookie_value};
+use crate::auth::{Caller, ClientInfo, LoginError};
 use crate::error::HttpError;
-use crate::routes::admin::{create_token_as, list_tokens, parse_id, revoke_token_as};
-use crate::startup::AppState;
+use crate::http::cookies::{self, session_cookie_value};
+use crate::http::{header_text, percent_encode};
+use crate::routes::admin::parse_id;
+use crate::state::AppState;
 
 const MAX_FORM_BYTES: usize = 16 << 10;
 
@@ -83,7 +86,7 @@ pub async fn login(
         Ok(session) => {
             let actor = audit::Actor::new(request.username.clone(), client.ip);
             audit::record(&state.database, &actor, "login", &request.username, AuditOutcome::Success, "password").await;
-            let cookie = state.auth.session_cookie(&session.value);
+            let cookie = cookies::session(&state.auth, &session.value);
             let mut response = if form {
                 see_other(&safe_next(request.next.as_deref()))
             } else {
@@ -187,7 +190,7 @@ pub async fn logout(
         } else {
             StatusCode::NO_CONTENT.into_response()
         };
-    response.headers_mut().insert(header::SET_COOKIE, state.auth.clear_cookie());
+    response.headers_mut().insert(header::SET_COOKIE, cookies::cleared(&state.auth));
     Ok(response)
 }
 
@@ -209,60 +212,10 @@ pub async fn change_password(
     let body = bounded_body(body, MAX_FORM_BYTES).await?;
     let change: PasswordChange = serde_json::from_slice(&body)
         .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid password change: {error}")))?;
-    let session = change_password_as(&state, &caller, &client, &change).await?;
+    let session = accounts::change_password(&state.auth, &state.database, &caller, &client, &change).await?;
     let mut response = Json(session.caller.session_info()).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, state.auth.session_cookie(&session.value));
+    response.headers_mut().insert(header::SET_COOKIE, cookies::session(&state.auth, &session.value));
     Ok(response)
-}
-
-/// Checks the current password, sets the new one, ends every session of the user and opens a
-/// new one for this client.
-pub async fn change_password_as(
-    state: &AppState,
-    caller: &Caller,
-    client: &ClientInfo,
-    change: &PasswordChange,
-) -> Result<NewSessionCookie, HttpError> {
-    let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have passwords"))?;
-    let actor = client.actor(Some(caller));
-    let stored = state.database.user_by_id(user.id).await?.and_then(|row| row.password_hash);
-    let current_matches = match stored {
-        Some(hash) => password::verify(change.current_password.clone(), hash).await,
-        None => false,
-    };
-    let target = user.username.as_str();
-    if !current_matches {
-        audit::record(
-            &state.database,
-            &actor,
-            "password.change",
-            target,
-            AuditOutcome::Failure,
-            "wrong current password",
-        )
-        .await;
-        return Err(HttpError::new(ErrorCode::Forbidden, "the current password is wrong"));
-    }
-    if let Err(error) = state.auth.set_password(user.id, &change.new_password).await {
-        audit::record(
-            &state.database,
-            &actor,
-            "password.change",
-            target,
-            AuditOutcome::Failure,
-            &error.api_error().message,
-        )
-        .await;
-        return Err(error);
-    }
-    audit::record(&state.database, &actor, "password.change", target, AuditOutcome::Success, "all sessions ended")
-        .await;
-    let row = state
-        .database
-        .user_by_id(user.id)
-        .await?
-        .ok_or_else(|| HttpError::new(ErrorCode::NotFound, "the user no longer exists"))?;
-    Ok(state.auth.open_session(&row, client).await?)
 }
 
 /// `GET /api/v1/auth/tokens`: the user's personal tokens.
@@ -270,8 +223,8 @@ pub async fn my_tokens(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<TokenInfo>>, HttpError> {
-    let user = caller.user().ok_or_else(|| HttpError::new(ErrorCode::Forbidden, "only users have personal tokens"))?;
-    list_tokens(&state, Some(user.id)).await.map(Json)
+    let owner = accounts::personal_owner(&caller)?;
+    Ok(Json(accounts::tokens(&state.database, Some(owner)).await?))
 }
 
 /// `POST /api/v1/auth/tokens`: a personal token, shown once.
@@ -284,7 +237,10 @@ pub async fn create_my_token(
     let body = bounded_body(body, MAX_FORM_BYTES).await?;
     let request: NewToken = serde_json::from_slice(&body)
         .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid token request: {error}")))?;
-    Ok((StatusCode::CREATED, Json(create_token_as(&state, &caller, &client, &request, true).await?)))
+    let owner = accounts::personal_owner(&caller)?;
+    let actor = client.actor(Some(&caller));
+    let created = accounts::create_token(&state.auth, &state.database, &actor, &request, Some(owner)).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// `DELETE /api/v1/auth/tokens/{id}`: revokes one of the user's own tokens.
@@ -294,7 +250,10 @@ pub async fn revoke_my_token(
     Extension(client): Extension<ClientInfo>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, HttpError> {
-    revoke_token_as(&state, &caller, &client, parse_id(&id)?, true).await?;
+    let id = parse_id(&id)?;
+    let owner = accounts::personal_owner(&caller)?;
+    let actor = client.actor(Some(&caller));
+    accounts::revoke_token(&state.auth, &state.database, &actor, id, Some(owner)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -15,7 +15,7 @@ use super::{bounded_body, json_body};
 use crate::audit;
 use crate::auth::{Caller, ClientInfo};
 use crate::error::HttpError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{Heartbeat, now_millis};
 
 const MAX_BODY_BYTES: usize = 256 << 10;

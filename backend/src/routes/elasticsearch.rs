@@ -20,7 +20,7 @@ use vigil_proto::{ApiError, Commit, ErrorCode};
 use crate::error::HttpError;
 use crate::ingest::decode_content;
 use crate::ingest::elasticsearch::{Action, filter_path, parse_bulk};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const PRODUCT_HEADER: HeaderName = HeaderName::from_static("x-elastic-product");
 
@@ -114,7 +114,7 @@ async fn run_bulk(
             format!("content type {content_type} is not accepted: send application/x-ndjson"),
         ));
     }
-    let encoding = super::header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let encoding = crate::http::header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
     let (body, mut admission) =
         super::admitted_body(&state.ingest_budget, headers, body, limits.max_body_bytes).await?;
     let now = super::now()?;

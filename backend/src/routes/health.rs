@@ -9,8 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
 
-use crate::error::error_chain;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::telemetry::error_chain;
 
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))

@@ -14,10 +14,11 @@ use vigil_proto::auth::{AuditOutcome, Integration, IntegrationWrite, SecretState
 use super::admin::parse_id;
 use super::bounded_body;
 use crate::audit;
-use crate::auth::{Caller, ClientInfo, millis_to_timestamp};
+use crate::auth::{Caller, ClientInfo};
 use crate::error::HttpError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::IntegrationRow;
+use crate::store::millis_to_timestamp;
 
 const MAX_BODY_BYTES: usize = 64 << 10;
 const MAX_SECRET_BYTES: usize = 8 << 10;

@@ -16,12 +16,13 @@ use vigil_proto::{
     LogContext, LogHistogram, LogPage, LogQuery, RelativeRange, TailQuery, Timestamp,
 };
 
-use super::{admitted_body, decoded_body, header_text, now};
+use super::{admitted_body, decoded_body, now};
 use crate::auth::Caller;
 use crate::error::HttpError;
+use crate::http::header_text;
 use crate::ingest::{BatchDefaults, BodyFormat, decode_content, parse_batch_with};
 use crate::logs::{LogStoreError, MAX_BUCKETS, bucket_count, choose_interval};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const DEFAULT_FIELD_VALUES: u32 = 10;
 const MAX_FIELD_VALUES: u32 = 100;

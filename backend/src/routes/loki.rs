@@ -13,7 +13,7 @@ use vigil_proto::{ErrorCode, IngestParams};
 
 use crate::error::HttpError;
 use crate::ingest::loki;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn push(
     State(state): State<Arc<AppState>>,
@@ -25,8 +25,8 @@ pub async fn push(
     let limits = state.config.logs.clone();
     // As Loki reads them: the media type first, so that a malformed one is refused before the
     // body is read.
-    let is_json = loki::is_json(super::header_text(&headers, header::CONTENT_TYPE))?;
-    let content_encoding = super::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let is_json = loki::is_json(crate::http::header_text(&headers, header::CONTENT_TYPE))?;
+    let content_encoding = crate::http::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
     let (body, mut admission) =
         super::admitted_body(&state.ingest_budget, &headers, body, limits.max_body_bytes).await?;
     let now = super::now()?;

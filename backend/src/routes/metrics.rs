@@ -13,12 +13,13 @@ use serde::Deserialize;
 use vigil_proto::metrics::{MetricBatch, MetricBatchAccepted, QueryResult, TargetGroup};
 use vigil_proto::{ApiError, ErrorCode, Timestamp, paths};
 
-use super::{bounded_body, header_text, now};
+use super::{bounded_body, now};
 use crate::error::HttpError;
+use crate::http::header_text;
 use crate::ingest::decode_content;
 use crate::metrics::remote_write::WriteError;
 use crate::metrics::{BatchLimits, to_time_series};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 impl From<WriteError> for HttpError {
     fn from(error: WriteError) -> Self {

@@ -16,11 +16,12 @@ pub mod otlp;
 pub mod sso;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, Method, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use vigil_proto::{ErrorCode, Timestamp};
 
 use crate::error::HttpError;
+use crate::http::header_text;
 use crate::ingest::budget::{Admission, BudgetFull, IngestBudget};
 
 /// Headers on every answer: other sites may not frame Vigil's pages (clickjacking), browsers
@@ -144,9 +145,4 @@ pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Re
 /// The server's clock.
 pub fn now() -> Result<Timestamp, HttpError> {
     Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc()).map_err(|error| HttpError::internal(&error))
-}
-
-/// A header's value, when it is text.
-pub fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
 }

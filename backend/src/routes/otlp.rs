@@ -15,7 +15,7 @@ use vigil_proto::{ErrorCode, IngestParams};
 use crate::error::HttpError;
 use crate::ingest::decode_content;
 use crate::ingest::otlp::{self, messages::ExportLogsPartialSuccess, messages::ExportLogsServiceResponse};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -42,7 +42,7 @@ pub async fn export(
         }
     };
     let limits = state.config.logs.clone();
-    let content_encoding = super::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let content_encoding = crate::http::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
     let (body, mut admission) =
         super::admitted_body(&state.ingest_budget, &headers, body, limits.max_body_bytes).await?;
     let now = super::now()?;

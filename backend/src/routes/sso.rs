@@ -13,11 +13,13 @@ use vigil_proto::auth::AuditOutcome;
 use vigil_proto::{ErrorCode, paths};
 
 use crate::audit;
+use crate::auth::ClientInfo;
 use crate::auth::oidc::PendingSignIn;
-use crate::auth::{ClientInfo, cookie_value, percent_encode};
 use crate::error::HttpError;
+use crate::http::cookies::{self, cookie_value};
+use crate::http::percent_encode;
 use crate::routes::account::safe_next;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const STATE_COOKIE: &str = "vigil_oidc_state";
 /// Binds the sealed sign-in to its use.
@@ -125,7 +127,7 @@ pub async fn callback(
     let detail = format!("single sign-on, role {}", user.role);
     audit::record(&state.database, &actor, "login", &user.username, AuditOutcome::Success, &detail).await;
     let mut response = redirect(&next);
-    response.headers_mut().append(header::SET_COOKIE, state.auth.session_cookie(&session.value));
+    response.headers_mut().append(header::SET_COOKIE, cookies::session(&state.auth, &session.value));
     response.headers_mut().append(header::SET_COOKIE, state_cookie("", 0, state.auth.secure_cookies()));
     Ok(response)
 }

@@ -172,6 +172,13 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database_error) if database_error.is_unique_violation())
 }
 
+/// A stored time (milliseconds since the epoch) as the wire's timestamp.
+pub fn millis_to_timestamp(millis: i64) -> vigil_proto::Timestamp {
+    use vigil_proto::Timestamp;
+    Timestamp::from_unix_nanos(millis.saturating_mul(1_000_000))
+        .unwrap_or_else(|_| Timestamp::from_unix_nanos(0).expect("the epoch is a timestamp"))
+}
+
 pub fn now_millis() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)

@@ -17,3 +17,15 @@ pub fn init(filter: &str, format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+/// `error: cause: cause of cause`, for logs.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

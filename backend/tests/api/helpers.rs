@@ -8,7 +8,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 use vigil_backend::config::{Config, Secret};
-use vigil_backend::startup::{AppState, Application};
+use vigil_backend::startup::Application;
+use vigil_backend::state::AppState;
 use vigil_proto::auth::{NewUser, Role, Scope, SessionInfo};
 use vigil_proto::{LogPage, LogRecord, paths};
 

@@ -2,7 +2,7 @@
 //! PKCE, groups mapped to roles, and the attacks it must refuse.
 
 use reqwest::Method;
-use vigil_backend::auth::oidc::OidcConfig;
+use vigil_backend::config::OidcConfig;
 use vigil_backend::config::Secret;
 use vigil_proto::auth::{Role, SessionInfo, User};
 use vigil_proto::paths;

@@ -3,9 +3,15 @@
 //! per configured service: RED (rate, errors, duration) from its request counter and
 //! duration histogram, whose names are configurable per service, and its logs by level.
 
-use vigil_proto::dashboards::{DashboardSpec, Panel, PanelKind, PanelQuery, Row, Threshold, Variable};
+use vigil_proto::dashboards::{
+    DashboardSpec, DashboardSummary, Panel, PanelKind, PanelQuery, Row, Threshold, Variable,
+};
 
+use super::DashboardError;
 use crate::config::ServiceConfig;
+use crate::logs::LogStore;
+use crate::metrics::query::Prometheus;
+use crate::store::{Database, millis_to_timestamp, now_millis};
 
 fn series(title: &str, width: u8, unit: &str, queries: &[(&str, &str)], stacked: bool) -> Panel {
     Panel {
@@ -180,17 +186,50 @@ pub fn health_queries(config: &ServiceConfig) -> [String; 3] {
     ]
 }
 
+/// The generated dashboards, as summaries whose uid is their path: `hosts`, `services/<name>`.
+pub fn summaries(services: &[ServiceConfig]) -> Vec<DashboardSummary> {
+    let now = millis_to_timestamp(now_millis());
+    let summary = |uid: String, spec: DashboardSpec| DashboardSummary {
+        uid,
+        title: spec.title,
+        tags: spec.tags,
+        version: 0,
+        updated_at: now,
+    };
+    let mut list = vec![summary("hosts".to_owned(), hosts())];
+    for config in services {
+        list.push(summary(format!("services/{}", config.name), service(config)));
+    }
+    list
+}
+
+/// The Service dashboard of the configured service `name`.
+pub fn service_named(services: &[ServiceConfig], name: &str) -> Result<DashboardSpec, DashboardError> {
+    let config = services.iter().find(|config| config.name == name);
+    config.map(service).ok_or_else(|| DashboardError::NoService(name.to_owned()))
+}
+
+/// A generated dashboard by its path (`hosts`, `services/<name>`); `None` for other paths.
+pub fn find(services: &[ServiceConfig], path: &str) -> Option<Result<DashboardSpec, DashboardError>> {
+    if path == "hosts" {
+        return Some(Ok(hosts()));
+    }
+    path.strip_prefix("services/").map(|name| service_named(services, name))
+}
+
 /// A service's health now: its RED values from Prometheus (absent when it has none or is
 /// away), its error logs of the last 15 minutes, and a state: critical past 5 % errors or a
 /// 1 s p99, warning past 1 % or 0.5 s, with error logs or with an agent of the service not
 /// healthy, unknown without metrics.
 pub async fn health(
-    state: &crate::startup::AppState,
+    prometheus: &Prometheus,
+    log_store: &dyn LogStore,
+    database: &Database,
     config: &ServiceConfig,
 ) -> vigil_proto::dashboards::ServiceHealth {
     let [rate, errors, p99] = health_queries(config);
     let mut problem = None;
-    let mut value = async |query: String| match state.prometheus.instant(&query, None).await {
+    let mut value = async |query: String| match prometheus.instant(&query, None).await {
         Ok(result) => result.series.first().and_then(|series| series.points.first()).and_then(|(_, value)| *value),
         Err(error) => {
             problem.get_or_insert(error.message);
@@ -210,14 +249,13 @@ pub async fn health(
                 limit: Some(1),
                 cursor: None,
             };
-            state.log_store.search(query).await.map(|page| page.total).unwrap_or(0)
+            log_store.search(query).await.map(|page| page.total).unwrap_or(0)
         }
         None => 0,
     };
     // The agents shipping this service's logs, and how many of them are healthy.
-    let now_millis = crate::store::now_millis();
-    let agents: Vec<_> = state
-        .database
+    let now_millis = now_millis();
+    let agents: Vec<_> = database
         .agents()
         .await
         .unwrap_or_default()
@@ -256,10 +294,10 @@ mod tests {
 
     #[test]
     fn generated_dashboards_pass_the_dashboard_rules() {
-        crate::routes::dashboards::validate(&hosts()).unwrap();
+        crate::dashboards::validate(&hosts()).unwrap();
         let shop: ServiceConfig = toml_service("name = \"shop\"\nrequests_metric = \"shop_requests_total\"");
         let spec = service(&shop);
-        crate::routes::dashboards::validate(&spec).unwrap();
+        crate::dashboards::validate(&spec).unwrap();
         let PanelKind::Stat { query, .. } = &spec.rows[0].panels[0].kind else { panic!("a stat") };
         assert_eq!(query, r#"sum(rate(shop_requests_total{service="shop"}[5m]))"#);
     }

@@ -1,0 +1,40 @@
+//! What every handler and the UI's services reach: the parts start-up builds, held together.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::Registrations;
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::ingest::budget::IngestBudget;
+use crate::logs::LogStore;
+use crate::metrics::query::Prometheus;
+use crate::metrics::remote_write::RemoteWriter;
+use crate::secrets::SecretBox;
+use crate::store::Database;
+use crate::tail::TailSlots;
+use crate::telemetry::Metrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: Config,
+    pub database: Database,
+    pub auth: Auth,
+    /// Seals integration secrets at rest.
+    pub secrets: SecretBox,
+    pub log_store: Arc<dyn LogStore>,
+    /// Sends samples to Prometheus.
+    pub remote_writer: RemoteWriter,
+    /// Answers PromQL.
+    pub prometheus: Prometheus,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server stops; long-lived connections (live tails) end with it.
+    pub shutdown: CancellationToken,
+    /// The open live tails, bounded per caller.
+    pub tails: Arc<TailSlots>,
+    /// How many new hosts each caller registered lately.
+    pub agent_registrations: Registrations,
+    /// The memory of ingest requests in flight.
+    pub ingest_budget: IngestBudget,
+}
