@@ -14,9 +14,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use vigil_proto::agents::{AgentHeartbeat, AgentState, AgentStatus};
+use vigil_proto::auth::AuditOutcome;
 
-use crate::store::AgentRow;
-use crate::store::millis_to_timestamp;
+use crate::audit::{self, Actor};
+use crate::store::{AgentRow, Database, Heartbeat, StoreError, millis_to_timestamp, now_millis};
 
 const MAX_SOURCES: usize = 1000;
 const MAX_HOST_BYTES: usize = 253;
@@ -39,6 +40,23 @@ pub enum HeartbeatError {
     TooManySources,
     #[error("interval_seconds must be greater than 0")]
     ZeroInterval,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Invalid(#[from] HeartbeatError),
+    #[error("this caller registered {REGISTRATIONS_PER_MINUTE} new hosts in the last minute; try again later")]
+    TooManyRegistrations { retry_after: Duration },
+    #[error(
+        "host {0:?} was registered with another token; send its heartbeats with that token, or revoke it so that \
+         this one takes the host over"
+    )]
+    BoundElsewhere(String),
+    #[error("a heartbeat cannot be encoded: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 fn text(value: &str, what: &'static str, max: usize, optional: bool) -> Result<(), HeartbeatError> {
@@ -150,6 +168,65 @@ pub fn status(row: &AgentRow, now_millis: i64) -> Option<AgentStatus> {
         state: AgentState::of(&report, silent_seconds),
         report,
     })
+}
+
+/// Records a heartbeat from `caller` (its stable key, `user:<id>` or `token:<id>`): the
+/// first registers the host to that caller, within the registrations a caller may make; a
+/// host bound to another caller is refused while that caller can still send.
+pub async fn record_heartbeat(
+    database: &Database,
+    registrations: &Registrations,
+    actor: &Actor,
+    caller: &str,
+    mut report: AgentHeartbeat,
+) -> Result<(), AgentError> {
+    validate(&mut report)?;
+    let host = report.host.clone();
+    if database.agent(&host).await?.is_none()
+        && let Err(retry_after) = registrations.take(caller)
+    {
+        return Err(AgentError::TooManyRegistrations { retry_after });
+    }
+    let json = serde_json::to_string(&report)?;
+    let take_over = async |owner: &str| binding_ended(database, owner).await;
+    match database.record_heartbeat(&host, &json, caller, take_over).await? {
+        Heartbeat::Registered(_) => {
+            audit::record(database, actor, "agent.register", &host, AuditOutcome::Success, &report.version).await;
+            tracing::info!(host = %host, version = %report.version, "agent registered");
+        }
+        Heartbeat::Recorded(_) => {}
+        Heartbeat::BoundElsewhere(_) => return Err(AgentError::BoundElsewhere(host)),
+    }
+    Ok(())
+}
+
+/// Whether the caller a host is bound to can no longer send: its token revoked, expired or
+/// gone, or its user disabled or gone.
+async fn binding_ended(database: &Database, owner: &str) -> bool {
+    let now = now_millis();
+    if let Some(id) = owner.strip_prefix("token:").and_then(|id| id.parse().ok()) {
+        return match database.token_by_id(id).await {
+            Ok(Some(token)) => {
+                token.revoked_at_millis.is_some() || token.expires_at_millis.is_some_and(|expires| expires <= now)
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        };
+    }
+    if let Some(id) = owner.strip_prefix("user:").and_then(|id| id.parse().ok()) {
+        return match database.user_by_id(id).await {
+            Ok(Some(user)) => user.disabled,
+            Ok(None) => true,
+            Err(_) => false,
+        };
+    }
+    false
+}
+
+/// Every agent with its state now.
+pub async fn statuses(database: &Database) -> Result<Vec<AgentStatus>, AgentError> {
+    let now = now_millis();
+    Ok(database.agents().await?.iter().filter_map(|row| status(row, now)).collect())
 }
 
 #[cfg(test)]

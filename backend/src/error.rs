@@ -164,3 +164,64 @@ impl From<crate::accounts::AccountError> for HttpError {
         }
     }
 }
+
+impl From<crate::integrations::IntegrationError> for HttpError {
+    fn from(error: crate::integrations::IntegrationError) -> Self {
+        use crate::integrations::IntegrationError;
+        match error {
+            IntegrationError::Invalid(_) | IntegrationError::UnknownKind(_) => {
+                Self::new(ErrorCode::InvalidParameter, error.to_string())
+            }
+            IntegrationError::NotFound(_) => Self::new(ErrorCode::NotFound, error.to_string()),
+            IntegrationError::Store(error) => error.into(),
+            IntegrationError::Secret(_) | IntegrationError::Encoding(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<crate::logs::LogStoreError> for HttpError {
+    fn from(error: crate::logs::LogStoreError) -> Self {
+        use crate::logs::LogStoreError;
+        match error {
+            LogStoreError::InvalidQuery { message, position } => {
+                let error = ApiError::new(ErrorCode::InvalidQuery, message);
+                HttpError::from(match position {
+                    Some(position) => error.at_position(position as u64),
+                    None => error,
+                })
+            }
+            LogStoreError::Busy => {
+                HttpError::new(ErrorCode::TooManyRequests, "the log writer is saturated; retry later").retry_after(1)
+            }
+            LogStoreError::Closed => HttpError::new(ErrorCode::Unavailable, "the log store is shutting down"),
+            LogStoreError::TooManyPartitions(_) => HttpError::new(ErrorCode::InvalidRecord, error.to_string()),
+            other => HttpError::internal(&other),
+        }
+    }
+}
+
+impl From<crate::search::SearchError> for HttpError {
+    fn from(error: crate::search::SearchError) -> Self {
+        use crate::search::SearchError;
+        match error {
+            SearchError::Invalid(_) => Self::new(ErrorCode::InvalidParameter, error.to_string()),
+            SearchError::NoRecord(_) => Self::new(ErrorCode::NotFound, error.to_string()),
+            SearchError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<crate::agents::AgentError> for HttpError {
+    fn from(error: crate::agents::AgentError) -> Self {
+        use crate::agents::AgentError;
+        match error {
+            AgentError::Invalid(_) => Self::new(ErrorCode::InvalidParameter, error.to_string()),
+            AgentError::TooManyRegistrations { retry_after } => {
+                Self::new(ErrorCode::TooManyRequests, error.to_string()).retry_after(retry_after.as_secs().max(1))
+            }
+            AgentError::BoundElsewhere(_) => Self::new(ErrorCode::Forbidden, error.to_string()),
+            AgentError::Encoding(_) => Self::internal(&error),
+            AgentError::Store(error) => error.into(),
+        }
+    }
+}

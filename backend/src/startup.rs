@@ -21,8 +21,8 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Config, TlsFiles};
 use crate::logs::{Retention, TantivyLogStore, WriterOptions};
-use crate::metrics::query::{Prometheus, QueryLimits};
-use crate::metrics::remote_write::{RemoteWriteConfig, RemoteWriter};
+use crate::prometheus::query::{Prometheus, QueryLimits};
+use crate::prometheus::remote_write::{RemoteWriteConfig, RemoteWriter};
 use crate::routes;
 use crate::secrets::SecretBox;
 use crate::state::AppState;

@@ -21,7 +21,7 @@ use crate::accounts;
 use crate::auth::{Access, Caller, ClientInfo};
 use crate::dashboards::builtin;
 use crate::error::HttpError;
-use crate::routes::logs::{histogram_plan, validate_query};
+use crate::search;
 use crate::state::AppState;
 
 pub struct BackendServices {
@@ -66,29 +66,17 @@ fn domain(error: impl Into<HttpError>) -> ApiError {
 #[async_trait::async_trait]
 impl UiServices for BackendServices {
     async fn search_logs(&self, query: LogQuery) -> Result<LogPage, ApiError> {
-        validate_query(&query).map_err(|error| error.api_error().clone())?;
-        self.state.log_store.search(query).await.map_err(|error| HttpError::from(error).api_error().clone())
+        search::search(self.state.log_store.as_ref(), query).await.map_err(domain)
     }
 
     async fn log_histogram(&self, query: HistogramQuery) -> Result<LogHistogram, ApiError> {
         let now = Timestamp::from_offset_date_time(time::OffsetDateTime::now_utc())
             .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
-        let (query, interval) = histogram_plan(&query, now).map_err(|error| error.api_error().clone())?;
-        self.state
-            .log_store
-            .histogram(query, interval)
-            .await
-            .map_err(|error| HttpError::from(error).api_error().clone())
+        search::histogram(self.state.log_store.as_ref(), &query, now).await.map_err(domain)
     }
 
     async fn log_context(&self, query: ContextQuery) -> Result<LogContext, ApiError> {
-        let before = query.before.unwrap_or(5).min(100) as usize;
-        let after = query.after.unwrap_or(5).min(100) as usize;
-        match self.state.log_store.context(query.id, before, after).await {
-            Ok(Some(context)) => Ok(context),
-            Ok(None) => Err(ApiError::new(ErrorCode::NotFound, format!("no record has id {}", query.id))),
-            Err(error) => Err(HttpError::from(error).api_error().clone()),
-        }
+        search::context(self.state.log_store.as_ref(), &query).await.map_err(domain)
     }
 
     async fn session(&self, request: &Parts) -> Result<SessionInfo, ApiError> {
@@ -261,9 +249,7 @@ impl UiServices for BackendServices {
     }
 
     async fn agents(&self) -> Result<Vec<vigil_proto::agents::AgentStatus>, ApiError> {
-        let rows = self.state.database.agents().await.map_err(|error| api(HttpError::from(error)))?;
-        let now = crate::store::now_millis();
-        Ok(rows.iter().filter_map(|row| crate::agents::status(row, now)).collect())
+        crate::agents::statuses(&self.state.database).await.map_err(domain)
     }
 
     async fn overview(&self) -> Result<Vec<ServiceHealth>, ApiError> {

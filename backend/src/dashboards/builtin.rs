@@ -10,7 +10,7 @@ use vigil_proto::dashboards::{
 use super::DashboardError;
 use crate::config::ServiceConfig;
 use crate::logs::LogStore;
-use crate::metrics::query::Prometheus;
+use crate::prometheus::query::Prometheus;
 use crate::store::{Database, millis_to_timestamp, now_millis};
 
 fn series(title: &str, width: u8, unit: &str, queries: &[(&str, &str)], stacked: bool) -> Panel {
@@ -254,13 +254,10 @@ pub async fn health(
         None => 0,
     };
     // The agents shipping this service's logs, and how many of them are healthy.
-    let now_millis = now_millis();
-    let agents: Vec<_> = database
-        .agents()
+    let agents: Vec<_> = crate::agents::statuses(database)
         .await
         .unwrap_or_default()
-        .iter()
-        .filter_map(|row| crate::agents::status(row, now_millis))
+        .into_iter()
         .filter(|agent| {
             agent.report.sources.iter().any(|source| source.service.as_deref() == Some(config.name.as_str()))
         })

@@ -12,8 +12,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use vigil_proto::{
-    ApiError, Commit, ContextQuery, ErrorCode, FieldValues, FieldsQuery, HistogramQuery, IngestParams, IngestResponse,
-    LogContext, LogHistogram, LogPage, LogQuery, RelativeRange, TailQuery, Timestamp,
+    Commit, ContextQuery, ErrorCode, FieldValues, FieldsQuery, HistogramQuery, IngestParams, IngestResponse,
+    LogContext, LogHistogram, LogPage, LogQuery, TailQuery,
 };
 
 use super::{admitted_body, decoded_body, now};
@@ -21,38 +21,8 @@ use crate::auth::Caller;
 use crate::error::HttpError;
 use crate::http::header_text;
 use crate::ingest::{BatchDefaults, BodyFormat, decode_content, parse_batch_with};
-use crate::logs::{LogStoreError, MAX_BUCKETS, bucket_count, choose_interval};
+use crate::search;
 use crate::state::AppState;
-
-const DEFAULT_FIELD_VALUES: u32 = 10;
-const MAX_FIELD_VALUES: u32 = 100;
-const DEFAULT_CONTEXT: u32 = 10;
-const MAX_CONTEXT: u32 = 500;
-const HOUR_NANOS: i64 = 3_600_000_000_000;
-
-impl From<LogStoreError> for HttpError {
-    fn from(error: LogStoreError) -> Self {
-        match error {
-            LogStoreError::InvalidQuery { message, position } => {
-                let error = ApiError::new(ErrorCode::InvalidQuery, message);
-                HttpError::from(match position {
-                    Some(position) => error.at_position(position as u64),
-                    None => error,
-                })
-            }
-            LogStoreError::Busy => {
-                HttpError::new(ErrorCode::TooManyRequests, "the log writer is saturated; retry later").retry_after(1)
-            }
-            LogStoreError::Closed => HttpError::new(ErrorCode::Unavailable, "the log store is shutting down"),
-            LogStoreError::TooManyPartitions(_) => HttpError::new(ErrorCode::InvalidRecord, error.to_string()),
-            other => HttpError::internal(&other),
-        }
-    }
-}
-
-fn invalid(message: impl Into<String>) -> HttpError {
-    HttpError::new(ErrorCode::InvalidParameter, message)
-}
 
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
@@ -101,47 +71,7 @@ pub async fn search(
     query: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<Json<LogPage>, HttpError> {
     let Query(query) = query?;
-    validate_query(&query)?;
-    Ok(Json(state.log_store.search(query).await?))
-}
-
-pub fn validate_query(query: &LogQuery) -> Result<(), HttpError> {
-    if let Some(limit) = query.limit
-        && (limit == 0 || limit > LogQuery::MAX_LIMIT)
-    {
-        return Err(invalid(format!("limit must be between 1 and {}", LogQuery::MAX_LIMIT)));
-    }
-    validate_range(query.start, query.end)
-}
-
-fn validate_range(start: Option<Timestamp>, end: Option<Timestamp>) -> Result<(), HttpError> {
-    match (start, end) {
-        (Some(start), Some(end)) if start >= end => Err(invalid("start must be before end")),
-        _ => Ok(()),
-    }
-}
-
-/// The histogram's range and bucket width, from what the request gave.
-pub fn histogram_plan(request: &HistogramQuery, now: Timestamp) -> Result<(LogQuery, i64), HttpError> {
-    let end = request.end.unwrap_or(now);
-    let start = request.start.unwrap_or_else(|| end.saturating_add_nanos(-HOUR_NANOS));
-    validate_range(Some(start), Some(end))?;
-    let range = end
-        .as_unix_nanos()
-        .checked_sub(start.as_unix_nanos())
-        .ok_or_else(|| invalid("the time range cannot be divided into buckets"))?;
-    let interval = match &request.interval {
-        Some(interval) => interval.parse::<RelativeRange>().map_err(|error| invalid(error.to_string()))?.as_nanos(),
-        None => choose_interval(range),
-    };
-    if interval <= 0 {
-        return Err(invalid("interval must be positive"));
-    }
-    if bucket_count(start.as_unix_nanos(), end.as_unix_nanos(), interval).is_none() {
-        return Err(invalid(format!("interval is too small: the range would need more than {MAX_BUCKETS} buckets")));
-    }
-    let query = LogQuery { q: request.q.clone(), start: Some(start), end: Some(end), limit: None, cursor: None };
-    Ok((query, interval))
+    Ok(Json(search::search(state.log_store.as_ref(), query).await?))
 }
 
 pub async fn histogram(
@@ -149,8 +79,7 @@ pub async fn histogram(
     query: Result<Query<HistogramQuery>, QueryRejection>,
 ) -> Result<Json<LogHistogram>, HttpError> {
     let Query(request) = query?;
-    let (query, interval) = histogram_plan(&request, now()?)?;
-    Ok(Json(state.log_store.histogram(query, interval).await?))
+    Ok(Json(search::histogram(state.log_store.as_ref(), &request, now()?).await?))
 }
 
 pub async fn fields(
@@ -158,13 +87,7 @@ pub async fn fields(
     query: Result<Query<FieldsQuery>, QueryRejection>,
 ) -> Result<Json<FieldValues>, HttpError> {
     let Query(request) = query?;
-    validate_range(request.start, request.end)?;
-    let limit = request.limit.unwrap_or(DEFAULT_FIELD_VALUES);
-    if limit == 0 || limit > MAX_FIELD_VALUES {
-        return Err(invalid(format!("limit must be between 1 and {MAX_FIELD_VALUES}")));
-    }
-    let query = LogQuery { q: request.q, start: request.start, end: request.end, limit: None, cursor: None };
-    Ok(Json(state.log_store.field_values(query, limit as usize).await?))
+    Ok(Json(search::fields(state.log_store.as_ref(), request).await?))
 }
 
 pub async fn context(
@@ -172,13 +95,7 @@ pub async fn context(
     query: Result<Query<ContextQuery>, QueryRejection>,
 ) -> Result<Json<LogContext>, HttpError> {
     let Query(request) = query?;
-    let before = request.before.unwrap_or(DEFAULT_CONTEXT);
-    let after = request.after.unwrap_or(DEFAULT_CONTEXT);
-    if before > MAX_CONTEXT || after > MAX_CONTEXT {
-        return Err(invalid(format!("before and after must be at most {MAX_CONTEXT}")));
-    }
-    let context = state.log_store.context(request.id, before as usize, after as usize).await?;
-    context.map(Json).ok_or_else(|| HttpError::new(ErrorCode::NotFound, format!("no record has id {}", request.id)))
+    Ok(Json(search::context(state.log_store.as_ref(), &request).await?))
 }
 
 /// `GET /api/v1/logs/tail`: upgrades to a WebSocket streaming matching records (see `tail`).

@@ -17,8 +17,8 @@ use super::{bounded_body, now};
 use crate::error::HttpError;
 use crate::http::header_text;
 use crate::ingest::decode_content;
-use crate::metrics::remote_write::WriteError;
-use crate::metrics::{BatchLimits, to_time_series};
+use crate::prometheus::remote_write::WriteError;
+use crate::prometheus::{BatchLimits, to_time_series};
 use crate::state::AppState;
 
 impl From<WriteError> for HttpError {

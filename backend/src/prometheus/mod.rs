@@ -1,4 +1,4 @@
-//! Metrics: Vigil keeps no samples. Batches from agents go to Prometheus by remote write
+//! Prometheus, where Vigil's metrics live: Vigil keeps no samples. Batches from agents go to Prometheus by remote write
 //! ([`remote_write`]); PromQL goes to Prometheus' HTTP API through `prometheus-http-query`
 //! ([`query`]).
 
