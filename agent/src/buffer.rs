@@ -280,7 +280,7 @@ impl Buffer {
                 })
             };
             match entry {
-                Some((entry, Some(path))) => match read_frame(&path, entry.offset, entry.length) {
+                Some((entry, Some(path))) => match read_off_runtime(path, entry.offset, entry.length).await {
                     Ok(body) => return Some(Pending { seq: entry.seq, records: entry.records, body }),
                     // Dropped (its segment deleted) while it was looked up: take the next one.
                     Err(error) if self.lock().acked_seq >= entry.seq => {
@@ -386,6 +386,11 @@ fn decode_payload(payload: &[u8]) -> Option<(u32, Positions, usize)> {
     let positions_length = u32::from_le_bytes(payload.get(4..8)?.try_into().ok()?) as usize;
     let positions = serde_json::from_slice(payload.get(8..8 + positions_length)?).ok()?;
     Some((records, positions, 8 + positions_length))
+}
+
+/// [`read_frame`] on the blocking pool: a batch can be megabytes of disk reads.
+async fn read_off_runtime(path: PathBuf, offset: u64, length: u64) -> anyhow::Result<Vec<u8>> {
+    tokio::task::spawn_blocking(move || read_frame(&path, offset, length)).await?
 }
 
 fn read_frame(path: &Path, offset: u64, length: u64) -> anyhow::Result<Vec<u8>> {

@@ -101,13 +101,22 @@ impl Shipper {
             last = pending.seq;
             // Positions moved without records: nothing to send.
             if pending.records == 0 {
-                self.buffer.ack(pending.seq);
+                self.acknowledge(pending.seq).await;
                 continue;
             }
             if !self.deliver(&pending, &shutdown).await {
                 return;
             }
-            self.buffer.ack(pending.seq);
+            self.acknowledge(pending.seq).await;
+        }
+    }
+
+    /// Acknowledges `seq` in the buffer, whose checkpoint is flushed to disk and renamed into
+    /// place: on the blocking pool. Acknowledgements stay in order, as each is awaited.
+    async fn acknowledge(&self, seq: u64) {
+        let buffer = self.buffer.clone();
+        if let Err(error) = tokio::task::spawn_blocking(move || buffer.ack(seq)).await {
+            tracing::error!(seq, error = %error, "cannot acknowledge a batch in the buffer");
         }
     }
 

@@ -8,7 +8,7 @@ use vigil_proto::auth::{
 };
 use vigil_proto::names::{NameError, UserName};
 
-use crate::audit::{self, Actor};
+use crate::audit::{self, Action, Actor};
 use crate::auth::{Auth, Caller, ClientInfo, LoginError, NewSessionCookie, PasswordChangeError, TokenError, password};
 use crate::store::{AuditFilter, Database, NewUserRow, StoreError, TokenRow, UserRow, millis_to_timestamp};
 
@@ -106,7 +106,7 @@ pub async fn create_user(
 ) -> Result<User, AccountError> {
     let result = create_user_row(auth, database, request).await;
     let detail = format!("role {}", request.role.as_str());
-    audit::record(database, actor, "user.create", &request.username, outcome(&result), &detail).await;
+    audit::record(database, actor, Action::UserCreate, &request.username, outcome(&result), &detail).await;
     let row = result?;
     user_info(&row).ok_or(AccountError::NoUser(row.id))
 }
@@ -161,7 +161,7 @@ pub async fn update_user(
     if update.password.is_some() {
         changes.push("password reset".to_owned());
     }
-    audit::record(database, actor, "user.update", &existing.username, outcome(&result), &changes.join(", ")).await;
+    audit::record(database, actor, Action::UserUpdate, &existing.username, outcome(&result), &changes.join(", ")).await;
     let row = result?;
     auth.users_changed();
     user_info(&row).ok_or(AccountError::NoUser(id))
@@ -220,7 +220,7 @@ pub async fn change_password(
     let target = user.username.as_str();
     if !current_matches {
         let detail = "wrong current password";
-        audit::record(database, &actor, "password.change", target, AuditOutcome::Failure, detail).await;
+        audit::record(database, &actor, Action::PasswordChange, target, AuditOutcome::Failure, detail).await;
         return Err(AccountError::WrongPassword);
     }
     if let Err(error) = auth.set_password(user.id, &change.new_password).await {
@@ -228,11 +228,11 @@ pub async fn change_password(
             PasswordChangeError::Rejected(rule) => rule.to_string(),
             _ => "internal error; the cause is in the server log".to_owned(),
         };
-        audit::record(database, &actor, "password.change", target, AuditOutcome::Failure, &detail).await;
+        audit::record(database, &actor, Action::PasswordChange, target, AuditOutcome::Failure, &detail).await;
         return Err(error.into());
     }
     let detail = "all sessions ended";
-    audit::record(database, &actor, "password.change", target, AuditOutcome::Success, detail).await;
+    audit::record(database, &actor, Action::PasswordChange, target, AuditOutcome::Success, detail).await;
     let row = database.user_by_id(user.id).await?.ok_or(AccountError::UserGone)?;
     Ok(auth.open_session(&row, client).await?)
 }
@@ -254,7 +254,7 @@ pub async fn create_token(
     let created = auth.create_token(&request.name, request.scope, owner, request.expires_in_days).await;
     let detail = request.scope.map(|scope| format!("scope {}", scope.as_str())).unwrap_or_default();
     let target = format!("{}:{}", if owner.is_some() { "personal" } else { "service" }, request.name);
-    audit::record(database, actor, "token.create", &target, outcome(&created), &detail).await;
+    audit::record(database, actor, Action::TokenCreate, &target, outcome(&created), &detail).await;
     let (token, row) = created?;
     Ok(CreatedToken { token, info: token_info(&row) })
 }
@@ -276,7 +276,7 @@ pub async fn revoke_token(
     };
     auth.revoke_token(id).await?;
     let target = format!("{}:{}", if token.user_id.is_some() { "personal" } else { "service" }, token.name);
-    audit::record(database, actor, "token.revoke", &target, AuditOutcome::Success, "").await;
+    audit::record(database, actor, Action::TokenRevoke, &target, AuditOutcome::Success, "").await;
     Ok(())
 }
 

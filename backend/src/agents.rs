@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use vigil_proto::agents::{AgentHeartbeat, AgentState, AgentStatus};
 use vigil_proto::auth::AuditOutcome;
 
-use crate::audit::{self, Actor};
+use crate::audit::{self, Action, Actor};
 use crate::store::{AgentRow, Database, Heartbeat, StoreError, millis_to_timestamp, now_millis};
 
 const MAX_SOURCES: usize = 1000;
@@ -191,7 +191,7 @@ pub async fn record_heartbeat(
     let take_over = async |owner: &str| binding_ended(database, owner).await;
     match database.record_heartbeat(&host, &json, caller, take_over).await? {
         Heartbeat::Registered(_) => {
-            audit::record(database, actor, "agent.register", &host, AuditOutcome::Success, &report.version).await;
+            audit::record(database, actor, Action::AgentRegister, &host, AuditOutcome::Success, &report.version).await;
             tracing::info!(host = %host, version = %report.version, "agent registered");
         }
         Heartbeat::Recorded(_) => {}

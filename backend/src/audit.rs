@@ -23,6 +23,48 @@ const MAX_DETAIL_CHARS: usize = 1024;
 /// Distinct repeated failures tracked at once; past it, new ones are counted together.
 const MAX_TRACKED_FAILURES: usize = 10_000;
 
+/// What was done: the names the audit log keeps and filters by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Login,
+    Logout,
+    PasswordChange,
+    UserCreate,
+    UserUpdate,
+    TokenCreate,
+    TokenRevoke,
+    DashboardCreate,
+    DashboardUpdate,
+    DashboardDelete,
+    DashboardImport,
+    IntegrationCreate,
+    IntegrationUpdate,
+    IntegrationDelete,
+    AgentRegister,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Logout => "logout",
+            Self::PasswordChange => "password.change",
+            Self::UserCreate => "user.create",
+            Self::UserUpdate => "user.update",
+            Self::TokenCreate => "token.create",
+            Self::TokenRevoke => "token.revoke",
+            Self::DashboardCreate => "dashboard.create",
+            Self::DashboardUpdate => "dashboard.update",
+            Self::DashboardDelete => "dashboard.delete",
+            Self::DashboardImport => "dashboard.import",
+            Self::IntegrationCreate => "integration.create",
+            Self::IntegrationUpdate => "integration.update",
+            Self::IntegrationDelete => "integration.delete",
+            Self::AgentRegister => "agent.register",
+        }
+    }
+}
+
 /// Who did it and from where.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -65,7 +107,7 @@ pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
 pub async fn record(
     database: &Database,
     actor: &Actor,
-    action: &str,
+    action: Action,
     target: &str,
     outcome: AuditOutcome,
     detail: &str,
@@ -74,20 +116,20 @@ pub async fn record(
     let event = NewAuditEvent {
         actor: &bounded(&actor.name, MAX_ACTOR_CHARS),
         source_ip: &source_ip,
-        action,
+        action: action.as_str(),
         target: &bounded(target, MAX_TARGET_CHARS),
         outcome: outcome.as_str(),
         detail: &bounded(detail, MAX_DETAIL_CHARS),
     };
     if let Err(error) = database.append_audit(event).await {
         let target = bounded(target, MAX_TARGET_CHARS);
-        tracing::error!(action, target = %target, error = %crate::telemetry::error_chain(&error), "cannot write the audit log");
+        tracing::error!(action = action.as_str(), target = %target, error = %crate::telemetry::error_chain(&error), "cannot write the audit log");
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct FailureKey {
-    action: String,
+    action: Action,
     target: String,
     source_ip: Option<IpAddr>,
 }
@@ -123,7 +165,7 @@ impl RepeatedFailures {
         &self,
         database: &Database,
         source_ip: Option<IpAddr>,
-        action: &str,
+        action: Action,
         target: &str,
         detail: &str,
     ) {
@@ -131,10 +173,10 @@ impl RepeatedFailures {
         let first = {
             let now = Instant::now();
             let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut key = FailureKey { action: action.to_owned(), target: target.clone().into_owned(), source_ip };
+            let mut key = FailureKey { action, target: target.clone().into_owned(), source_ip };
             if entries.len() >= MAX_TRACKED_FAILURES && !entries.contains_key(&key) {
                 // Too many distinct failures at once: count the rest together.
-                key = FailureKey { action: action.to_owned(), target: "*".to_owned(), source_ip: None };
+                key = FailureKey { action, target: "*".to_owned(), source_ip: None };
             }
             match entries.get_mut(&key) {
                 Some(repeats) if now.duration_since(repeats.first) < self.window => {
@@ -178,7 +220,7 @@ impl RepeatedFailures {
                 self.window.as_secs()
             );
             let actor = Actor::anonymous(key.source_ip);
-            record(database, &actor, &key.action, &key.target, AuditOutcome::Failure, &detail).await;
+            record(database, &actor, key.action, &key.target, AuditOutcome::Failure, &detail).await;
         }
     }
 }

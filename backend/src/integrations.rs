@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use vigil_proto::auth::{AuditOutcome, Integration, IntegrationWrite, SecretState};
 
-use crate::audit::{self, Actor};
+use crate::audit::{self, Action, Actor};
 use crate::secrets::{SecretBox, SecretsError};
 use crate::store::{Database, IntegrationRow, StoreError, millis_to_timestamp};
 
@@ -218,7 +218,7 @@ pub async fn create(
     let sealed = seal_secrets(secrets, write, None)?;
     let result = database.insert_integration(&write.name, kind.as_str(), &settings, &sealed).await;
     let outcome = if result.is_ok() { AuditOutcome::Success } else { AuditOutcome::Failure };
-    audit::record(database, actor, "integration.create", &write.name, outcome, &secret_names(write)).await;
+    audit::record(database, actor, Action::IntegrationCreate, &write.name, outcome, &secret_names(write)).await;
     integration(&result?)
 }
 
@@ -235,14 +235,14 @@ pub async fn update(
     let sealed = seal_secrets(secrets, write, Some(&stored))?;
     let result = database.update_integration(id, &write.name, kind.as_str(), &settings, &sealed).await;
     let outcome = if matches!(result, Ok(Some(_))) { AuditOutcome::Success } else { AuditOutcome::Failure };
-    audit::record(database, actor, "integration.update", &stored.name, outcome, &secret_names(write)).await;
+    audit::record(database, actor, Action::IntegrationUpdate, &stored.name, outcome, &secret_names(write)).await;
     integration(&result?.ok_or(IntegrationError::NotFound(id))?)
 }
 
 pub async fn delete(database: &Database, actor: &Actor, id: i64) -> Result<(), IntegrationError> {
     let stored = database.integration(id).await?.ok_or(IntegrationError::NotFound(id))?;
     database.delete_integration(id).await?;
-    audit::record(database, actor, "integration.delete", &stored.name, AuditOutcome::Success, "").await;
+    audit::record(database, actor, Action::IntegrationDelete, &stored.name, AuditOutcome::Success, "").await;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vigil_backend::accounts;
-use vigil_backend::audit::{self, Actor};
+use vigil_backend::audit::{self, Action, Actor};
 use vigil_backend::auth::Auth;
 use vigil_backend::config::Config;
 use vigil_backend::startup::Application;
@@ -168,7 +168,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     audit::record(
                         &database,
                         &Actor::command_line(),
-                        "user.update",
+                        Action::UserUpdate,
                         &username,
                         AuditOutcome::Success,
                         "password reset",

@@ -108,12 +108,18 @@ impl Target {
             );
             page.extend_from_slice(&chunk);
         }
-        let entries = exposition::parse(&page, format)?;
-        if format == Format::OpenMetrics && self.config.strict {
-            exposition::validate_openmetrics(&entries)?;
-        }
+        // Parsing a page of up to 32 MiB is CPU work: off the async workers.
+        let strict = self.config.strict;
+        let samples = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let entries = exposition::parse(&page, format)?;
+            if format == Format::OpenMetrics && strict {
+                exposition::validate_openmetrics(&entries)?;
+            }
+            Ok(exposition::series(&entries))
+        })
+        .await??;
         let timestamp = now_millis();
-        Ok(exposition::series(&entries)
+        Ok(samples
             .into_iter()
             .map(|sample| {
                 let at = sample.timestamp_ms().unwrap_or(timestamp);

@@ -22,7 +22,7 @@ use std::time::Duration;
 use vigil_proto::auth::{Role, Scope, SessionInfo};
 use vigil_proto::names::{MAX_NAME_BYTES, TokenName, UserName};
 
-use crate::audit::Actor;
+use crate::audit::{Action, Actor};
 use crate::config::AuthConfig;
 use crate::store::{
     Database, NewSession, NewTokenRow, NewUserRow, StoreError, TokenRow, UserRow, millis_to_timestamp, now_millis,
@@ -285,7 +285,7 @@ impl Auth {
         crate::audit::record(
             &self.database,
             &Actor::new("vigil", None),
-            "user.create",
+            Action::UserCreate,
             username,
             vigil_proto::auth::AuditOutcome::Success,
             "first administrator",

@@ -131,7 +131,9 @@ fn unix_seconds() -> u64 {
 pub struct Oidc {
     config: OidcConfig,
     http: reqwest::Client,
-    provider: tokio::sync::Mutex<Option<(Instant, ProviderClient)>>,
+    /// The provider as discovery last described it, and when. Discovery runs without holding
+    /// it: two sign-ins at a stale cache may both discover, and the later one is kept.
+    provider: Mutex<Option<(Instant, ProviderClient)>>,
     /// States of finished sign-ins, with when they finished.
     finished: Mutex<HashMap<String, Instant>>,
 }
@@ -157,7 +159,7 @@ impl Oidc {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|error| OidcError::Discovery(error.to_string()))?;
-        Ok(Self { config, http, provider: tokio::sync::Mutex::new(None), finished: Mutex::new(HashMap::new()) })
+        Ok(Self { config, http, provider: Mutex::new(None), finished: Mutex::new(HashMap::new()) })
     }
 
     pub fn config(&self) -> &OidcConfig {
@@ -165,12 +167,13 @@ impl Oidc {
     }
 
     async fn provider(&self, refresh: bool) -> Result<ProviderClient, OidcError> {
-        let mut cached = self.provider.lock().await;
-        if let Some((fetched, client)) = cached.as_ref()
-            && !refresh
-            && fetched.elapsed() < DISCOVERY_LIFETIME
-        {
-            return Ok(client.clone());
+        if !refresh {
+            let cached = self.provider.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some((fetched, client)) = cached.as_ref()
+                && fetched.elapsed() < DISCOVERY_LIFETIME
+            {
+                return Ok(client.clone());
+            }
         }
         let issuer =
             IssuerUrl::new(self.config.issuer_url.clone()).map_err(|error| OidcError::Discovery(error.to_string()))?;
@@ -186,7 +189,7 @@ impl Oidc {
             self.config.client_secret.as_ref().map(|secret| ClientSecret::new(secret.expose().to_owned())),
         )
         .set_redirect_uri(redirect);
-        *cached = Some((Instant::now(), client.clone()));
+        *self.provider.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((Instant::now(), client.clone()));
         Ok(client)
     }
 

@@ -10,7 +10,7 @@ use vigil_proto::dashboards::{
     NewDashboard, PanelKind,
 };
 
-use crate::audit::{self, Actor};
+use crate::audit::{self, Action, Actor};
 use crate::store::{DashboardRow, Database, StoreError, UpdateOutcome, millis_to_timestamp};
 
 const MAX_PANELS: usize = 200;
@@ -159,7 +159,7 @@ async fn insert(
     Err(DashboardError::NamesTaken(uid.to_owned()))
 }
 
-async fn record(database: &Database, actor: &Actor, action: &str, uid: &str, ok: bool, detail: &str) {
+async fn record(database: &Database, actor: &Actor, action: Action, uid: &str, ok: bool, detail: &str) {
     let outcome = if ok { AuditOutcome::Success } else { AuditOutcome::Failure };
     audit::record(database, actor, action, uid, outcome, detail).await;
 }
@@ -197,7 +197,7 @@ pub async fn create(database: &Database, actor: &Actor, request: &NewDashboard) 
     };
     let result = insert(database, &uid, pick, &request.spec, &actor.name).await;
     let stored_uid = result.as_ref().map_or(uid.as_str(), |row| row.uid.as_str());
-    record(database, actor, "dashboard.create", stored_uid, result.is_ok(), &request.spec.title).await;
+    record(database, actor, Action::DashboardCreate, stored_uid, result.is_ok(), &request.spec.title).await;
     to_dashboard(&result?)
 }
 
@@ -214,7 +214,7 @@ pub async fn update(
         database.update_dashboard(uid, Some(request.version), &request.spec.title, &tags, &spec, &actor.name).await?;
     let updated = matches!(outcome, UpdateOutcome::Updated(_));
     let detail = format!("from version {}", request.version);
-    record(database, actor, "dashboard.update", uid, updated, &detail).await;
+    record(database, actor, Action::DashboardUpdate, uid, updated, &detail).await;
     match outcome {
         UpdateOutcome::Updated(row) => to_dashboard(&row),
         UpdateOutcome::NotFound => Err(DashboardError::NotFound(uid.to_owned())),
@@ -224,7 +224,7 @@ pub async fn update(
 
 pub async fn delete(database: &Database, actor: &Actor, uid: &str) -> Result<(), DashboardError> {
     let deleted = database.delete_dashboard(uid).await?;
-    record(database, actor, "dashboard.delete", uid, deleted, "").await;
+    record(database, actor, Action::DashboardDelete, uid, deleted, "").await;
     if deleted { Ok(()) } else { Err(DashboardError::NotFound(uid.to_owned())) }
 }
 
@@ -241,7 +241,7 @@ pub async fn duplicate(
     let result = insert(database, &slug(&spec.title), true, &spec, &actor.name).await;
     let detail = format!("copy of {uid}");
     let new_uid = result.as_ref().map_or("", |row| row.uid.as_str());
-    record(database, actor, "dashboard.create", new_uid, result.is_ok(), &detail).await;
+    record(database, actor, Action::DashboardCreate, new_uid, result.is_ok(), &detail).await;
     to_dashboard(&result?)
 }
 
@@ -278,7 +278,7 @@ pub async fn import(
         insert(database, &document.uid, false, &document.dashboard, by).await.map(|row| (true, row))
     };
     let detail = if overwrite { "overwrite" } else { "" };
-    record(database, actor, "dashboard.import", &document.uid, result.is_ok(), detail).await;
+    record(database, actor, Action::DashboardImport, &document.uid, result.is_ok(), detail).await;
     let (created, row) = result?;
     Ok((created, to_dashboard(&row)?))
 }

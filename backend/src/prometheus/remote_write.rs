@@ -119,8 +119,8 @@ impl RemoteWriter {
 }
 
 /// The body of a remote-write request: the protobuf, snappy block format.
-pub fn encode(series: &[TimeSeries]) -> Vec<u8> {
-    let request = WriteRequest { timeseries: series.to_vec() };
+pub fn encode(series: Vec<TimeSeries>) -> Vec<u8> {
+    let request = WriteRequest { timeseries: series };
     snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).expect("snappy compresses any input")
 }
 
@@ -181,7 +181,8 @@ async fn send_with_retries(
     shutdown: &CancellationToken,
 ) -> Result<(), WriteError> {
     let series: Vec<TimeSeries> = jobs.iter().flat_map(|job| job.series.iter().cloned()).collect();
-    let body = encode(&series);
+    // Protobuf and snappy are CPU work: off the async workers.
+    let body = tokio::task::spawn_blocking(move || encode(series)).await.map_err(|_| WriteError::Closed)?;
     let oldest = jobs.iter().map(|job| job.enqueued).min().unwrap_or_else(Instant::now);
     let deadline = oldest + config.deadline;
     let mut backoff = Duration::from_millis(100);
@@ -258,7 +259,7 @@ mod tests {
             ],
             samples: vec![Sample { value: 1.0, timestamp: 1_700_000_000_000 }],
         }];
-        let body = encode(&series);
+        let body = encode(series.clone());
         let decoded = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         assert_eq!(WriteRequest::decode(decoded.as_slice()).unwrap().timeseries, series);
     }

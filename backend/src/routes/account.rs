@@ -14,7 +14,7 @@ use vigil_proto::{ErrorCode, paths};
 
 use super::bounded_body;
 use crate::accounts;
-use crate::audit;
+use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo, LoginError};
 use crate::error::HttpError;
 use crate::http::cookies::{self, session_cookie_value};
@@ -85,7 +85,8 @@ pub async fn login(
     match outcome {
         Ok(session) => {
             let actor = audit::Actor::new(request.username.clone(), client.ip);
-            audit::record(&state.database, &actor, "login", &request.username, AuditOutcome::Success, "password").await;
+            audit::record(&state.database, &actor, Action::Login, &request.username, AuditOutcome::Success, "password")
+                .await;
             let cookie = cookies::session(&state.auth, &session.value);
             let mut response = if form {
                 see_other(&safe_next(request.next.as_deref()))
@@ -111,7 +112,7 @@ pub async fn login(
                 _ => Some(request.username.as_str()),
             };
             if let Some(target) = target {
-                state.auth.failures().record(&state.database, client.ip, "login", target, detail).await;
+                state.auth.failures().record(&state.database, client.ip, Action::Login, target, detail).await;
             }
             if form && !matches!(error, LoginError::Store(_) | LoginError::Random) {
                 let next = safe_next(request.next.as_deref());
@@ -182,7 +183,7 @@ pub async fn logout(
     {
         state.auth.logout(*session_id).await?;
         let actor = client.actor(Some(&caller));
-        audit::record(&state.database, &actor, "logout", &user.username, AuditOutcome::Success, "").await;
+        audit::record(&state.database, &actor, Action::Logout, &user.username, AuditOutcome::Success, "").await;
     }
     let mut response =
         if is_form(&headers) || header_text(&headers, header::ACCEPT).is_some_and(|a| a.contains("text/html")) {

@@ -47,15 +47,18 @@ pub async fn write(
             format!("content type {content_type:?} is not accepted: send application/json"),
         ));
     }
-    let decoded = decode_content(
-        header_text(&headers, header::CONTENT_ENCODING),
-        &body,
-        config.max_body_bytes.saturating_mul(8),
-    )?;
-    let batch: MetricBatch = serde_json::from_slice(&decoded)
-        .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid metric batch: {error}")))?;
+    // Decompression, JSON and validation are CPU work: off the async workers.
+    let encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let max_decoded = config.max_body_bytes.saturating_mul(8);
     let limits = BatchLimits { max_series: config.max_batch_series, max_samples: config.max_batch_samples };
-    let series = to_time_series(batch, limits)?;
+    let series = tokio::task::spawn_blocking(move || -> Result<_, HttpError> {
+        let decoded = decode_content(encoding.as_deref(), &body, max_decoded)?;
+        let batch: MetricBatch = serde_json::from_slice(&decoded)
+            .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid metric batch: {error}")))?;
+        Ok(to_time_series(batch, limits)?)
+    })
+    .await
+    .map_err(|error| HttpError::internal(&error))??;
     let accepted = MetricBatchAccepted {
         series: series.len() as u64,
         samples: series.iter().map(|series| series.samples.len() as u64).sum(),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use vigil_proto::auth::AuditOutcome;
 use vigil_proto::{ErrorCode, paths};
 
-use crate::audit;
+use crate::audit::{self, Action};
 use crate::auth::ClientInfo;
 use crate::auth::oidc::PendingSignIn;
 use crate::error::HttpError;
@@ -85,7 +85,7 @@ pub async fn begin(State(state): State<Arc<AppState>>, Query(query): Query<Begin
 /// A failed sign-in: audited, and the browser sent back to the login page with the reason.
 async fn failed(state: &AppState, client: &ClientInfo, message: String) -> Result<Response, HttpError> {
     let message = audit::bounded(&message, MAX_MESSAGE_CHARS);
-    state.auth.failures().record(&state.database, client.ip, "login", "sso", &message).await;
+    state.auth.failures().record(&state.database, client.ip, Action::Login, "sso", &message).await;
     let mut response = back_to_login(&message);
     response.headers_mut().insert(header::SET_COOKIE, state_cookie("", 0, state.auth.secure_cookies()));
     Ok(response)
@@ -125,7 +125,7 @@ pub async fn callback(
     let session = state.auth.open_session(&user, &client).await?;
     let actor = audit::Actor::new(user.username.clone(), client.ip);
     let detail = format!("single sign-on, role {}", user.role);
-    audit::record(&state.database, &actor, "login", &user.username, AuditOutcome::Success, &detail).await;
+    audit::record(&state.database, &actor, Action::Login, &user.username, AuditOutcome::Success, &detail).await;
     let mut response = redirect(&next);
     response.headers_mut().append(header::SET_COOKIE, cookies::session(&state.auth, &session.value));
     response.headers_mut().append(header::SET_COOKIE, state_cookie("", 0, state.auth.secure_cookies()));
