@@ -18,8 +18,8 @@ use tantivy::indexer::UserOperation;
 use tantivy::{Index, IndexWriter, TantivyDocument};
 use vigil_backend::config::Config;
 use vigil_backend::ingest::loki::messages::{EntryAdapter, ProtoTimestamp, PushRequest, StreamAdapter};
-use vigil_backend::logs::LogFields;
 use vigil_backend::startup::Application;
+use vigil_logstore::LogFields;
 use vigil_proto::auth::Scope;
 use vigil_proto::{Commit, LogQuery, LogRecord, Timestamp};
 
@@ -461,7 +461,7 @@ async fn main() {
         loop {
             match state.log_store.append(batch.clone(), Commit::Auto).await {
                 Ok(()) => break,
-                Err(vigil_backend::logs::LogStoreError::Busy) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(vigil_logstore::LogStoreError::Busy) => tokio::time::sleep(Duration::from_millis(10)).await,
                 Err(error) => panic!("{error}"),
             }
         }
@@ -523,7 +523,7 @@ async fn main() {
             ..LogQuery::default()
         };
         let started = Instant::now();
-        state.log_store.histogram(query, vigil_backend::logs::choose_interval(86_400_000_000_000)).await.unwrap();
+        state.log_store.histogram(query, vigil_logstore::choose_interval(86_400_000_000_000)).await.unwrap();
         samples.push(started.elapsed());
     }
     println!(

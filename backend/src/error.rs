@@ -179,9 +179,9 @@ impl From<crate::integrations::IntegrationError> for HttpError {
     }
 }
 
-impl From<crate::logs::LogStoreError> for HttpError {
-    fn from(error: crate::logs::LogStoreError) -> Self {
-        use crate::logs::LogStoreError;
+impl From<vigil_logstore::LogStoreError> for HttpError {
+    fn from(error: vigil_logstore::LogStoreError) -> Self {
+        use vigil_logstore::LogStoreError;
         match error {
             LogStoreError::InvalidQuery { message, position } => {
                 let error = ApiError::new(ErrorCode::InvalidQuery, message);

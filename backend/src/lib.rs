@@ -15,7 +15,6 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod integrations;
-pub mod logs;
 pub mod prometheus;
 pub mod routes;
 pub mod search;

@@ -7,7 +7,7 @@ use vigil_proto::{
     RelativeRange, Timestamp,
 };
 
-use crate::logs::{LogStore, LogStoreError, MAX_BUCKETS, bucket_count, choose_interval};
+use vigil_logstore::{LogStore, LogStoreError, MAX_BUCKETS, bucket_count, choose_interval};
 
 const DEFAULT_FIELD_VALUES: u32 = 10;
 const MAX_FIELD_VALUES: u32 = 100;

@@ -20,7 +20,6 @@ use crate::http::authorize::authorize;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{Config, TlsFiles};
-use crate::logs::{Retention, TantivyLogStore, WriterOptions};
 use crate::prometheus::query::{Prometheus, QueryLimits};
 use crate::prometheus::remote_write::{RemoteWriteConfig, RemoteWriter};
 use crate::routes;
@@ -29,6 +28,7 @@ use crate::state::AppState;
 use crate::store::Database;
 use crate::telemetry::{Metrics, track_http};
 use crate::ui::BackendServices;
+use vigil_logstore::{Retention, TantivyLogStore, WriterOptions};
 
 pub struct Application {
     listener: TcpListener,
@@ -45,7 +45,7 @@ pub enum BuildError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("cannot open the log store")]
-    LogStore(#[from] crate::logs::LogStoreError),
+    LogStore(#[from] vigil_logstore::LogStoreError),
     #[error("cannot load the secrets key")]
     Secrets(#[from] crate::secrets::SecretsError),
     #[error("cannot create the first administrator")]
@@ -102,7 +102,7 @@ impl Application {
                     days_by_service: config.logs.retention_days_by_service.clone(),
                 },
             },
-            metrics.clone(),
+            metrics.log_store(),
         )?;
         let listener =
             TcpListener::bind(config.listen).await.map_err(|error| BuildError::Bind(config.listen, error))?;

@@ -8,13 +8,13 @@ use crate::agents::Registrations;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::ingest::budget::IngestBudget;
-use crate::logs::LogStore;
 use crate::prometheus::query::Prometheus;
 use crate::prometheus::remote_write::RemoteWriter;
 use crate::secrets::SecretBox;
 use crate::store::Database;
 use crate::tail::TailSlots;
 use crate::telemetry::Metrics;
+use vigil_logstore::LogStore;
 
 /// What every handler can reach.
 pub struct AppState {

@@ -9,9 +9,9 @@ use vigil_proto::dashboards::{
 
 use super::DashboardError;
 use crate::config::ServiceConfig;
-use crate::logs::LogStore;
 use crate::prometheus::query::Prometheus;
 use crate::store::{Database, millis_to_timestamp, now_millis};
+use vigil_logstore::LogStore;
 
 fn series(title: &str, width: u8, unit: &str, queries: &[(&str, &str)], stacked: bool) -> Panel {
     Panel {

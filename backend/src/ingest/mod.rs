@@ -316,7 +316,7 @@ pub(crate) fn validate(
         ));
     }
     let days = limits.retention_days_by_service.get(&record.service).copied().unwrap_or(limits.retention_days);
-    if let Some(earliest) = crate::logs::Retention::earliest(days, now)
+    if let Some(earliest) = vigil_logstore::Retention::earliest(days, now)
         && record.timestamp < earliest
     {
         return Err(format!(

@@ -16,7 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use tokio_util::sync::CancellationToken;
 use vigil_proto::{TailFrame, TailQuery};
 
-use crate::logs::{LogStore, LogStoreError};
+use vigil_logstore::{LogStore, LogStoreError};
 
 /// Records per frame.
 pub const BATCH: usize = 500;

@@ -30,11 +30,9 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_request_duration: Family<RouteLabels, Histogram>,
-    pub log_records_ingested: Counter,
     pub log_batches_rejected: Counter,
-    pub log_commits: Counter,
-    pub log_commit_duration: Histogram,
-    pub log_wal_sync_duration: Histogram,
+    /// The log store's own: records made durable, commits, their time, write-ahead log syncs.
+    log_store: vigil_logstore::StoreMetrics,
     /// Bytes the ingest requests in flight hold (see `ingest::budget`).
     pub ingest_memory_bytes: Gauge,
     /// Times an ingest request waited for room.
@@ -45,6 +43,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The log store's handles, sharing their values with these.
+    pub fn log_store(&self) -> vigil_logstore::StoreMetrics {
+        self.log_store.clone()
+    }
+
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("vigil");
         let http_requests = Family::<HttpLabels, Counter>::default();
@@ -57,23 +60,24 @@ impl Metrics {
             "Time to answer an HTTP request",
             http_request_duration.clone(),
         );
-        let log_records_ingested = Counter::default();
-        registry.register("log_records_ingested", "Log records made durable", log_records_ingested.clone());
+        let log_store = vigil_logstore::StoreMetrics::unregistered();
+        registry.register("log_records_ingested", "Log records made durable", log_store.records_ingested.clone());
         let log_batches_rejected = Counter::default();
         registry.register(
             "log_batches_rejected",
             "Ingest batches refused as invalid or over a limit",
             log_batches_rejected.clone(),
         );
-        let log_commits = Counter::default();
-        registry.register("log_commits", "Commits of the log index", log_commits.clone());
-        let log_commit_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
-        registry.register("log_commit_duration_seconds", "Time to commit the log index", log_commit_duration.clone());
-        let log_wal_sync_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 14));
+        registry.register("log_commits", "Commits of the log index", log_store.commits.clone());
+        registry.register(
+            "log_commit_duration_seconds",
+            "Time to commit the log index",
+            log_store.commit_duration.clone(),
+        );
         registry.register(
             "log_wal_sync_duration_seconds",
             "Time to write and sync a group of batches to the write-ahead log",
-            log_wal_sync_duration.clone(),
+            log_store.wal_sync_duration.clone(),
         );
         let ingest_memory_bytes = Gauge::default();
         registry.register(
@@ -105,11 +109,8 @@ impl Metrics {
             registry,
             http_requests,
             http_request_duration,
-            log_records_ingested,
             log_batches_rejected,
-            log_commits,
-            log_commit_duration,
-            log_wal_sync_duration,
+            log_store,
             ingest_memory_bytes,
             ingest_waits,
             remote_write_samples_sent,

@@ -229,7 +229,7 @@ async fn ingest_and_search_work_on_postgresql() {
 /// is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_writer_queue_holds_appends_for_a_while_then_refuses() {
-    use vigil_backend::logs::{LogStore, LogStoreError, Retention, TantivyLogStore, WriterOptions};
+    use vigil_logstore::{LogStore, LogStoreError, Retention, TantivyLogStore, WriterOptions};
     use vigil_proto::Commit;
 
     let batch: Vec<_> =
@@ -246,7 +246,7 @@ async fn a_full_writer_queue_holds_appends_for_a_while_then_refuses() {
             merge_factor: 8,
             retention: Retention::default(),
         };
-        let store = TantivyLogStore::open(directory.path(), options, metrics).unwrap();
+        let store = TantivyLogStore::open(directory.path(), options, metrics.log_store()).unwrap();
         let results = futures::future::join_all((0..40).map(|_| store.append(batch.clone(), Commit::WaitFor))).await;
         let accepted = results.iter().filter(|result| result.is_ok()).count();
         let busy = results.iter().filter(|result| matches!(result, Err(LogStoreError::Busy))).count();

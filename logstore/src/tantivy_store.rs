@@ -22,7 +22,7 @@ use super::schema::{self, LogFields};
 use super::wal::{Encoded, Wal};
 use super::writer::{Command, Reply, Writer, WriterOptions};
 use super::{LogStore, LogStoreError, query};
-use crate::telemetry::Metrics;
+use crate::StoreMetrics;
 
 /// Partitions (days, per retention class) one batch may touch.
 pub const MAX_PARTITIONS_PER_BATCH: usize = 16;
@@ -43,7 +43,7 @@ pub struct TantivyLogStore {
 impl TantivyLogStore {
     /// Opens the partitions under `directory`, replays the write-ahead log in
     /// `directory/../logs-wal` into them, and starts the writer thread.
-    pub fn open(directory: &Path, options: WriterOptions, metrics: Arc<Metrics>) -> Result<Self, LogStoreError> {
+    pub fn open(directory: &Path, options: WriterOptions, metrics: StoreMetrics) -> Result<Self, LogStoreError> {
         let (schema, fields) = LogFields::schema();
         let partitions = Partitions::open(directory, schema.clone())?;
         let (wal, batches) = Wal::open(&wal_directory(directory))?;
@@ -436,7 +436,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::logs::LogStore;
+    use crate::LogStore;
 
     fn options(retention: Retention) -> WriterOptions {
         WriterOptions {
@@ -482,7 +482,7 @@ mod tests {
         };
 
         write_log(&batch);
-        let store = TantivyLogStore::open(&root, options(retention.clone()), Metrics::new()).unwrap();
+        let store = TantivyLogStore::open(&root, options(retention.clone()), StoreMetrics::unregistered()).unwrap();
         assert_eq!(messages(&store).await, ["a0", "a2", "b1"]);
         assert_eq!(*store.committed().borrow(), Some(2));
         store.close().await;
@@ -491,7 +491,7 @@ mod tests {
         // The audit partition lost its commit; the log is still there.
         std::fs::remove_dir_all(root.join("audit")).unwrap();
         write_log(&batch);
-        let store = TantivyLogStore::open(&root, options(retention.clone()), Metrics::new()).unwrap();
+        let store = TantivyLogStore::open(&root, options(retention.clone()), StoreMetrics::unregistered()).unwrap();
         assert_eq!(messages(&store).await, ["a0", "a2", "b1"]);
         // New records continue the sequence.
         store.append(vec![record("api", "a3")], Commit::WaitFor).await.unwrap();
@@ -503,7 +503,7 @@ mod tests {
     async fn auto_answers_when_durable_and_the_idle_queue_commits() {
         let data = tempfile::tempdir().unwrap();
         let root = data.path().join("logs");
-        let store = TantivyLogStore::open(&root, options(Retention::default()), Metrics::new()).unwrap();
+        let store = TantivyLogStore::open(&root, options(Retention::default()), StoreMetrics::unregistered()).unwrap();
         let mut committed = store.committed();
         store.append(vec![record("api", "sporadic")], Commit::Auto).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), committed.wait_for(|last| *last == Some(0)))

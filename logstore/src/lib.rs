@@ -3,7 +3,9 @@
 //! [`LogStore`] is the boundary the rest of the backend sees, so that another engine can stand
 //! in later; [`TantivyLogStore`] is the engine today.
 //!
-//! Not here: decoding of ingest bodies (see `ingest`), HTTP (see `routes`).
+//! A crate of its own: it carries tantivy's build time, and knows nothing of the backend
+//! (HTTP, SQL, configuration files); the backend hands it [`WriterOptions`] and the
+//! [`StoreMetrics`] it registers.
 
 mod collectors;
 mod histogram;
@@ -20,7 +22,32 @@ pub use schema::LogFields;
 pub use tantivy_store::{MAX_PARTITIONS_PER_BATCH, TantivyLogStore};
 pub use writer::WriterOptions;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use vigil_proto::{Commit, FieldValues, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, RecordId};
+
+/// What the store reports of itself; the handles share their values with the clones the
+/// caller registered.
+#[derive(Debug, Clone)]
+pub struct StoreMetrics {
+    /// Records made durable.
+    pub records_ingested: Counter,
+    pub commits: Counter,
+    pub commit_duration: Histogram,
+    pub wal_sync_duration: Histogram,
+}
+
+impl StoreMetrics {
+    /// Handles that no registry reads (tests, benchmarks).
+    pub fn unregistered() -> Self {
+        Self {
+            records_ingested: Counter::default(),
+            commits: Counter::default(),
+            commit_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            wal_sync_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 14)),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogStoreError {

@@ -43,7 +43,7 @@ pub struct WriterOptions {
 }
 use super::schema::LogFields;
 use super::wal::{Encoded, Replayed, Wal};
-use crate::telemetry::Metrics;
+use crate::StoreMetrics;
 
 /// Commands taken into one group at most.
 const MAX_COMMANDS_PER_GROUP: usize = 256;
@@ -88,7 +88,7 @@ pub struct Writer {
     options: WriterOptions,
     next_sequence: u64,
     committed: watch::Sender<Option<u64>>,
-    metrics: Arc<Metrics>,
+    metrics: StoreMetrics,
     /// Set when the index failed: acknowledged records stay in the write-ahead log for the
     /// next start, and nothing more is accepted.
     pub failed: Arc<OnceLock<TantivyError>>,
@@ -109,7 +109,7 @@ impl Writer {
         fields: LogFields,
         wal: Wal,
         options: WriterOptions,
-        metrics: Arc<Metrics>,
+        metrics: StoreMetrics,
     ) -> (Self, watch::Receiver<Option<u64>>) {
         let last = partitions.all().iter().filter_map(|(_, partition)| partition.last_sequence()).max();
         let (committed, committed_receiver) = watch::channel(last);
@@ -251,9 +251,9 @@ impl Writer {
             }
             return;
         }
-        self.metrics.log_wal_sync_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics.wal_sync_duration.observe(started.elapsed().as_secs_f64());
         self.next_sequence = sequence;
-        self.metrics.log_records_ingested.inc_by(sequence - first_sequence);
+        self.metrics.records_ingested.inc_by(sequence - first_sequence);
         self.uncommitted_since.get_or_insert_with(Instant::now);
         let mut staged = Vec::new();
         let mut sequence = first_sequence;
@@ -331,8 +331,8 @@ impl Writer {
                         partition.sequence_end.fetch_max(*sequence_end, Ordering::AcqRel);
                     }
                     self.committed.send_replace(self.next_sequence.checked_sub(1));
-                    self.metrics.log_commit_duration.observe(started.elapsed().as_secs_f64());
-                    self.metrics.log_commits.inc();
+                    self.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
+                    self.metrics.commits.inc();
                 }
             }
         }
