@@ -10,9 +10,12 @@
 use std::time::{Duration, Instant};
 
 use vigil_backend::config::Config;
-use vigil_backend::startup::Application;
 use vigil_proto::auth::Scope;
 use vigil_proto::paths;
+
+#[allow(dead_code)]
+#[path = "../tests/support/server.rs"]
+mod server;
 
 fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
     samples.sort();
@@ -45,11 +48,7 @@ where
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let data = tempfile::tempdir().unwrap();
-    let application = Application::build(Config::for_tests(data.path())).await.unwrap();
-    let port = application.port();
-    let state = application.state();
-    tokio::spawn(application.run_until_stopped(std::future::pending()));
-    let base = format!("http://127.0.0.1:{port}");
+    let server::Server { base, state, .. } = server::start(Config::for_tests(data.path())).await;
     let client = reqwest::Client::new();
     let login = serde_json::json!({"username": "admin", "password": Config::TEST_ADMIN_PASSWORD});
 

@@ -18,10 +18,13 @@ use tantivy::indexer::UserOperation;
 use tantivy::{Index, IndexWriter, TantivyDocument};
 use vigil_backend::config::Config;
 use vigil_backend::ingest::loki::messages::{EntryAdapter, ProtoTimestamp, PushRequest, StreamAdapter};
-use vigil_backend::startup::Application;
 use vigil_logstore::LogFields;
 use vigil_proto::auth::Scope;
 use vigil_proto::{Commit, LogQuery, LogRecord, Timestamp};
+
+#[allow(dead_code)]
+#[path = "../tests/support/server.rs"]
+mod server;
 
 const SERVICES: [&str; 10] =
     ["api", "checkout", "payments", "search", "auth", "cart", "catalog", "email", "worker", "gateway"];
@@ -316,12 +319,8 @@ async fn main() {
     if let Some(factor) = knob("VIGIL_BENCH_MERGE_FACTOR") {
         config.logs.merge_factor = factor as usize;
     }
-    let application = Application::build(config).await.unwrap();
-    let port = application.port();
-    let state = application.state();
-    tokio::spawn(application.run_until_stopped(std::future::pending()));
+    let server::Server { base, state, .. } = server::start(config).await;
     let token = state.auth.create_token("bench", Some(Scope::Admin), None, None).await.unwrap().0;
-    let base = format!("http://127.0.0.1:{port}");
 
     // 1. Ingest.
     let mut lines = Lines(0x9e3779b97f4a7c15);

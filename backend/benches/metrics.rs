@@ -9,12 +9,10 @@
 //!    through `GET /api/v1/metrics/query_range`: a typical chart (1 h at a 15 s step, 10
 //!    series of 241 points) and a heavy one (400 series).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_backend::config::Config;
-use vigil_backend::startup::Application;
 use vigil_proto::auth::Scope;
 use vigil_proto::paths;
 
@@ -23,18 +21,16 @@ const SERIES_PER_BATCH: usize = 1000;
 const SAMPLES_PER_SERIES: usize = 5;
 const BATCHES_PER_CLIENT: usize = 100;
 
-struct Prometheus(Child);
+// The tests' Prometheus launcher; the benchmark does not use its `query`.
+#[allow(dead_code)]
+#[path = "../tests/support/prometheus.rs"]
+mod prometheus;
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use prometheus::TestPrometheus;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+#[allow(dead_code)]
+#[path = "../tests/support/server.rs"]
+mod server;
 
 /// User plus system CPU time of this process.
 fn cpu_seconds() -> f64 {
@@ -54,36 +50,14 @@ fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let prometheus_port = free_port();
-    std::fs::write(dir.path().join("prometheus.yml"), "global:\n  scrape_interval: 15s\nscrape_configs: []\n").unwrap();
-    let _prometheus = Prometheus(
-        Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts (apt-get install prometheus)"),
-    );
-    let prometheus_url = format!("http://127.0.0.1:{prometheus_port}");
+    let prometheus = TestPrometheus::start("").await;
+    let prometheus_url = prometheus.address.clone();
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{prometheus_url}/-/ready")).send().await.map(|r| !r.status().is_success()).unwrap_or(true)
-    {
-        assert!(started.elapsed() < Duration::from_secs(60), "Prometheus did not become ready");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 
     let mut config = Config::for_tests(&dir.path().join("vigil"));
     config.metrics.prometheus_url = prometheus_url.clone();
-    let application = Application::build(config).await.unwrap();
-    let port = application.port();
-    let state = application.state();
-    tokio::spawn(application.run_until_stopped(std::future::pending()));
+    let server::Server { base, state, .. } = server::start(config).await;
     let token = Arc::new(state.auth.create_token("bench", Some(Scope::Admin), None, None).await.unwrap().0);
-    let base = format!("http://127.0.0.1:{port}");
 
     // 1. Remote write.
     let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;

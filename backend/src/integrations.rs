@@ -124,11 +124,7 @@ fn integration(row: &IntegrationRow) -> Result<Integration, IntegrationError> {
 /// Checks a write: names and secret names of letters, digits, `-`, `_` and `.`, a known kind,
 /// secrets of at most 8 KiB.
 pub fn validate(write: &IntegrationWrite) -> Result<IntegrationKind, IntegrationError> {
-    let identifier = |text: &str| {
-        !text.is_empty()
-            && text.len() <= 64
-            && text.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character))
-    };
+    let identifier = vigil_proto::names::is_plain_name;
     let invalid = |message: String| Err(IntegrationError::Invalid(message));
     if !identifier(&write.name) {
         return invalid("name must be 1 to 64 letters, digits, '-', '_' and '.'".to_owned());

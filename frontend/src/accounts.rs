@@ -8,11 +8,6 @@ use crate::error::UiError;
 use vigil_proto::auth::{AuditPage, CreatedToken, SessionInfo, SsoStatus, TokenInfo, User};
 
 #[cfg(feature = "ssr")]
-fn api_error(error: vigil_proto::ApiError) -> UiError {
-    UiError(error)
-}
-
-#[cfg(feature = "ssr")]
 fn parse_role(role: &str) -> Result<vigil_proto::auth::Role, UiError> {
     role.parse().map_err(UiError::invalid)
 }
@@ -29,7 +24,7 @@ fn expires_in(days: &str) -> Result<Option<u32>, UiError> {
 #[server(prefix = "/ui/fn/account", endpoint = "session")]
 pub async fn current_session() -> Result<SessionInfo, UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.session(&request).await.map_err(api_error)
+    crate::services::services()?.session(&request).await.map_err(UiError::from)
 }
 
 /// Changes the signed-in user's password; every other session of theirs ends.
@@ -37,7 +32,7 @@ pub async fn current_session() -> Result<SessionInfo, UiError> {
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), UiError> {
     let request = crate::services::request()?;
     let change = vigil_proto::auth::PasswordChange { current_password, new_password };
-    let cookie = crate::services::services()?.change_password(&request, change).await.map_err(api_error)?;
+    let cookie = crate::services::services()?.change_password(&request, change).await.map_err(UiError::from)?;
     let response = expect_context::<leptos_axum::ResponseOptions>();
     let cookie = http::HeaderValue::from_str(&cookie).map_err(UiError::internal)?;
     response.append_header(http::header::SET_COOKIE, cookie);
@@ -47,26 +42,26 @@ pub async fn change_password(current_password: String, new_password: String) -> 
 #[server(prefix = "/ui/fn/account", endpoint = "tokens")]
 pub async fn my_tokens() -> Result<Vec<TokenInfo>, UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.tokens(&request, true).await.map_err(api_error)
+    crate::services::services()?.tokens(&request, true).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/account", endpoint = "create_token")]
 pub async fn create_my_token(name: String, expires_in_days: String) -> Result<CreatedToken, UiError> {
     let request = crate::services::request()?;
     let token = vigil_proto::auth::NewToken { name, scope: None, expires_in_days: expires_in(&expires_in_days)? };
-    crate::services::services()?.create_token(&request, token, true).await.map_err(api_error)
+    crate::services::services()?.create_token(&request, token, true).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/account", endpoint = "revoke_token")]
 pub async fn revoke_my_token(id: i64) -> Result<(), UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.revoke_token(&request, id, true).await.map_err(api_error)
+    crate::services::services()?.revoke_token(&request, id, true).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/admin", endpoint = "users")]
 pub async fn list_users() -> Result<Vec<User>, UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.users(&request).await.map_err(api_error)
+    crate::services::services()?.users(&request).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/admin", endpoint = "create_user")]
@@ -79,7 +74,7 @@ pub async fn create_user(
     let request = crate::services::request()?;
     let password = (!password.is_empty()).then_some(password);
     let user = vigil_proto::auth::NewUser { username, display_name, role: parse_role(&role)?, password };
-    crate::services::services()?.create_user(&request, user).await.map_err(api_error)
+    crate::services::services()?.create_user(&request, user).await.map_err(UiError::from)
 }
 
 /// Changes a user's role (`role` not empty) and whether they are disabled.
@@ -88,13 +83,13 @@ pub async fn update_user(id: i64, role: String, disabled: Option<bool>) -> Resul
     let request = crate::services::request()?;
     let role = if role.is_empty() { None } else { Some(parse_role(&role)?) };
     let update = vigil_proto::auth::UserUpdate { role, disabled, ..Default::default() };
-    crate::services::services()?.update_user(&request, id, update).await.map_err(api_error)
+    crate::services::services()?.update_user(&request, id, update).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/admin", endpoint = "tokens")]
 pub async fn list_tokens() -> Result<Vec<TokenInfo>, UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.tokens(&request, false).await.map_err(api_error)
+    crate::services::services()?.tokens(&request, false).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/admin", endpoint = "create_token")]
@@ -107,13 +102,13 @@ pub async fn create_service_token(
     let scope = scope.parse().map_err(UiError::invalid)?;
     let token =
         vigil_proto::auth::NewToken { name, scope: Some(scope), expires_in_days: expires_in(&expires_in_days)? };
-    crate::services::services()?.create_token(&request, token, false).await.map_err(api_error)
+    crate::services::services()?.create_token(&request, token, false).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/admin", endpoint = "revoke_token")]
 pub async fn revoke_token(id: i64) -> Result<(), UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.revoke_token(&request, id, false).await.map_err(api_error)
+    crate::services::services()?.revoke_token(&request, id, false).await.map_err(UiError::from)
 }
 
 /// The audit log, newest first, filtered by actor and action (a prefix when it ends in `.`).
@@ -127,19 +122,19 @@ pub async fn audit_log(actor: String, action: String, before: Option<i64>) -> Re
         limit: Some(50),
         ..Default::default()
     };
-    crate::services::services()?.audit(&request, query).await.map_err(api_error)
+    crate::services::services()?.audit(&request, query).await.map_err(UiError::from)
 }
 
 /// Whether the login page offers single sign-on.
 #[server(prefix = "/ui/fn/public", endpoint = "sso")]
 pub async fn sso_button() -> Result<SsoStatus, UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.sso_status(&request, false).await.map_err(api_error)
+    crate::services::services()?.sso_status(&request, false).await.map_err(UiError::from)
 }
 
 /// Single sign-on's configuration and whether the provider answers.
 #[server(prefix = "/ui/fn/admin", endpoint = "sso")]
 pub async fn sso_settings() -> Result<SsoStatus, UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.sso_status(&request, true).await.map_err(api_error)
+    crate::services::services()?.sso_status(&request, true).await.map_err(UiError::from)
 }

@@ -32,11 +32,6 @@ mod time_range {
     }
 }
 
-#[cfg(feature = "ssr")]
-fn api_error(error: vigil_proto::ApiError) -> UiError {
-    UiError(error)
-}
-
 /// One page of records, newest first; `cursor` (a record id) continues a previous page.
 #[server(prefix = "/ui/fn/read", endpoint = "search_logs")]
 pub async fn search_logs(
@@ -55,7 +50,7 @@ pub async fn search_logs(
     };
     let limit = Some(limit.clamp(1, vigil_proto::LogQuery::MAX_LIMIT));
     let query = vigil_proto::LogQuery { q, start, end, limit, cursor };
-    crate::services::services()?.search_logs(query).await.map_err(api_error)
+    crate::services::services()?.search_logs(query).await.map_err(UiError::from)
 }
 
 /// Matching records per time bucket and level, over the page's range (ending now when open).
@@ -63,7 +58,7 @@ pub async fn search_logs(
 pub async fn fetch_histogram(q: String, range: String, start: String, end: String) -> Result<LogHistogram, UiError> {
     let (start, end) = time_range::resolve(&range, &start, &end)?;
     let query = vigil_proto::HistogramQuery { q, start, end, interval: None };
-    crate::services::services()?.log_histogram(query).await.map_err(api_error)
+    crate::services::services()?.log_histogram(query).await.map_err(UiError::from)
 }
 
 /// The lines around record `id` from the same service and host.
@@ -71,5 +66,5 @@ pub async fn fetch_histogram(q: String, range: String, start: String, end: Strin
 pub async fn fetch_context(id: String) -> Result<LogContext, UiError> {
     let id = id.parse().map_err(|error: vigil_proto::ParseRecordIdError| UiError::invalid(error))?;
     let query = vigil_proto::ContextQuery { id, before: Some(5), after: Some(5) };
-    crate::services::services()?.log_context(query).await.map_err(api_error)
+    crate::services::services()?.log_context(query).await.map_err(UiError::from)
 }

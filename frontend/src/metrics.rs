@@ -7,11 +7,6 @@ use leptos::prelude::*;
 use crate::error::UiError;
 use vigil_proto::metrics::QueryResult;
 
-#[cfg(feature = "ssr")]
-fn api_error(error: vigil_proto::ApiError) -> UiError {
-    UiError(error)
-}
-
 /// A range query over the page's time range.
 #[server(prefix = "/ui/fn/read", endpoint = "metrics_range")]
 pub async fn metrics_range(q: String, range: String, start: String, end: String) -> Result<QueryResult, UiError> {
@@ -39,47 +34,47 @@ pub async fn metrics_range(q: String, range: String, start: String, end: String)
             (start.unwrap_or(end - 3600.0), end)
         }
     };
-    crate::services::services()?.query_range(q, start, end, None).await.map_err(api_error)
+    crate::services::services()?.query_range(q, start, end, None).await.map_err(UiError::from)
 }
 
 /// An instant query (stat and table panels).
 #[server(prefix = "/ui/fn/read", endpoint = "metrics_instant")]
 pub async fn metrics_instant(q: String) -> Result<QueryResult, UiError> {
-    crate::services::services()?.query_instant(q).await.map_err(api_error)
+    crate::services::services()?.query_instant(q).await.map_err(UiError::from)
 }
 
 /// The values a dashboard variable offers.
 #[server(prefix = "/ui/fn/read", endpoint = "variable_values")]
 pub async fn variable_values(label: String, selector: String) -> Result<Vec<String>, UiError> {
-    crate::services::services()?.label_values_matching(label, selector).await.map_err(api_error)
+    crate::services::services()?.label_values_matching(label, selector).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/read", endpoint = "dashboards")]
 pub async fn list_dashboards() -> Result<Vec<vigil_proto::dashboards::DashboardSummary>, UiError> {
-    crate::services::services()?.dashboards().await.map_err(api_error)
+    crate::services::services()?.dashboards().await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/read", endpoint = "dashboard")]
 pub async fn fetch_dashboard(uid: String) -> Result<vigil_proto::dashboards::DashboardSpec, UiError> {
-    crate::services::services()?.dashboard(uid).await.map_err(api_error)
+    crate::services::services()?.dashboard(uid).await.map_err(UiError::from)
 }
 
 /// The Overview page: every service's rate, errors, latency and log errors.
 #[server(prefix = "/ui/fn/read", endpoint = "overview")]
 pub async fn overview() -> Result<Vec<vigil_proto::dashboards::ServiceHealth>, UiError> {
-    crate::services::services()?.overview().await.map_err(api_error)
+    crate::services::services()?.overview().await.map_err(UiError::from)
 }
 
 /// The Agents page: every agent that reported, with its state.
 #[server(prefix = "/ui/fn/read", endpoint = "agents")]
 pub async fn list_agents() -> Result<Vec<vigil_proto::agents::AgentStatus>, UiError> {
-    crate::services::services()?.agents().await.map_err(api_error)
+    crate::services::services()?.agents().await.map_err(UiError::from)
 }
 
 /// A stored dashboard with its version, for the editor.
 #[server(prefix = "/ui/fn/read", endpoint = "stored_dashboard")]
 pub async fn stored_dashboard(uid: String) -> Result<vigil_proto::dashboards::Dashboard, UiError> {
-    crate::services::services()?.stored_dashboard(uid).await.map_err(api_error)
+    crate::services::services()?.stored_dashboard(uid).await.map_err(UiError::from)
 }
 
 /// Saves the editor's spec (JSON): a new dashboard when `uid` is empty, else a new version of
@@ -94,19 +89,19 @@ pub async fn save_dashboard(
     let spec: vigil_proto::dashboards::DashboardSpec =
         serde_json::from_str(&spec).map_err(|error| UiError::invalid(format!("invalid dashboard: {error}")))?;
     let uid = (!uid.is_empty()).then_some(uid);
-    crate::services::services()?.save_dashboard(&request, uid, version, spec).await.map_err(api_error)
+    crate::services::services()?.save_dashboard(&request, uid, version, spec).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/deploy", endpoint = "delete_dashboard")]
 pub async fn delete_dashboard(uid: String) -> Result<(), UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.delete_dashboard(&request, uid).await.map_err(api_error)
+    crate::services::services()?.delete_dashboard(&request, uid).await.map_err(UiError::from)
 }
 
 #[server(prefix = "/ui/fn/deploy", endpoint = "duplicate_dashboard")]
 pub async fn duplicate_dashboard(uid: String) -> Result<vigil_proto::dashboards::Dashboard, UiError> {
     let request = crate::services::request()?;
-    crate::services::services()?.duplicate_dashboard(&request, uid).await.map_err(api_error)
+    crate::services::services()?.duplicate_dashboard(&request, uid).await.map_err(UiError::from)
 }
 
 /// Imports an exported dashboard (its JSON as pasted); `overwrite` replaces one with its uid.
@@ -119,7 +114,7 @@ pub async fn import_dashboard(
     let document: vigil_proto::dashboards::DashboardExport = serde_json::from_str(&document)
         .map_err(|error| UiError::invalid(format!("not an exported dashboard: {error}")))?;
     let overwrite = overwrite.is_some_and(|value| !value.is_empty() && value != "false");
-    crate::services::services()?.import_dashboard(&request, document, overwrite).await.map_err(api_error)
+    crate::services::services()?.import_dashboard(&request, document, overwrite).await.map_err(UiError::from)
 }
 
 /// What may complete the PromQL box: metric names and functions (`kind` "metric"), the label
@@ -131,13 +126,13 @@ pub async fn promql_candidates(kind: String, metric: String, label: String) -> R
         "label" => services
             .label_names(metric)
             .await
-            .map_err(api_error)?
+            .map_err(UiError::from)?
             .into_iter()
             .filter(|name| name != "__name__")
             .collect(),
-        "value" => services.label_values_matching(label, metric).await.map_err(api_error)?,
+        "value" => services.label_values_matching(label, metric).await.map_err(UiError::from)?,
         _ => {
-            let mut names = services.label_values("__name__".to_owned()).await.map_err(api_error)?;
+            let mut names = services.label_values("__name__".to_owned()).await.map_err(UiError::from)?;
             names.extend(crate::promql::FUNCTIONS.iter().map(|function| (*function).to_owned()));
             names
         }

@@ -20,6 +20,12 @@ fn follows(name: &str, punctuation: &str) -> bool {
         && name.chars().all(|character| character.is_ascii_alphanumeric() || punctuation.contains(character))
 }
 
+/// Whether `name` is 1 to 64 of letters, digits, `-`, `_` and `.`: the names of tokens,
+/// integrations and their secrets.
+pub fn is_plain_name(name: &str) -> bool {
+    follows(name, "-_.")
+}
+
 /// A user name: 1 to 64 of letters, digits, `-`, `_`, `.` and `@`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserName(String);
@@ -40,7 +46,7 @@ pub struct TokenName(String);
 
 impl TokenName {
     pub fn parse(name: &str) -> Result<Self, NameError> {
-        if follows(name, "-_.") { Ok(Self(name.to_owned())) } else { Err(NameError::Token(name.to_owned())) }
+        if is_plain_name(name) { Ok(Self(name.to_owned())) } else { Err(NameError::Token(name.to_owned())) }
     }
 
     pub fn as_str(&self) -> &str {

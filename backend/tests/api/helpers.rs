@@ -8,7 +8,6 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 use vigil_backend::config::{Config, Secret};
-use vigil_backend::startup::Application;
 use vigil_backend::state::AppState;
 use vigil_proto::auth::{NewUser, Role, Scope, SessionInfo};
 use vigil_proto::{LogPage, LogRecord, paths};
@@ -74,18 +73,15 @@ pub async fn restart_app_with(data_dir: &Path, configure: impl FnOnce(&mut Confi
 }
 
 async fn start(config: Config, data_dir: PathBuf, temp: Option<TempDir>) -> TestApp {
-    let application = Application::build(config).await.expect("application builds");
-    let port = application.port();
-    let state = application.state();
-    let shutdown = application.shutdown_token();
-    let server = tokio::spawn(application.run_until_stopped(std::future::pending()));
+    let crate::server::Server { port, base: address, state, shutdown, task: server } =
+        crate::server::start(config).await;
     // Unique even when a test restarts a server on the same port and data.
     static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ingest_token = service_token(&state, &format!("ingest-{port}-{start}"), Scope::Ingest).await;
     let read_token = service_token(&state, &format!("read-{port}-{start}"), Scope::Read).await;
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address,
         port,
         // Redirects are part of what is tested (pages send anonymous browsers to sign in).
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),

@@ -5,7 +5,10 @@ mod browser;
 mod helpers;
 mod oidc_provider;
 mod postgres;
+#[path = "../support/prometheus.rs"]
 mod prometheus;
+#[path = "../support/server.rs"]
+mod server;
 
 mod access;
 mod agent;

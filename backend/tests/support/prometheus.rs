@@ -1,13 +1,13 @@
-//! A real Prometheus (the Debian package's binary) for the tests that need one: its own
-//! configuration and data directory, on a free loopback port, killed when dropped.
+//! A real Prometheus (the Debian package's binary) for the tests and benchmarks that need
+//! one: its own configuration and data directory, on a free loopback port, killed when
+//! dropped. Included by `tests/api/` and `benches/metrics.rs` alike (`#[path]`), so it uses
+//! nothing of either.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
-
-use crate::helpers::{eventually, free_port};
 
 const BINARY: &str = "/usr/bin/prometheus";
 
@@ -32,7 +32,7 @@ impl TestPrometheus {
             format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"),
         )
         .unwrap();
-        let port = free_port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = tokio::process::Command::new(BINARY)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
@@ -46,12 +46,15 @@ impl TestPrometheus {
         let prometheus = Self { address: format!("http://127.0.0.1:{port}"), _child: child, _dir: dir };
         let client = reqwest::Client::new();
         let ready = format!("{}/-/ready", prometheus.address);
-        eventually(60, "Prometheus to be ready", || {
-            let request = client.get(&ready).timeout(Duration::from_secs(2)).send();
-            async move { request.await.ok().filter(|response| response.status().is_success()) }
-        })
-        .await;
-        prometheus
+        let started = Instant::now();
+        loop {
+            let answer = client.get(&ready).timeout(Duration::from_secs(2)).send().await;
+            if answer.is_ok_and(|response| response.status().is_success()) {
+                return prometheus;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "Prometheus was not ready within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Runs an instant PromQL query; returns Prometheus' `data.result` array.
