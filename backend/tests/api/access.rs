@@ -2,6 +2,8 @@
 //! for anonymous callers, each role's session, a personal token and each token scope. The
 //! routes come from the router's own access table, so a route added later is walked too.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use vigil_backend::auth::Access;
 use vigil_backend::startup::router_with_policy;
@@ -168,7 +170,23 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
             if let Some((_, token)) = identities.tokens.iter().find(|(candidate, _)| *candidate == who) {
                 request = request.bearer_auth(token);
             }
-            let response = request.send().await.unwrap();
+            // Every answer comes at once; one that does not come within 30 s is reported and
+            // the request sent again once on a new connection, so that a stalled connection
+            // names its route instead of holding the suite until CI's limit.
+            let retry = request.try_clone().expect("a request without a streamed body");
+            let response = match tokio::time::timeout(Duration::from_secs(30), request.send()).await {
+                Ok(response) => response.unwrap(),
+                Err(_) => {
+                    eprintln!("{} {path} for {who:?}: no answer within 30 s; sent again", route.method);
+                    let fresh = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+                    let (_, retried) = retry.build_split();
+                    let retried = retried.unwrap();
+                    tokio::time::timeout(Duration::from_secs(30), fresh.execute(retried))
+                        .await
+                        .unwrap_or_else(|_| panic!("{} {path} for {who:?}: no answer twice", route.method))
+                        .unwrap()
+                }
+            };
             let status = response.status().as_u16();
             let location = response.headers().get("location").and_then(|value| value.to_str().ok()).unwrap_or("");
             let sent_to_login = status == 303 && location.starts_with("/login?next=");
