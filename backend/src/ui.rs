@@ -54,13 +54,9 @@ fn caller_with(request: &Parts, access: Access) -> Result<(&Caller, ClientInfo),
     }
 }
 
-fn api(error: HttpError) -> ApiError {
-    error.api_error().clone()
-}
-
 /// A domain's error as the wire's, through the one mapping to HTTP.
 fn domain(error: impl Into<HttpError>) -> ApiError {
-    api(error.into())
+    error.into().api_error().clone()
 }
 
 #[async_trait::async_trait]

@@ -179,6 +179,23 @@ async fn integration_secrets_open_only_with_the_configured_key() {
     assert_eq!(app.state.secrets.open("integration/smtp/password", &sealed["password"]).unwrap(), "p@ss-w0rd");
     let other = SecretBox::from_key(&[9; 32]).unwrap();
     assert!(other.open("integration/smtp/password", &sealed["password"]).is_err());
+    // What notifiers and providers call: the clear secret by name, none for a name not set.
+    use vigil_backend::integrations::open_secret;
+    assert_eq!(open_secret(&app.state.secrets, &row, "password").unwrap().as_deref(), Some("p@ss-w0rd"));
+    assert_eq!(open_secret(&app.state.secrets, &row, "token").unwrap(), None);
+    assert!(open_secret(&other, &row, "password").is_err());
+    // A kind Vigil does not talk to is refused, naming the kinds, and nothing is stored.
+    let unknown = app
+        .with_session(Method::POST, paths::INTEGRATIONS, &admin)
+        .json(&json!({"name": "ops", "kind": "carrier-pigeon", "settings": {}, "secrets": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+    let unknown: Value = unknown.json().await.unwrap();
+    assert_eq!(unknown["code"], "invalid_parameter");
+    assert!(unknown["message"].as_str().unwrap().contains("is not one of webhook, slack"), "{unknown}");
+    assert_eq!(app.state.database.integrations().await.unwrap().len(), 1);
     // Integrations are administration: viewers and read tokens neither see nor write them.
     let viewer = app.user_session("vic", vigil_proto::auth::Role::Viewer).await;
     let listed = app.with_session(Method::GET, paths::INTEGRATIONS, &viewer).send().await.unwrap();
