@@ -2,7 +2,7 @@
 //!
 //! A buffer is a directory of segment files named after the sequence number of their first
 //! entry (`00000000000000000001.seg`), each a run of frames `[length u32][crc32 u32][payload]`,
-//! and a [`Checkpoint`] holding the last acknowledged sequence number and the file positions
+//! and a checkpoint (`checkpoint.json`) holding the last acknowledged sequence number and the file positions
 //! the acknowledged batches reach. Sources push batches ([`Buffer::push_blocking`]); one
 //! shipper reads them in order ([`Buffer::next`]) and acknowledges them ([`Buffer::ack`]),
 //! which advances the checkpoint; segments whose entries are all acknowledged are deleted.
@@ -24,14 +24,48 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use anyhow::Context;
 use serde::Deserialize;
 
-use crate::checkpoint::{Checkpoint, CheckpointV1, Positions, merge};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointV1, Positions, merge};
+use crate::error_chain::ErrorChain;
 
 const FRAME_HEADER: usize = 8;
 const CHECKPOINT_FILE: &str = "checkpoint.json";
 const SEGMENT_EXTENSION: &str = "seg";
+
+/// Why the disk buffer cannot open, store a batch or read one back.
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    #[error("cannot create buffer directory {}", .path.display())]
+    CreateDirectory { path: PathBuf, source: std::io::Error },
+    #[error("cannot read buffer directory {}", .path.display())]
+    ReadDirectory { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("cannot open disk buffer segment {}", .path.display())]
+    OpenSegment { path: PathBuf, source: std::io::Error },
+    #[error("cannot create disk buffer segment {}", .path.display())]
+    CreateSegment { path: PathBuf, source: std::io::Error },
+    #[error("cannot read disk buffer segment {}", .path.display())]
+    ReadSegment { path: PathBuf, source: std::io::Error },
+    #[error("cannot write to the disk buffer (segment {})", .path.display())]
+    WriteSegment { path: PathBuf, source: std::io::Error },
+    #[error("cannot flush a disk buffer segment ({})", .path.display())]
+    FlushSegment { path: PathBuf, source: std::io::Error },
+    /// The damaged end of the last segment could not be cut off.
+    #[error("cannot cut the damaged end off disk buffer segment {}", .path.display())]
+    TruncateSegment { path: PathBuf, source: std::io::Error },
+    #[error("checksum mismatch in disk buffer segment {} at offset {offset}", .path.display())]
+    ChecksumMismatch { path: PathBuf, offset: u64 },
+    #[error("undecodable frame in disk buffer segment {} at offset {offset}", .path.display())]
+    UndecodableFrame { path: PathBuf, offset: u64 },
+    #[error("cannot encode the file positions of a batch")]
+    EncodePositions(#[source] serde_json::Error),
+    #[error("batch too large for the buffer ({bytes} bytes)")]
+    BatchTooLarge { bytes: usize },
+    #[error("the read of a buffered batch did not finish")]
+    ReadTask(#[from] tokio::task::JoinError),
+}
 
 /// What a full buffer does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -94,6 +128,7 @@ struct State {
 
 struct Writer {
     first_seq: u64,
+    path: PathBuf,
     file: File,
     length: u64,
 }
@@ -112,16 +147,17 @@ struct Entry {
 
 impl Buffer {
     /// Opens (or creates) the buffer in `directory`, recovering what a previous run left.
-    pub fn open(directory: &Path, max_bytes: u64, when_full: WhenFull) -> anyhow::Result<Self> {
+    pub fn open(directory: &Path, max_bytes: u64, when_full: WhenFull) -> Result<Self, BufferError> {
         std::fs::create_dir_all(directory)
-            .with_context(|| format!("cannot create buffer directory {}", directory.display()))?;
+            .map_err(|source| BufferError::CreateDirectory { path: directory.to_owned(), source })?;
         let checkpoint = Checkpoint::load(&directory.join(CHECKPOINT_FILE))?;
         let resumed = checkpoint.is_some();
         let CheckpointV1 { acked_seq, files } = checkpoint.unwrap_or_default();
         let stats = BufferStats::default();
         let mut segments = BTreeMap::new();
-        for item in std::fs::read_dir(directory)? {
-            let path = item?.path();
+        let unreadable = |source| BufferError::ReadDirectory { path: directory.to_owned(), source };
+        for item in std::fs::read_dir(directory).map_err(unreadable)? {
+            let path = item.map_err(unreadable)?.path();
             if path.extension().is_some_and(|extension| extension == SEGMENT_EXTENSION)
                 && let Some(first_seq) = path.file_stem().and_then(|stem| stem.to_str()?.parse::<u64>().ok())
             {
@@ -201,7 +237,7 @@ impl Buffer {
     /// Appends a batch (already compressed) of `records` records that takes the file sources
     /// to `positions`. Blocks while the buffer is full and `when_full` is `block`; returns
     /// `false` when the buffer was closed meanwhile (the batch is not stored).
-    pub fn push_blocking(&self, records: u32, body: &[u8], positions: Positions) -> anyhow::Result<bool> {
+    pub fn push_blocking(&self, records: u32, body: &[u8], positions: Positions) -> Result<bool, BufferError> {
         // Encoded before taking the lock: sources wait on each other only for the write.
         let frame = encode_frame(records, body, &positions)?;
         let length = frame.len() as u64;
@@ -231,7 +267,10 @@ impl Buffer {
         let seq = state.next_seq;
         let writer = self.writer(&mut state, seq)?;
         let offset = writer.length;
-        writer.file.write_all(&frame).context("cannot write to the disk buffer")?;
+        writer
+            .file
+            .write_all(&frame)
+            .map_err(|source| BufferError::WriteSegment { path: writer.path.clone(), source })?;
         writer.length += frame.len() as u64;
         let segment = writer.first_seq;
         state.next_seq += 1;
@@ -243,10 +282,10 @@ impl Buffer {
     }
 
     /// The writer for entry `seq`, rolling to a new segment when the current one is full.
-    fn writer<'a>(&self, state: &'a mut State, seq: u64) -> anyhow::Result<&'a mut Writer> {
+    fn writer<'a>(&self, state: &'a mut State, seq: u64) -> Result<&'a mut Writer, BufferError> {
         if state.writer.as_ref().is_some_and(|writer| writer.length >= self.segment_bytes) {
             if let Some(full) = state.writer.take() {
-                full.file.sync_data().context("cannot flush a disk buffer segment")?;
+                full.file.sync_data().map_err(|source| BufferError::FlushSegment { path: full.path, source })?;
             }
             self.delete_acknowledged_segments(state);
         }
@@ -257,9 +296,9 @@ impl Buffer {
                 .truncate(true)
                 .write(true)
                 .open(&path)
-                .with_context(|| format!("cannot create disk buffer segment {}", path.display()))?;
-            state.segments.insert(seq, path);
-            state.writer = Some(Writer { first_seq: seq, file, length: 0 });
+                .map_err(|source| BufferError::CreateSegment { path: path.clone(), source })?;
+            state.segments.insert(seq, path.clone());
+            state.writer = Some(Writer { first_seq: seq, path, file, length: 0 });
         }
         Ok(state.writer.as_mut().expect("a writer was just made"))
     }
@@ -284,10 +323,10 @@ impl Buffer {
                     Ok(body) => return Some(Pending { seq: entry.seq, records: entry.records, body }),
                     // Dropped (its segment deleted) while it was looked up: take the next one.
                     Err(error) if self.lock().acked_seq >= entry.seq => {
-                        tracing::debug!(error = %error, "buffered batch dropped before it was sent");
+                        tracing::debug!(error = %ErrorChain(&error), "buffered batch dropped before it was sent");
                     }
                     Err(error) => {
-                        tracing::error!(seq = entry.seq, error = %error, "cannot read a buffered batch, skipped");
+                        tracing::error!(seq = entry.seq, error = %ErrorChain(&error), "cannot read a buffered batch, skipped");
                         self.ack(entry.seq);
                     }
                 },
@@ -309,7 +348,7 @@ impl Buffer {
         self.room.notify_all();
         let _guard = self.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Err(error) = snapshot.store(&self.directory.join(CHECKPOINT_FILE)) {
-            tracing::error!(error = %format!("{error:#}"), "cannot store the checkpoint");
+            tracing::error!(error = %ErrorChain(&error), "cannot store the checkpoint");
         }
     }
 
@@ -365,11 +404,13 @@ impl Buffer {
 }
 
 /// `[length][crc32][records u32][positions length u32][positions JSON][body]`.
-fn encode_frame(records: u32, body: &[u8], positions: &Positions) -> anyhow::Result<Vec<u8>> {
-    let positions = serde_json::to_vec(positions)?;
+fn encode_frame(records: u32, body: &[u8], positions: &Positions) -> Result<Vec<u8>, BufferError> {
+    let positions = serde_json::to_vec(positions).map_err(BufferError::EncodePositions)?;
     let payload_length = 8 + positions.len() + body.len();
+    let encoded_length =
+        u32::try_from(payload_length).map_err(|_| BufferError::BatchTooLarge { bytes: payload_length })?;
     let mut frame = Vec::with_capacity(FRAME_HEADER + payload_length);
-    frame.extend_from_slice(&u32::try_from(payload_length).context("batch too large for the buffer")?.to_le_bytes());
+    frame.extend_from_slice(&encoded_length.to_le_bytes());
     frame.extend_from_slice(&[0; 4]);
     frame.extend_from_slice(&records.to_le_bytes());
     frame.extend_from_slice(&(positions.len() as u32).to_le_bytes());
@@ -389,30 +430,34 @@ fn decode_payload(payload: &[u8]) -> Option<(u32, Positions, usize)> {
 }
 
 /// [`read_frame`] on the blocking pool: a batch can be megabytes of disk reads.
-async fn read_off_runtime(path: PathBuf, offset: u64, length: u64) -> anyhow::Result<Vec<u8>> {
+async fn read_off_runtime(path: PathBuf, offset: u64, length: u64) -> Result<Vec<u8>, BufferError> {
     tokio::task::spawn_blocking(move || read_frame(&path, offset, length)).await?
 }
 
-fn read_frame(path: &Path, offset: u64, length: u64) -> anyhow::Result<Vec<u8>> {
-    let file = File::open(path)?;
+fn read_frame(path: &Path, offset: u64, length: u64) -> Result<Vec<u8>, BufferError> {
+    let unreadable = |source| BufferError::ReadSegment { path: path.to_owned(), source };
+    let file = File::open(path).map_err(unreadable)?;
     let mut frame = vec![0; length as usize];
-    file.read_exact_at(&mut frame, offset)?;
-    let crc = u32::from_le_bytes(frame[4..8].try_into()?);
-    anyhow::ensure!(crc32fast::hash(&frame[FRAME_HEADER..]) == crc, "checksum mismatch");
-    let (_, _, body_offset) = decode_payload(&frame[FRAME_HEADER..]).context("undecodable frame")?;
+    file.read_exact_at(&mut frame, offset).map_err(unreadable)?;
+    let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    if crc32fast::hash(&frame[FRAME_HEADER..]) != crc {
+        return Err(BufferError::ChecksumMismatch { path: path.to_owned(), offset });
+    }
+    let (_, _, body_offset) = decode_payload(&frame[FRAME_HEADER..])
+        .ok_or_else(|| BufferError::UndecodableFrame { path: path.to_owned(), offset })?;
     Ok(frame.split_off(FRAME_HEADER + body_offset))
 }
 
 /// The entries of one segment and whether it ended in a damaged frame. A damaged tail of the
 /// last segment (a write cut by a crash) is cut off the file.
-fn scan_segment(path: &Path, first_seq: u64, last: bool) -> anyhow::Result<(Vec<Entry>, bool)> {
+fn scan_segment(path: &Path, first_seq: u64, last: bool) -> Result<(Vec<Entry>, bool), BufferError> {
     let mut file = File::options()
         .read(true)
         .write(last)
         .open(path)
-        .with_context(|| format!("cannot open disk buffer segment {}", path.display()))?;
+        .map_err(|source| BufferError::OpenSegment { path: path.to_owned(), source })?;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    file.read_to_end(&mut bytes).map_err(|source| BufferError::ReadSegment { path: path.to_owned(), source })?;
     let mut entries = Vec::new();
     let mut offset = 0usize;
     let mut damaged = false;
@@ -442,8 +487,9 @@ fn scan_segment(path: &Path, first_seq: u64, last: bool) -> anyhow::Result<(Vec<
         offset += FRAME_HEADER + length;
     }
     if damaged && last {
-        file.set_len(offset as u64)?;
-        file.seek(SeekFrom::End(0))?;
+        let cut = |source| BufferError::TruncateSegment { path: path.to_owned(), source };
+        file.set_len(offset as u64).map_err(cut)?;
+        file.seek(SeekFrom::End(0)).map_err(cut)?;
     }
     Ok((entries, damaged))
 }

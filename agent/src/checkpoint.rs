@@ -10,8 +10,29 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+/// Why a checkpoint cannot be read or stored.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot read checkpoint {}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint {} is not a checkpoint this agent reads", .path.display())]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("cannot write checkpoint {}", .path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot encode checkpoint")]
+    Encode(#[source] serde_json::Error),
+    #[error("cannot flush checkpoint {}", .path.display())]
+    Flush { path: PathBuf, source: std::io::Error },
+    #[error("cannot replace checkpoint {}", .path.display())]
+    Replace { path: PathBuf, source: std::io::Error },
+}
+
+/// A checkpoint's file key that is not a fingerprint (16 hexadecimal digits).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a file fingerprint")]
+pub struct ParseFingerprintError(String);
 
 /// A file's identity: a hash of its first line (at most [`FINGERPRINT_BYTES`] bytes), so that
 /// a file keeps its identity when it is renamed and loses it when its content is replaced.
@@ -49,10 +70,10 @@ impl From<Fingerprint> for String {
 }
 
 impl TryFrom<String> for Fingerprint {
-    type Error = String;
+    type Error = ParseFingerprintError;
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
-        u64::from_str_radix(&text, 16).map(Self).map_err(|_| format!("{text:?} is not a file fingerprint"))
+        u64::from_str_radix(&text, 16).map(Self).map_err(|_| ParseFingerprintError(text))
     }
 }
 
@@ -96,28 +117,28 @@ pub struct CheckpointV1 {
 
 impl Checkpoint {
     /// The checkpoint stored at `path`; `None` when there is none yet.
-    pub fn load(path: &Path) -> anyhow::Result<Option<CheckpointV1>> {
+    pub fn load(path: &Path) -> Result<Option<CheckpointV1>, CheckpointError> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error).with_context(|| format!("cannot read checkpoint {}", path.display())),
+            Err(source) => return Err(CheckpointError::Read { path: path.to_owned(), source }),
         };
         let checkpoint: Self = serde_json::from_slice(&bytes)
-            .with_context(|| format!("checkpoint {} is not a checkpoint this agent reads", path.display()))?;
+            .map_err(|source| CheckpointError::Parse { path: path.to_owned(), source })?;
         match checkpoint {
             Self::V1(v1) => Ok(Some(v1)),
         }
     }
 
     /// Replaces the checkpoint at `path` atomically.
-    pub fn store(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn store(&self, path: &Path) -> Result<(), CheckpointError> {
         let temporary = path.with_extension("json.tmp");
         let mut file = std::fs::File::create(&temporary)
-            .with_context(|| format!("cannot write checkpoint {}", temporary.display()))?;
-        serde_json::to_writer(&mut file, self).context("cannot encode checkpoint")?;
-        file.flush()?;
-        file.sync_data().with_context(|| format!("cannot flush checkpoint {}", temporary.display()))?;
-        std::fs::rename(&temporary, path).with_context(|| format!("cannot replace checkpoint {}", path.display()))
+            .map_err(|source| CheckpointError::Write { path: temporary.clone(), source })?;
+        serde_json::to_writer(&mut file, self).map_err(CheckpointError::Encode)?;
+        file.flush().map_err(|source| CheckpointError::Write { path: temporary.clone(), source })?;
+        file.sync_data().map_err(|source| CheckpointError::Flush { path: temporary.clone(), source })?;
+        std::fs::rename(&temporary, path).map_err(|source| CheckpointError::Replace { path: path.to_owned(), source })
     }
 }
 

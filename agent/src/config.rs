@@ -11,7 +11,7 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 use crate::buffer::WhenFull;
-use crate::parse::{Fields, FormatName, Parser, TimestampFormat};
+use crate::parse::{Fields, FormatName, ParseTimestampFormatError, Parser, TimestampFormat};
 
 /// The backend token: its `Debug` never shows it.
 #[derive(Clone, Deserialize)]
@@ -146,28 +146,28 @@ impl FileSourceConfig {
     }
 
     /// The parser this source's settings describe.
-    pub fn parser(&self) -> Result<Parser, String> {
+    pub fn parser(&self) -> Result<Parser, BuildParserError> {
         let regex = match (&self.format, &self.pattern) {
-            (FormatName::Regex, None) => return Err("pattern: format \"regex\" needs a pattern".to_owned()),
+            (FormatName::Regex, None) => return Err(BuildParserError::MissingPattern),
             (FormatName::Regex, Some(pattern)) => {
-                let regex = regex::Regex::new(pattern).map_err(|error| format!("pattern: {error}"))?;
+                let regex = regex::Regex::new(pattern).map_err(BuildParserError::InvalidPattern)?;
                 if regex.capture_names().flatten().next().is_none() {
-                    return Err("pattern: the regex has no named capture (?P<name>...)".to_owned());
+                    return Err(BuildParserError::PatternWithoutCapture);
                 }
                 Some(regex)
             }
-            (_, Some(_)) => return Err("pattern: only format \"regex\" takes a pattern".to_owned()),
+            (_, Some(_)) => return Err(BuildParserError::UnexpectedPattern),
             (_, None) => None,
         };
         let timestamp_format =
-            TimestampFormat::parse(&self.timestamp_format).map_err(|error| format!("timestamp_format: {error}"))?;
+            TimestampFormat::parse(&self.timestamp_format).map_err(BuildParserError::TimestampFormat)?;
         for (key, names) in [
             ("timestamp_fields", &self.timestamp_fields),
             ("level_fields", &self.level_fields),
             ("message_fields", &self.message_fields),
         ] {
             if names.is_empty() {
-                return Err(format!("{key}: name at least one field"));
+                return Err(BuildParserError::NoField { key });
             }
         }
         let fields = Fields {
@@ -177,6 +177,26 @@ impl FileSourceConfig {
         };
         Ok(Parser::new(self.format.clone(), regex, fields, timestamp_format))
     }
+}
+
+/// A file source's format settings that describe no parser. The message starts with the key at
+/// fault, so that validation can prefix it with the source's (`sources[0].pattern: ...`), and
+/// holds the cause's text: validation reports the message alone, so the cause is not also a
+/// `source`.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildParserError {
+    #[error("pattern: format \"regex\" needs a pattern")]
+    MissingPattern,
+    #[error("pattern: {0}")]
+    InvalidPattern(regex::Error),
+    #[error("pattern: the regex has no named capture (?P<name>...)")]
+    PatternWithoutCapture,
+    #[error("pattern: only format \"regex\" takes a pattern")]
+    UnexpectedPattern,
+    #[error("timestamp_format: {0}")]
+    TimestampFormat(ParseTimestampFormatError),
+    #[error("{key}: name at least one field")]
+    NoField { key: &'static str },
 }
 
 fn default_timestamp_fields() -> Vec<String> {

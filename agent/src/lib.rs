@@ -1,39 +1,64 @@
 //! `vigil-agent`: runs on each host, tails log files, scrapes Prometheus endpoints and reads
 //! the host's metrics, and ships everything to the Vigil backend at least once.
 //!
-//! The path of a line: a file source ([`sources::file`]) reads it, parses it ([`parse`]) and
+//! The path of a line: a file source (`sources::file`) reads it, parses it (`parse`) and
 //! batches it; the batch, compressed, goes into the logs disk buffer ([`buffer`]) with the file
 //! positions it reaches; a [`sink::Shipper`] posts it to the backend and, once acknowledged,
-//! advances the checkpoint ([`checkpoint`]). Metric samples take the same road through their
+//! advances the checkpoint (`checkpoint`). Metric samples take the same road through their
 //! own buffer, so that a Prometheus outage behind the backend never holds logs back.
+//!
+//! Beside that road: [`stats`] counts, `self_metrics` serves the counts as the agent's own
+//! `/metrics`, and `heartbeat` reports them to the backend, which lists the agent.
 
 pub mod buffer;
-pub mod checkpoint;
+pub(crate) mod checkpoint;
+pub(crate) mod clock;
 pub mod config;
-pub mod control;
+pub(crate) mod error_chain;
 pub mod exposition;
-pub mod parse;
+pub(crate) mod heartbeat;
+pub(crate) mod operating_system;
+pub(crate) mod parse;
+pub(crate) mod self_metrics;
 pub mod sink;
 pub mod sources;
+pub mod stats;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::paths;
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, BufferError};
 use crate::config::AgentConfig;
-use crate::control::AgentStats;
-use crate::sink::Shipper;
-use crate::sources::SeenFiles;
-use crate::sources::file::FileSource;
+use crate::error_chain::ErrorChain;
+use crate::heartbeat::Heartbeats;
+use crate::self_metrics::SelfMetrics;
+use crate::sink::{BuildClientError, Shipper};
+use crate::sources::file::{FileSource, FileSourceError, SeenFiles};
+use crate::stats::AgentStats;
 
 /// A file not followed for this long leaves the checkpoint.
 const FORGET_FILES_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How long sources may take to push their last batch at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Why the agent cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot create data_dir {}", .path.display())]
+    CreateDataDirectory { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
+    #[error(transparent)]
+    HttpClient(#[from] BuildClientError),
+    #[error("source {name:?}")]
+    FileSource { name: String, source: FileSourceError },
+    #[error("cannot start a tailer thread")]
+    SpawnTailer(#[source] std::io::Error),
+}
 
 /// A started agent: its buffers are open and its file sources have opened the files that exist
 /// (lines appended from now on are shipped) and follow them;
@@ -52,10 +77,10 @@ pub struct Agent {
 }
 
 /// Opens the buffers and starts every file source's thread.
-pub fn start(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<Agent> {
+pub fn start(config: AgentConfig, shutdown: CancellationToken) -> Result<Agent, AgentError> {
     let host = config.host();
     std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+        .map_err(|source| AgentError::CreateDataDirectory { path: config.data_dir.clone(), source })?;
     let logs = Arc::new(Buffer::open(&config.data_dir.join("logs"), config.buffer.max_bytes, config.buffer.when_full)?);
     let metrics =
         Arc::new(Buffer::open(&config.data_dir.join("metrics"), config.buffer.max_bytes, config.buffer.when_full)?);
@@ -83,12 +108,12 @@ pub fn start(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result
             seen.clone(),
         )
         .and_then(FileSource::start)
-        .with_context(|| format!("source {:?}", source.name))?;
+        .map_err(|error| AgentError::FileSource { name: source.name.clone(), source: error })?;
         let shutdown = shutdown.clone();
         let thread = std::thread::Builder::new()
             .name(format!("tail-{}", source.name))
             .spawn(move || file_source.run(&shutdown))
-            .context("cannot start a tailer thread")?;
+            .map_err(AgentError::SpawnTailer)?;
         tailers.push(thread);
     }
     tracing::info!(
@@ -126,7 +151,7 @@ impl Agent {
                     let shutdown = shutdown.clone();
                     tasks.spawn(async move { target.run(shutdown).await });
                 }
-                Err(error) => tracing::error!(target = %scrape.name, error = %format!("{error:#}"), "cannot scrape"),
+                Err(error) => tracing::error!(target = %scrape.name, error = %ErrorChain(&error), "cannot scrape"),
             }
         }
         if config.host_metrics.enabled {
@@ -135,11 +160,25 @@ impl Agent {
             let shutdown = shutdown.clone();
             tasks.spawn(async move { host_metrics.run(shutdown).await });
         }
-        let reporter =
-            control::Reporter::new(&config, client, logs.clone(), metrics.clone(), shippers.clone(), stats.clone());
+        let self_metrics = Arc::new(SelfMetrics::new(logs.clone(), metrics.clone(), shippers.clone(), stats.clone()));
+        let heartbeats =
+            Heartbeats::new(&config, client, logs.clone(), metrics.clone(), shippers.clone(), stats.clone());
         {
+            let listen = config.control.listen.clone();
             let shutdown = shutdown.clone();
-            tasks.spawn(async move { reporter.run(shutdown).await });
+            tasks.spawn(async move {
+                // Served first: heartbeats announce where, for the backend's service discovery.
+                let mut metrics_address = None;
+                if !listen.is_empty() {
+                    match self_metrics.serve(&listen, &host, shutdown.clone()).await {
+                        Ok(address) => metrics_address = Some(address),
+                        Err(error) => {
+                            tracing::error!(listen = %listen, error = %ErrorChain(&error), "cannot serve /metrics")
+                        }
+                    }
+                }
+                heartbeats.run(metrics_address, shutdown).await;
+            });
         }
         {
             let logs = logs.clone();
@@ -171,7 +210,7 @@ impl Agent {
 }
 
 /// Starts the agent and runs it until `shutdown` is cancelled.
-pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
     start(config, shutdown)?.run().await;
     Ok(())
 }

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<()> = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
         tokio::spawn(async move {
@@ -59,7 +59,8 @@ fn main() -> ExitCode {
             }
             signal.cancel();
         });
-        vigil_agent::run(config, shutdown).await
+        vigil_agent::run(config, shutdown).await?;
+        Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

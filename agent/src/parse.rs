@@ -40,8 +40,17 @@ pub enum TimestampFormat {
     Custom(OwnedFormatItem),
 }
 
+/// A `timestamp_format` that is neither a known name nor a `time` format description; the
+/// message holds the reason (configuration validation reports the message alone).
+#[derive(Debug, thiserror::Error)]
+#[error("{spec:?} is not a time format description: {reason}")]
+pub struct ParseTimestampFormatError {
+    spec: String,
+    reason: time::error::InvalidFormatDescription,
+}
+
 impl TimestampFormat {
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub fn parse(spec: &str) -> Result<Self, ParseTimestampFormatError> {
         Ok(match spec {
             "auto" => Self::Auto,
             "rfc3339" => Self::Rfc3339,
@@ -51,7 +60,7 @@ impl TimestampFormat {
             "unix_ns" => Self::UnixNanos,
             custom => Self::Custom(
                 time::format_description::parse_owned::<2>(custom)
-                    .map_err(|error| format!("{custom:?} is not a time format description: {error}"))?,
+                    .map_err(|reason| ParseTimestampFormatError { spec: custom.to_owned(), reason })?,
             ),
         })
     }

@@ -7,9 +7,9 @@
 //! 429 and 5xx are retried; any other 4xx means the batch itself is wrong and is dropped,
 //! counted and logged at ERROR (it is data loss an operator must look at).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,23 +55,36 @@ enum Delivery {
     Rejected(String),
 }
 
+/// Why the client to the backend cannot be built: mostly a wrong `backend.ca_file`.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildClientError {
+    #[error("cannot read backend.ca_file {}", .path.display())]
+    ReadCaFile { path: PathBuf, source: std::io::Error },
+    #[error("backend.ca_file {} is not PEM certificates", .path.display())]
+    ParseCaFile { path: PathBuf, source: reqwest::Error },
+    #[error("backend.ca_file {} holds no certificate", .path.display())]
+    EmptyCaFile { path: PathBuf },
+    #[error("cannot build the HTTP client")]
+    Build(#[source] reqwest::Error),
+}
+
 /// The client the agent talks to the backend with: it verifies the backend's certificate
 /// against the system's roots and, when configured, `backend.ca_file`.
-pub fn http_client(backend: &BackendConfig) -> anyhow::Result<reqwest::Client> {
+pub fn http_client(backend: &BackendConfig) -> Result<reqwest::Client, BuildClientError> {
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(backend.timeout_seconds))
         .user_agent(concat!("vigil-agent/", env!("CARGO_PKG_VERSION")));
     if let Some(ca_file) = &backend.ca_file {
         let pem =
-            std::fs::read(ca_file).with_context(|| format!("cannot read backend.ca_file {}", ca_file.display()))?;
+            std::fs::read(ca_file).map_err(|source| BuildClientError::ReadCaFile { path: ca_file.clone(), source })?;
         let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("backend.ca_file {} is not PEM certificates", ca_file.display()))?;
+            .map_err(|source| BuildClientError::ParseCaFile { path: ca_file.clone(), source })?;
         if certificates.is_empty() {
-            anyhow::bail!("backend.ca_file {} holds no certificate", ca_file.display());
+            return Err(BuildClientError::EmptyCaFile { path: ca_file.clone() });
         }
         builder = builder.tls_certs_merge(certificates);
     }
-    builder.build().context("cannot build the HTTP client")
+    builder.build().map_err(BuildClientError::Build)
 }
 
 impl Shipper {

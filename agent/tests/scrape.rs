@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use axum::http::header::CONTENT_TYPE;
 use vigil_agent::buffer::{Buffer, WhenFull};
 use vigil_agent::config::ScrapeConfig;
-use vigil_agent::sources::ScrapeStats;
 use vigil_agent::sources::scrape::Target;
+use vigil_agent::stats::ScrapeStats;
 use vigil_proto::metrics::SeriesSamples;
 
 /// A target serving whatever page and content type the test sets.

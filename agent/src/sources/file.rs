@@ -21,26 +21,78 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use regex::Regex;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use vigil_proto::level::detect_level;
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, BufferError};
 use crate::checkpoint::{FINGERPRINT_BYTES, FilePosition, Fingerprint, Positions};
-use crate::config::{BatchConfig, FileSourceConfig, LongLines, MultilineConfig, StartAt, TailConfig};
+use crate::clock::now_nanos;
+use crate::config::{BatchConfig, BuildParserError, FileSourceConfig, LongLines, MultilineConfig, StartAt, TailConfig};
+use crate::error_chain::ErrorChain;
 use crate::parse::{Encoder, Line, Parser};
-use crate::sources::{SeenFiles, SourceStats};
+use crate::stats::SourceStats;
 
 const READ_CHUNK: usize = 256 << 10;
 const ZSTD_LEVEL: i32 = 1;
 /// How long the position of a file whose content was replaced is remembered, for its copy.
 const ORPHAN_MEMORY: Duration = Duration::from_secs(300);
+
+/// Why a file source cannot start, or a pass over its files failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileSourceError {
+    #[error("exclude: {pattern:?} is not a glob")]
+    ExcludePattern { pattern: String, source: glob::PatternError },
+    #[error(transparent)]
+    Parser(#[from] BuildParserError),
+    #[error("multiline.start is not a regex")]
+    MultilineStart(#[source] regex::Error),
+    #[error("cannot create a zstd compressor")]
+    CreateCompressor(#[source] std::io::Error),
+    #[error("cannot read {}", .path.display())]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the metadata of {}", .path.display())]
+    ReadMetadata { path: PathBuf, source: std::io::Error },
+    #[error("cannot compress a batch")]
+    Compress(#[source] std::io::Error),
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
+    #[error("the buffer is closed")]
+    BufferClosed,
+}
+
+/// When each file (by fingerprint) was last followed by any file source, so that the
+/// checkpoint forgets files that are gone.
+#[derive(Debug, Default)]
+pub struct SeenFiles {
+    seen: Mutex<HashMap<Fingerprint, Instant>>,
+}
+
+impl SeenFiles {
+    /// Marks these files followed now.
+    pub fn touch(&self, fingerprints: impl IntoIterator<Item = Fingerprint>) {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for fingerprint in fingerprints {
+            seen.insert(fingerprint, now);
+        }
+    }
+
+    /// Whether `fingerprint` was followed within `window` (or is unknown to this run, which
+    /// started less than `window` ago: `started`).
+    pub fn recent(&self, fingerprint: &Fingerprint, window: Duration, started: Instant) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match seen.get(fingerprint) {
+            Some(at) => at.elapsed() < window,
+            None => started.elapsed() < window,
+        }
+    }
+}
 
 pub struct FileSource {
     config: FileSourceConfig,
@@ -121,11 +173,20 @@ impl FileSource {
         buffer: Arc<Buffer>,
         stats: Arc<SourceStats>,
         seen: Arc<SeenFiles>,
-    ) -> anyhow::Result<Self> {
-        let exclude = config.exclude.iter().map(|pattern| glob::Pattern::new(pattern)).collect::<Result<_, _>>()?;
-        let parser = config.parser().map_err(|error| anyhow::anyhow!(error))?;
+    ) -> Result<Self, FileSourceError> {
+        let exclude = config
+            .exclude
+            .iter()
+            .map(|pattern| {
+                glob::Pattern::new(pattern)
+                    .map_err(|source| FileSourceError::ExcludePattern { pattern: pattern.clone(), source })
+            })
+            .collect::<Result<_, _>>()?;
+        let parser = config.parser()?;
         let multiline = match &config.multiline {
-            Some(multiline) => Some((Regex::new(&multiline.start)?, multiline.clone())),
+            Some(multiline) => {
+                Some((Regex::new(&multiline.start).map_err(FileSourceError::MultilineStart)?, multiline.clone()))
+            }
             None => None,
         };
         let labels = config.labels.iter().map(|(key, value)| (key.clone(), Value::String(value.clone()))).collect();
@@ -145,7 +206,7 @@ impl FileSource {
             seen,
             resume,
             first_pass_at_end,
-            compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).context("zstd")?,
+            compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(FileSourceError::CreateCompressor)?,
         })
     }
 
@@ -167,7 +228,7 @@ impl FileSource {
     /// Makes the first pass over the files: those that exist are opened (from their end on a
     /// first start), so that lines appended from now on are read. [`StartedFileSource::run`]
     /// follows them.
-    pub fn start(mut self) -> anyhow::Result<StartedFileSource> {
+    pub fn start(mut self) -> Result<StartedFileSource, FileSourceError> {
         let mut state = Follow::default();
         self.poll(&mut state)?;
         Ok(StartedFileSource { source: self, state })
@@ -189,11 +250,11 @@ impl StartedFileSource {
         while !shutdown.is_cancelled() {
             std::thread::sleep(interval);
             if let Err(error) = this.poll(&mut state) {
-                tracing::error!(source = %this.config.name, error = %format!("{error:#}"), "file source failed a pass");
+                tracing::error!(source = %this.config.name, error = %ErrorChain(&error), "file source failed a pass");
             }
         }
         if let Err(error) = this.push(&mut state.batch, &state.tracked) {
-            tracing::debug!(source = %this.config.name, error = %format!("{error:#}"), "last batch not buffered, read again on the next start");
+            tracing::debug!(source = %this.config.name, error = %ErrorChain(&error), "last batch not buffered, read again on the next start");
         }
     }
 }
@@ -210,7 +271,7 @@ pub(crate) struct Follow {
 impl FileSource {
     /// One pass: finds files, reads what is new, lets go of files that are done, pushes the
     /// batch when it is due.
-    pub(crate) fn poll(&mut self, state: &mut Follow) -> anyhow::Result<()> {
+    pub(crate) fn poll(&mut self, state: &mut Follow) -> Result<(), FileSourceError> {
         let now = Instant::now();
         let first_pass = state.passes == 0;
         state.passes += 1;
@@ -297,11 +358,11 @@ impl FileSource {
         orphans: &[(Fingerprint, u64, Instant)],
         first_pass: bool,
         batch: &mut Batch,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), FileSourceError> {
         let mut head = vec![0; FINGERPRINT_BYTES];
-        let read = read_at_most(&tracked.file, &mut head, 0)?;
+        let read = read_head(tracked, &mut head)?;
         let Some(fingerprint) = Fingerprint::of_head(&head[..read]) else { return Ok(()) };
-        let length = tracked.file.metadata()?.len();
+        let length = file_length(tracked)?;
         // A copy of a followed file, of a file whose content was replaced, or of one known
         // before a restart continues where that one was; anything else is new.
         let known = others
@@ -330,15 +391,15 @@ impl FileSource {
         tracked: &mut Tracked,
         batch: &mut Batch,
         orphans: &mut Vec<(Fingerprint, u64, Instant)>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), FileSourceError> {
         let Some(fingerprint) = tracked.fingerprint else { return Ok(()) };
-        let length = tracked.file.metadata()?.len();
+        let length = file_length(tracked)?;
         if length == tracked.length {
             return Ok(());
         }
         let replaced = length < tracked.offset || {
             let mut head = vec![0; FINGERPRINT_BYTES];
-            let read = read_at_most(&tracked.file, &mut head, 0)?;
+            let read = read_head(tracked, &mut head)?;
             Fingerprint::of_head(&head[..read]) != Some(fingerprint)
         };
         if !replaced {
@@ -363,7 +424,7 @@ impl FileSource {
         tracked: &mut Tracked,
         batch: &mut Batch,
         others: &HashMap<(u64, u64), Tracked>,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool, FileSourceError> {
         if tracked.fingerprint.is_none() {
             return Ok(false);
         }
@@ -431,7 +492,7 @@ impl FileSource {
         timestamp: i64,
         batch: &mut Batch,
         others: &HashMap<(u64, u64), Tracked>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), FileSourceError> {
         if std::mem::take(&mut tracked.discarding) {
             return Ok(());
         }
@@ -475,7 +536,7 @@ impl FileSource {
         timestamp: i64,
         batch: &mut Batch,
         others: &HashMap<(u64, u64), Tracked>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), FileSourceError> {
         let Some((start_pattern, multiline)) = &self.multiline else {
             return self.record(&tracked.attributes_head, text, timestamp, batch, others);
         };
@@ -499,14 +560,14 @@ impl FileSource {
     }
 
     /// Sends the multiline event being gathered, if any.
-    fn flush_event(&mut self, tracked: &mut Tracked, batch: &mut Batch) -> anyhow::Result<()> {
+    fn flush_event(&mut self, tracked: &mut Tracked, batch: &mut Batch) -> Result<(), FileSourceError> {
         if let Some(event) = tracked.pending.take() {
             self.record(&tracked.attributes_head, &event.text, now_nanos(), batch, &HashMap::new())?;
         }
         Ok(())
     }
 
-    fn flush_stale_events(&mut self, state: &mut Follow) -> anyhow::Result<()> {
+    fn flush_stale_events(&mut self, state: &mut Follow) -> Result<(), FileSourceError> {
         let Some((_, multiline)) = &self.multiline else { return Ok(()) };
         let timeout = Duration::from_millis(multiline.timeout_ms);
         let ids: Vec<(u64, u64)> = state
@@ -531,7 +592,7 @@ impl FileSource {
         read_at: i64,
         batch: &mut Batch,
         others: &HashMap<(u64, u64), Tracked>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), FileSourceError> {
         if self.parser.is_plain() {
             let level = Some(detect_level(text)).filter(|level| *level != "unknown");
             let line = Line { level, message: text, attributes: None, failed: false };
@@ -556,7 +617,7 @@ impl FileSource {
     }
 
     /// Compresses the batch and pushes it into the buffer with the positions it reaches.
-    fn push(&mut self, batch: &mut Batch, tracked: &HashMap<(u64, u64), Tracked>) -> anyhow::Result<()> {
+    fn push(&mut self, batch: &mut Batch, tracked: &HashMap<(u64, u64), Tracked>) -> Result<(), FileSourceError> {
         if batch.records == 0 && !batch.moved {
             return Ok(());
         }
@@ -566,10 +627,13 @@ impl FileSource {
                 positions.insert(fingerprint, FilePosition { path: file.path.clone(), offset: file.safe_offset() });
             }
         }
-        let body =
-            if batch.records == 0 { Vec::new() } else { self.compressor.compress(&batch.body).context("zstd")? };
+        let body = if batch.records == 0 {
+            Vec::new()
+        } else {
+            self.compressor.compress(&batch.body).map_err(FileSourceError::Compress)?
+        };
         if !self.buffer.push_blocking(batch.records, &body, positions)? {
-            anyhow::bail!("the buffer is closed");
+            return Err(FileSourceError::BufferClosed);
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         batch.body.clear();
@@ -581,7 +645,7 @@ impl FileSource {
 
     /// Done with a file that left the globs and stopped growing: its unfinished line and event
     /// are sent, and its final position recorded.
-    fn let_go(&mut self, mut tracked: Tracked, batch: &mut Batch) -> anyhow::Result<()> {
+    fn let_go(&mut self, mut tracked: Tracked, batch: &mut Batch) -> Result<(), FileSourceError> {
         tracing::debug!(source = %self.config.name, file = %tracked.path.display(), "letting go of file");
         if !tracked.partial.is_empty() && !tracked.discarding {
             let line = std::mem::take(&mut tracked.partial);
@@ -597,6 +661,20 @@ impl FileSource {
     }
 }
 
+/// Reads the start of a followed file into `head`; returns how many bytes it holds.
+fn read_head(tracked: &Tracked, head: &mut [u8]) -> Result<usize, FileSourceError> {
+    read_at_most(&tracked.file, head, 0)
+        .map_err(|source| FileSourceError::ReadFile { path: tracked.path.clone(), source })
+}
+
+fn file_length(tracked: &Tracked) -> Result<u64, FileSourceError> {
+    let metadata = tracked
+        .file
+        .metadata()
+        .map_err(|source| FileSourceError::ReadMetadata { path: tracked.path.clone(), source })?;
+    Ok(metadata.len())
+}
+
 fn read_at_most(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buffer.len() {
@@ -606,11 +684,6 @@ fn read_at_most(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<
         }
     }
     Ok(filled)
-}
-
-fn now_nanos() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -14,9 +14,11 @@ use tokio_util::sync::CancellationToken;
 use vigil_proto::metrics::{SampleValue, SeriesSamples};
 
 use crate::buffer::Buffer;
+use crate::clock::{every, now_millis};
 use crate::config::HostMetricsConfig;
-use crate::control::AgentStats;
-use crate::sources::{every, now_millis, push_metrics};
+use crate::error_chain::ErrorChain;
+use crate::sources::metric_batch;
+use crate::stats::AgentStats;
 
 /// `/proc/stat` counts in USER_HZ, which Linux fixes at 100 for user space.
 const USER_HZ: f64 = 100.0;
@@ -54,8 +56,8 @@ impl HostMetrics {
             let series = tokio::task::spawn_blocking(move || series(&collect(Path::new("/"), &config), &host)).await;
             let Ok(series) = series else { return };
             self.stats.host_samples.fetch_add(series.len() as u64, Ordering::Relaxed);
-            if let Err(error) = push_metrics(&self.buffer, series).await {
-                tracing::error!(error = %format!("{error:#}"), "cannot buffer host metrics");
+            if let Err(error) = metric_batch::push(&self.buffer, series).await {
+                tracing::error!(error = %ErrorChain(&error), "cannot buffer host metrics");
             }
         })
         .await;

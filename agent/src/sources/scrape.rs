@@ -8,22 +8,54 @@
 //! unless `strict = false`.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use tokio_util::sync::CancellationToken;
 use vigil_proto::metrics::{SampleValue, SeriesSamples};
 
 use crate::buffer::Buffer;
+use crate::clock::{every, now_millis};
 use crate::config::ScrapeConfig;
+use crate::error_chain::ErrorChain;
 use crate::exposition::{self, Format};
-use crate::sources::{ScrapeStats, every, now_millis, push_metrics};
+use crate::sources::metric_batch;
+use crate::stats::ScrapeStats;
 
 /// A page larger than this fails the scrape.
 const MAX_PAGE_BYTES: usize = 32 << 20;
+
+/// What [`reqwest::Url::parse`] fails with (the `url` crate's error, through reqwest).
+type ParseUrlError = <reqwest::Url as FromStr>::Err;
+
+/// Why a target cannot be scraped at all.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildTargetError {
+    #[error("invalid scrape url {url:?}")]
+    Url { url: String, source: ParseUrlError },
+    #[error("cannot build the scrape client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Why one scrape failed (the target is `up 0` until the next).
+#[derive(Debug, thiserror::Error)]
+enum ScrapeError {
+    /// Connecting, sending, or reading the page.
+    #[error(transparent)]
+    Request(#[from] reqwest::Error),
+    #[error("the target answered {status}")]
+    Status { status: StatusCode },
+    #[error("the page is larger than {limit} bytes")]
+    PageTooLarge { limit: usize },
+    #[error(transparent)]
+    Parse(#[from] exposition::ParseError),
+    #[error("the parse of the page did not finish")]
+    ParseTask(#[from] tokio::task::JoinError),
+}
 
 pub struct Target {
     config: ScrapeConfig,
@@ -35,8 +67,9 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(config: ScrapeConfig, buffer: Arc<Buffer>, stats: Arc<ScrapeStats>) -> anyhow::Result<Self> {
-        let url = reqwest::Url::parse(&config.url).context("scrape url")?;
+    pub fn new(config: ScrapeConfig, buffer: Arc<Buffer>, stats: Arc<ScrapeStats>) -> Result<Self, BuildTargetError> {
+        let url = reqwest::Url::parse(&config.url)
+            .map_err(|source| BuildTargetError::Url { url: config.url.clone(), source })?;
         let instance = match (url.host_str(), url.port_or_known_default()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
@@ -48,15 +81,15 @@ impl Target {
             .timeout(Duration::from_secs(config.timeout_seconds))
             .user_agent(concat!("vigil-agent/", env!("CARGO_PKG_VERSION")))
             .build()
-            .context("cannot build the scrape client")?;
+            .map_err(BuildTargetError::Client)?;
         Ok(Self { config, client, labels, buffer, stats })
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
         every(self.config.interval_seconds, &shutdown, || async {
             let series = self.scrape_once().await;
-            if let Err(error) = push_metrics(&self.buffer, series).await {
-                tracing::error!(target = %self.config.name, error = %format!("{error:#}"), "cannot buffer scraped samples");
+            if let Err(error) = metric_batch::push(&self.buffer, series).await {
+                tracing::error!(target = %self.config.name, error = %ErrorChain(&error), "cannot buffer scraped samples");
             }
         })
         .await;
@@ -75,7 +108,7 @@ impl Target {
                 (series, 1.0)
             }
             Err(error) => {
-                let message = format!("{error:#}");
+                let message = ErrorChain(&error).to_string();
                 tracing::warn!(target = %self.config.name, url = %self.config.url, error = %message, "scrape failed");
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 *self.stats.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message);
@@ -93,24 +126,25 @@ impl Target {
         series
     }
 
-    async fn fetch(&self) -> anyhow::Result<Vec<SeriesSamples>> {
+    async fn fetch(&self) -> Result<Vec<SeriesSamples>, ScrapeError> {
         let mut response = self.client.get(&self.config.url).header(ACCEPT, exposition::ACCEPT).send().await?;
         let status = response.status();
-        anyhow::ensure!(status.is_success(), "the target answered {status}");
+        if !status.is_success() {
+            return Err(ScrapeError::Status { status });
+        }
         let format = Format::of_content_type(
             response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default(),
         );
         let mut page = Vec::new();
         while let Some(chunk) = response.chunk().await? {
-            anyhow::ensure!(
-                page.len() + chunk.len() <= MAX_PAGE_BYTES,
-                "the page is larger than {MAX_PAGE_BYTES} bytes"
-            );
+            if page.len() + chunk.len() > MAX_PAGE_BYTES {
+                return Err(ScrapeError::PageTooLarge { limit: MAX_PAGE_BYTES });
+            }
             page.extend_from_slice(&chunk);
         }
         // Parsing a page of up to 32 MiB is CPU work: off the async workers.
         let strict = self.config.strict;
-        let samples = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let samples = tokio::task::spawn_blocking(move || -> Result<_, exposition::ParseError> {
             let entries = exposition::parse(&page, format)?;
             if format == Format::OpenMetrics && strict {
                 exposition::validate_openmetrics(&entries)?;
