@@ -386,14 +386,16 @@ fn default_label() -> String {
 }
 
 impl OidcConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        url::Url::parse(&self.issuer_url).map_err(|error| format!("auth.oidc.issuer_url: {error}"))?;
-        url::Url::parse(&self.redirect_url).map_err(|error| format!("auth.oidc.redirect_url: {error}"))?;
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        url::Url::parse(&self.issuer_url)
+            .map_err(|error| ConfigError::Invalid(format!("auth.oidc.issuer_url: {error}")))?;
+        url::Url::parse(&self.redirect_url)
+            .map_err(|error| ConfigError::Invalid(format!("auth.oidc.redirect_url: {error}")))?;
         if self.client_id.is_empty() {
-            return Err("auth.oidc.client_id must not be empty".to_owned());
+            return Err(ConfigError::Invalid("auth.oidc.client_id must not be empty".to_owned()));
         }
         if !self.scopes.iter().any(|scope| scope == "openid") {
-            return Err("auth.oidc.scopes must include openid".to_owned());
+            return Err(ConfigError::Invalid("auth.oidc.scopes must include openid".to_owned()));
         }
         Ok(())
     }
@@ -559,10 +561,7 @@ impl RawConfig {
             }
         }
         for service in logs.retention_days_by_service.keys() {
-            let valid = !service.is_empty()
-                && service.len() <= 128
-                && !service.starts_with(['.', '_'])
-                && service.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
+            let valid = vigil_proto::names::is_service_name(service) && !service.starts_with(['.', '_']);
             if !valid {
                 return invalid(format!(
                     "logs.retention_days_by_service: {service:?} is not a service name of letters, digits, '-', '_' and '.'"
@@ -611,7 +610,7 @@ impl RawConfig {
             ));
         }
         if let Some(oidc) = &auth.oidc {
-            oidc.validate().map_err(ConfigError::Invalid)?;
+            oidc.validate()?;
         }
         let secrets_key = match (self.secrets.key, self.secrets.key_file) {
             (Some(key), _) => SecretsKey::Inline(key),
@@ -647,9 +646,7 @@ impl RawConfig {
         }
         let mut names = std::collections::BTreeSet::new();
         for service in &self.services {
-            let valid = !service.name.is_empty()
-                && service.name.len() <= 128
-                && service.name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
+            let valid = vigil_proto::names::is_service_name(&service.name);
             if !valid {
                 return invalid(format!(
                     "services: {:?} is not a name of letters, digits, '-', '_' and '.'",

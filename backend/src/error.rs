@@ -225,3 +225,126 @@ impl From<crate::agents::AgentError> for HttpError {
         }
     }
 }
+
+impl From<crate::prometheus::query::QueryError> for HttpError {
+    fn from(error: crate::prometheus::query::QueryError) -> Self {
+        use crate::prometheus::query::QueryError;
+        match error {
+            QueryError::Invalid { message, position } => {
+                let error = ApiError::new(ErrorCode::InvalidQuery, message);
+                HttpError::from(match position {
+                    Some(position) => error.at_position(position),
+                    None => error,
+                })
+            }
+            QueryError::Parameter(_) => Self::new(ErrorCode::InvalidParameter, error.to_string()),
+            QueryError::Selector { .. } | QueryError::TooManySeries { .. } | QueryError::Request(_) => {
+                Self::new(ErrorCode::InvalidQuery, error.to_string())
+            }
+            QueryError::TimedOut(_)
+            | QueryError::Failed(_)
+            | QueryError::NoAnswer { .. }
+            | QueryError::Unreachable { .. } => Self::new(ErrorCode::Unavailable, error.to_string()),
+        }
+    }
+}
+
+impl From<crate::prometheus::BatchError> for HttpError {
+    fn from(error: crate::prometheus::BatchError) -> Self {
+        use crate::prometheus::BatchError;
+        let code = match error {
+            BatchError::TooManySeries { .. } | BatchError::TooManySamples { .. } => ErrorCode::PayloadTooLarge,
+            BatchError::Series { .. } => ErrorCode::InvalidRecord,
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
+impl From<crate::ingest::IngestError> for HttpError {
+    fn from(error: crate::ingest::IngestError) -> Self {
+        use crate::ingest::IngestError;
+        let code = match &error {
+            IngestError::MediaType { .. } => ErrorCode::UnsupportedMediaType,
+            IngestError::Header { .. } => ErrorCode::InvalidParameter,
+            IngestError::UnsupportedEncoding { .. } => ErrorCode::UnsupportedEncoding,
+            IngestError::LokiEncoding(_) | IngestError::Corrupt { .. } | IngestError::Snappy(_) => {
+                ErrorCode::InvalidEncoding
+            }
+            IngestError::TooLarge(_) | IngestError::TooMany { .. } => ErrorCode::PayloadTooLarge,
+            IngestError::NotUtf8 { .. } | IngestError::Utf8(_) | IngestError::BulkAction { .. } => {
+                ErrorCode::InvalidJson
+            }
+            IngestError::Json { source, .. } if source.is_data() => ErrorCode::InvalidRecord,
+            IngestError::Json { .. } => ErrorCode::InvalidJson,
+            IngestError::Record { .. } => ErrorCode::InvalidRecord,
+            IngestError::Protobuf { .. } => ErrorCode::InvalidProtobuf,
+        };
+        let api = ApiError::new(code, error.to_string());
+        HttpError::from(match error.line() {
+            Some(line) => api.at_line(line),
+            None => api,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_proto::{ApiError, ErrorCode};
+
+    use super::HttpError;
+    use crate::ingest::{BodyFormat, decode_content, parse_batch};
+
+    fn api(error: impl Into<HttpError>) -> ApiError {
+        error.into().api_error().clone()
+    }
+
+    const RECORD: &str = r#"{"timestamp":"2026-11-29T08:00:00Z","service":"api","level":"WARN","message":"slow"}"#;
+
+    /// The codes and lines the ingest endpoints answer with, for the errors `ingest` reports.
+    #[test]
+    fn ingest_errors_answer_with_their_code_and_line() {
+        let limits = crate::config::Config::for_tests(std::path::Path::new("unused")).logs;
+        let now = "2026-11-29T09:00:00Z".parse().unwrap();
+        let parse = |format, body: &[u8], limits| api(parse_batch(format, body, limits, now).unwrap_err());
+
+        let body = format!("{RECORD}\n{RECORD}\n{{\"timestamp\":\"2026-11-29T08:00:00Z\",\"service\":\"api\"}}\n");
+        let missing = parse(BodyFormat::Ndjson, body.as_bytes(), &limits);
+        assert_eq!((missing.code, missing.line), (ErrorCode::InvalidRecord, Some(3)));
+        assert!(missing.message.starts_with("line 3: missing field `message`"), "{}", missing.message);
+        let garbage = parse(BodyFormat::Ndjson, format!("{RECORD}\nnot json\n").as_bytes(), &limits);
+        assert_eq!((garbage.code, garbage.line), (ErrorCode::InvalidJson, Some(2)));
+        let mut not_utf8 = format!("{RECORD}\n").into_bytes();
+        not_utf8.extend_from_slice(b"{\"message\":\"\xff\"}\n");
+        let not_utf8 = parse(BodyFormat::Ndjson, &not_utf8, &limits);
+        assert_eq!((not_utf8.code, not_utf8.line), (ErrorCode::InvalidJson, Some(2)));
+        let not_an_array = parse(BodyFormat::Json, br#"{"a": 1"#, &limits);
+        assert_eq!(not_an_array.code, ErrorCode::InvalidJson);
+        let wrong_shape = parse(BodyFormat::Json, br#"[{"timestamp":"noon","service":"a","message":"m"}]"#, &limits);
+        assert_eq!((wrong_shape.code, wrong_shape.line), (ErrorCode::InvalidRecord, None));
+        let one_record = crate::config::LogsConfig { max_batch_records: 1, ..limits.clone() };
+        let too_many = parse(BodyFormat::Ndjson, format!("{RECORD}\n{RECORD}\n").as_bytes(), &one_record);
+        assert_eq!(too_many.code, ErrorCode::PayloadTooLarge);
+
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, &[b' '; 10_000]).unwrap();
+        let compressed = encoder.finish().unwrap();
+        assert_eq!(api(decode_content(Some("gzip"), &compressed, 9_999).unwrap_err()).code, ErrorCode::PayloadTooLarge);
+        assert_eq!(api(decode_content(Some("gzip"), b"plain", 100).unwrap_err()).code, ErrorCode::InvalidEncoding);
+        assert_eq!(api(decode_content(Some("zstd"), b"not zstd", 100).unwrap_err()).code, ErrorCode::InvalidEncoding);
+        assert_eq!(api(decode_content(Some("br"), b"x", 100).unwrap_err()).code, ErrorCode::UnsupportedEncoding);
+        let media = api(BodyFormat::from_content_type(Some("text/plain")).unwrap_err());
+        assert_eq!(media.code, ErrorCode::UnsupportedMediaType);
+        assert_eq!(api(BodyFormat::from_content_type(None).unwrap_err()).code, ErrorCode::UnsupportedMediaType);
+
+        let loki = api(crate::ingest::loki::decode_json(
+            br#"{"streams":[{"stream":{"job":"a"},"values":[[1795939200000000000,"line"]]}]}"#,
+        )
+        .unwrap_err());
+        assert_eq!(loki.code, ErrorCode::InvalidRecord);
+        assert_eq!(api(crate::ingest::loki::is_json(Some("a/b; c")).unwrap_err()).code, ErrorCode::InvalidParameter);
+        let bulk =
+            crate::ingest::elasticsearch::parse_bulk("{\"index\":{}}\n{}\n{\"upsert\":{}}\n", Some("a"), &limits, now);
+        let bulk = api(bulk.unwrap_err());
+        assert_eq!((bulk.code, bulk.line), (ErrorCode::InvalidJson, Some(3)));
+    }
+}

@@ -50,8 +50,10 @@ pub enum BuildError {
     Secrets(#[from] crate::secrets::SecretsError),
     #[error("cannot create the first administrator")]
     InitialAdmin(#[from] crate::auth::InitialAdminError),
-    #[error("cannot set up the metrics client: {0}")]
-    Metrics(String),
+    #[error("cannot set up the metrics client")]
+    MetricsHttp(#[source] reqwest::Error),
+    #[error("cannot set up the metrics client")]
+    Prometheus(#[from] crate::prometheus::query::ClientError),
     #[error("cannot set up single sign-on")]
     Oidc(#[from] crate::auth::oidc::OidcError),
     #[error("cannot load the TLS certificate {0} or its key")]
@@ -111,7 +113,7 @@ impl Application {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
-            .map_err(|error| BuildError::Metrics(error.to_string()))?;
+            .map_err(BuildError::MetricsHttp)?;
         let remote_writer = RemoteWriter::start(
             RemoteWriteConfig {
                 url: metrics_config.remote_write_url(),
@@ -128,7 +130,7 @@ impl Application {
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(metrics_config.query_timeout_seconds + 5))
             .build()
-            .map_err(|error| BuildError::Metrics(error.to_string()))?;
+            .map_err(BuildError::MetricsHttp)?;
         let prometheus = Prometheus::new(
             query_http,
             &metrics_config.prometheus_url,
@@ -137,8 +139,7 @@ impl Application {
                 max_series: metrics_config.max_series,
                 max_points_per_series: metrics_config.max_points_per_series,
             },
-        )
-        .map_err(BuildError::Metrics)?;
+        )?;
         let config_logs = config.logs.clone();
         let ingest_budget = crate::ingest::budget::IngestBudget::new(
             config_logs.ingest_memory_bytes,

@@ -153,25 +153,25 @@ impl UiServices for BackendServices {
         end: f64,
         step: Option<f64>,
     ) -> Result<QueryResult, ApiError> {
-        self.state.prometheus.range(&query, start, end, step).await
+        self.state.prometheus.range(&query, start, end, step).await.map_err(domain)
     }
 
     async fn label_values(&self, label: String) -> Result<Vec<String>, ApiError> {
-        self.state.prometheus.label_values(&label, &[], None, None).await
+        self.state.prometheus.label_values(&label, &[], None, None).await.map_err(domain)
     }
 
     async fn label_names(&self, selector: String) -> Result<Vec<String>, ApiError> {
         let matchers: Vec<String> = if selector.trim().is_empty() { Vec::new() } else { vec![selector] };
-        self.state.prometheus.labels(&matchers, None, None).await
+        self.state.prometheus.labels(&matchers, None, None).await.map_err(domain)
     }
 
     async fn query_instant(&self, query: String) -> Result<QueryResult, ApiError> {
-        self.state.prometheus.instant(&query, None).await
+        self.state.prometheus.instant(&query, None).await.map_err(domain)
     }
 
     async fn label_values_matching(&self, label: String, selector: String) -> Result<Vec<String>, ApiError> {
         let matchers: Vec<String> = if selector.trim().is_empty() { Vec::new() } else { vec![selector] };
-        self.state.prometheus.label_values(&label, &matchers, None, None).await
+        self.state.prometheus.label_values(&label, &matchers, None, None).await.map_err(domain)
     }
 
     async fn dashboards(&self) -> Result<Vec<DashboardSummary>, ApiError> {

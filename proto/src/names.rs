@@ -26,6 +26,17 @@ pub fn is_plain_name(name: &str) -> bool {
     follows(name, "-_.")
 }
 
+/// Characters of a service's name at most.
+pub const MAX_SERVICE_NAME_BYTES: usize = 128;
+
+/// Whether `name` is 1 to 128 of letters, digits, `-`, `_` and `.`: the names of the
+/// services the configuration lists.
+pub fn is_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SERVICE_NAME_BYTES
+        && name.chars().all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character))
+}
+
 /// A user name: 1 to 64 of letters, digits, `-`, `_`, `.` and `@`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserName(String);

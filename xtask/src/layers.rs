@@ -47,7 +47,7 @@ fn layer_of(module: &str) -> Option<Layer> {
     Some(match module {
         "config" => Layer::Config,
         "accounts" | "agents" | "audit" | "auth" | "dashboards" | "ingest" | "integrations" | "prometheus"
-        | "search" | "secrets" | "store" | "tail" | "telemetry" => Layer::Domain,
+        | "search" | "secrets" | "sessions" | "store" | "tail" | "telemetry" => Layer::Domain,
         "state" => Layer::State,
         "error" | "http" => Layer::Http,
         "routes" | "ui" => Layer::Adapter,

@@ -343,6 +343,6 @@ mod tests {
         assert_eq!(with_default.role_for(&[]), Some(Role::Viewer));
         assert!(with_default.validate().is_ok());
         let without_openid = OidcConfig { scopes: vec!["email".to_owned()], ..with_default };
-        assert!(without_openid.validate().unwrap_err().contains("openid"));
+        assert!(without_openid.validate().unwrap_err().to_string().contains("openid"));
     }
 }

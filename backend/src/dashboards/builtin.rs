@@ -232,7 +232,7 @@ pub async fn health(
     let mut value = async |query: String| match prometheus.instant(&query, None).await {
         Ok(result) => result.series.first().and_then(|series| series.points.first()).and_then(|(_, value)| *value),
         Err(error) => {
-            problem.get_or_insert(error.message);
+            problem.get_or_insert(error.to_string());
             None
         }
     };

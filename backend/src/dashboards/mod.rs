@@ -42,12 +42,6 @@ fn invalid(message: impl Into<String>) -> DashboardError {
     DashboardError::Invalid(message.into())
 }
 
-fn is_identifier(text: &str) -> bool {
-    let mut characters = text.chars();
-    characters.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-        && characters.all(|character| character.is_ascii_alphanumeric() || character == '_')
-}
-
 fn validate_uid(uid: &str) -> Result<(), DashboardError> {
     let valid = !uid.is_empty()
         && uid.len() <= 64
@@ -78,7 +72,8 @@ pub fn validate(spec: &DashboardSpec) -> Result<(), DashboardError> {
     }
     let mut names = std::collections::BTreeSet::new();
     for variable in &spec.variables {
-        if !is_identifier(&variable.name) || !names.insert(variable.name.as_str()) {
+        // A variable's name is written `$name` in queries: a label name's characters.
+        if !vigil_proto::metrics::is_label_name(&variable.name) || !names.insert(variable.name.as_str()) {
             return Err(invalid(format!(
                 "variable {:?} must be a unique name of letters, digits and '_'",
                 variable.name

@@ -17,6 +17,8 @@ use serde_json::{Map, Value};
 use vigil_proto::level::detect_level;
 use vigil_proto::{LogRecord, Timestamp};
 
+use super::Invalid;
+
 const MESSAGE_KEYS: &[&str] = &["message", "log", "msg", "MESSAGE", "short_message", "full_message", "event.original"];
 const TIME_KEYS: &[&str] = &["@timestamp", "timestamp", "time", "date", "ts"];
 const HOST_KEYS: &[&str] =
@@ -34,7 +36,7 @@ pub struct Defaults<'a> {
 }
 
 /// The record a document describes, or why it cannot be one.
-pub fn record(mut document: Map<String, Value>, defaults: &Defaults<'_>) -> Result<LogRecord, String> {
+pub fn record(mut document: Map<String, Value>, defaults: &Defaults<'_>) -> Result<LogRecord, Invalid> {
     let timestamp = match take_first(&mut document, TIME_KEYS) {
         None => defaults.now,
         Some((key, value)) => timestamp(&value).map_err(|problem| format!("{key} {value}: {problem}"))?,
@@ -62,10 +64,10 @@ pub fn has_message(document: &Map<String, Value>) -> bool {
 /// A time as shippers write it: RFC 3339, or a number (or a string of digits) of epoch
 /// seconds (also with a fraction: Fluent Bit's `date`), milliseconds, microseconds (journald)
 /// or nanoseconds, the integer's unit told apart by its magnitude.
-pub fn timestamp(value: &Value) -> Result<Timestamp, String> {
-    let out_of_range = || "out of range".to_owned();
+pub fn timestamp(value: &Value) -> Result<Timestamp, Invalid> {
+    let out_of_range = || Invalid::from("out of range");
     // Integers keep their precision (nanoseconds do not fit an f64); fractions are seconds.
-    let from_integer = |integer: i64| -> Result<Timestamp, String> {
+    let from_integer = |integer: i64| -> Result<Timestamp, Invalid> {
         let nanos = match integer.unsigned_abs() {
             magnitude if magnitude < 100_000_000_000 => integer.checked_mul(1_000_000_000),
             magnitude if magnitude < 100_000_000_000_000 => integer.checked_mul(1_000_000),
@@ -73,30 +75,30 @@ pub fn timestamp(value: &Value) -> Result<Timestamp, String> {
             _ => Some(integer),
         }
         .ok_or_else(out_of_range)?;
-        Timestamp::from_unix_nanos(nanos).map_err(|error| error.to_string())
+        Timestamp::from_unix_nanos(nanos).map_err(|error| Invalid::from(error.to_string()))
     };
     // An f64 of epoch seconds holds about 16 digits: microseconds, which is what shippers
     // write (Fluent Bit's `%.16g`); rounding to them keeps the nanoseconds clean.
-    let from_seconds = |seconds: f64| -> Result<Timestamp, String> {
+    let from_seconds = |seconds: f64| -> Result<Timestamp, Invalid> {
         let micros = (seconds * 1e6).round();
         if !(micros.is_finite() && micros >= 0.0 && micros < (i64::MAX / 1000) as f64) {
             return Err(out_of_range());
         }
-        Timestamp::from_unix_nanos(micros as i64 * 1000).map_err(|error| error.to_string())
+        Timestamp::from_unix_nanos(micros as i64 * 1000).map_err(|error| Invalid::from(error.to_string()))
     };
     match value {
         Value::String(text) => match text.parse::<i64>() {
             Ok(integer) => from_integer(integer),
             Err(_) => text
                 .parse::<Timestamp>()
-                .map_err(|error| error.to_string())
+                .map_err(|error| Invalid::from(error.to_string()))
                 .or_else(|error| text.parse::<f64>().map_err(|_| error).and_then(from_seconds)),
         },
         Value::Number(number) => match number.as_i64() {
             Some(integer) => from_integer(integer),
             None => number.as_f64().ok_or_else(out_of_range).and_then(from_seconds),
         },
-        _ => Err("not a time: send RFC 3339 or epoch seconds, milliseconds or nanoseconds".to_owned()),
+        _ => Err("not a time: send RFC 3339 or epoch seconds, milliseconds or nanoseconds".into()),
     }
 }
 
@@ -182,7 +184,7 @@ mod tests {
         "2026-12-01T09:00:00Z".parse().unwrap()
     }
 
-    fn read(json: &str, service: Option<&str>) -> Result<LogRecord, String> {
+    fn read(json: &str, service: Option<&str>) -> Result<LogRecord, super::Invalid> {
         let Value::Object(document) = serde_json::from_str(json).unwrap() else { panic!("an object") };
         record(document, &Defaults { service, host: None, now: now() })
     }
@@ -259,9 +261,12 @@ mod tests {
     fn without_a_message_the_document_is_the_message_and_a_service_is_needed() {
         let record = read(r#"{"beverage":"Latte","service":"coffee"}"#, None).unwrap();
         assert_eq!(record.message, r#"{"beverage":"Latte"}"#);
-        assert!(read(r#"{"message":"m"}"#, None).unwrap_err().contains("missing field `service`"));
+        assert!(read(r#"{"message":"m"}"#, None).unwrap_err().to_string().contains("missing field `service`"));
         assert!(
-            read(r#"{"message":"m","@timestamp":"noon"}"#, Some("s")).unwrap_err().starts_with("@timestamp \"noon\": ")
+            read(r#"{"message":"m","@timestamp":"noon"}"#, Some("s"))
+                .unwrap_err()
+                .to_string()
+                .starts_with("@timestamp \"noon\": ")
         );
     }
 }

@@ -8,10 +8,10 @@
 
 use serde_json::{Map, Value};
 use vigil_proto::elasticsearch::BulkError;
-use vigil_proto::{ApiError, ErrorCode, LogRecord, Timestamp};
+use vigil_proto::{LogRecord, Timestamp};
 
 use super::document::{self, Defaults};
-use super::{latest_timestamp, validate};
+use super::{IngestError, latest_timestamp, validate};
 use crate::config::LogsConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,30 +35,38 @@ fn item_error(kind: &str, reason: impl Into<String>) -> BulkError {
     BulkError { kind: kind.to_owned(), reason: reason.into() }
 }
 
+/// Refuses a `Content-Type` that is not one of those Elasticsearch's clients send.
+pub fn check_content_type(content_type: Option<&str>) -> Result<(), IngestError> {
+    let found = content_type.unwrap_or("(none)");
+    let essence = found.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/x-ndjson"
+        | "application/json"
+        | "application/vnd.elasticsearch+x-ndjson"
+        | "application/vnd.elasticsearch+json" => Ok(()),
+        _ => Err(IngestError::MediaType { found: found.to_owned(), accepted: "application/x-ndjson" }),
+    }
+}
+
 /// Parses the whole body; `Err` only for what Elasticsearch refuses whole (a bad action line).
 pub fn parse_bulk(
     body: &str,
     default_index: Option<&str>,
     limits: &LogsConfig,
     now: Timestamp,
-) -> Result<Vec<BulkEntry>, ApiError> {
+) -> Result<Vec<BulkEntry>, IngestError> {
     let latest = latest_timestamp(limits, now);
     let mut entries = Vec::new();
     let mut lines = body.lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
     while let Some((index, line)) = lines.next() {
         let line_number = index as u64 + 1;
-        let malformed = |reason: String| {
-            ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("line {line_number}: malformed action/metadata line: {reason}"),
-            )
-            .at_line(line_number)
-        };
+        let malformed = |reason: String| IngestError::BulkAction { line: line_number, reason };
         if entries.len() == limits.max_batch_records {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("bulk request holds more than {} actions", limits.max_batch_records),
-            ));
+            return Err(IngestError::TooMany {
+                what: "bulk request",
+                limit: limits.max_batch_records,
+                items: "actions",
+            });
         }
         let action_line: Map<String, Value> =
             serde_json::from_str(line).map_err(|error| malformed(error.to_string()))?;
@@ -117,10 +125,11 @@ fn record_from_source(
     let document: Map<String, Value> = serde_json::from_str(source)
         .map_err(|error| item_error("document_parsing_exception", format!("failed to parse the source: {error}")))?;
     let defaults = Defaults { service: Some(service_of_index(index)), host: None, now };
-    let mut record =
-        document::record(document, &defaults).map_err(|reason| item_error("document_parsing_exception", reason))?;
+    let mut record = document::record(document, &defaults)
+        .map_err(|reason| item_error("document_parsing_exception", reason.to_string()))?;
     record.attributes.insert("index".to_owned(), Value::String(index.to_owned()));
-    validate(&mut record, limits, latest, now).map_err(|reason| item_error("document_parsing_exception", reason))?;
+    validate(&mut record, limits, latest, now)
+        .map_err(|reason| item_error("document_parsing_exception", reason.to_string()))?;
     Ok(record)
 }
 
@@ -357,8 +366,8 @@ mod tests {
             ]
         );
         let error = parse_bulk("{\"index\":{}}\n{}\n{\"upsert\":{}}\n", Some("a"), &limits(), now()).unwrap_err();
-        assert_eq!(error.line, Some(3));
+        assert_eq!(error.line(), Some(3));
         let error = parse_bulk("{\"index\":{}}\n{}\n", None, &limits(), now()).unwrap_err();
-        assert!(error.message.contains("no _index"), "{}", error.message);
+        assert!(error.to_string().contains("no _index"), "{error}");
     }
 }

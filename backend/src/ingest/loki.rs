@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use vigil_proto::level::detect_level;
-use vigil_proto::{ApiError, ErrorCode, LogRecord, Timestamp};
+use vigil_proto::{LogRecord, Timestamp};
 
-use super::{latest_timestamp, validate};
+use super::{At, IngestError, Invalid, latest_timestamp, validate};
 use crate::config::LogsConfig;
 
 /// The protobuf messages of Loki's `logproto.PushRequest`.
@@ -82,8 +82,8 @@ pub struct Push {
 /// `mime.ParseMediaType`): parameters must be `name=value`; `application/json` (any case, any
 /// parameters) is JSON, anything else snappy protobuf, and so is a push without a
 /// `Content-Type` (what Loki's code means to do, though Go's parser refuses it there).
-pub fn is_json(content_type: Option<&str>) -> Result<bool, ApiError> {
-    let invalid = |message: &str| ApiError::new(ErrorCode::InvalidParameter, format!("Content-Type: {message}"));
+pub fn is_json(content_type: Option<&str>) -> Result<bool, IngestError> {
+    let invalid = |problem: &'static str| IngestError::Header { header: "Content-Type", problem };
     let Some(content_type) = content_type else {
         return Ok(false);
     };
@@ -121,43 +121,31 @@ pub fn decode_content<'body>(
     encoding: Option<&str>,
     body: &'body [u8],
     limit: usize,
-) -> Result<std::borrow::Cow<'body, [u8]>, ApiError> {
+) -> Result<std::borrow::Cow<'body, [u8]>, IngestError> {
     match encoding.unwrap_or_default() {
         "" | "snappy" => super::decode_content(None, body, limit),
         "gzip" => super::decode_content(Some("gzip"), body, limit),
         "deflate" => {
             super::inflate(flate2::read::DeflateDecoder::new(body), "deflate", limit).map(std::borrow::Cow::Owned)
         }
-        other => Err(ApiError::new(
-            ErrorCode::InvalidEncoding,
-            format!("Content-Encoding {other:?} not supported: send gzip, deflate or none"),
-        )),
+        other => Err(IngestError::LokiEncoding(other.to_owned())),
     }
 }
 
-pub fn decode_protobuf(compressed: &[u8], max_decompressed: usize) -> Result<Vec<Stream>, ApiError> {
-    let length = snap::raw::decompress_len(compressed).map_err(|error| {
-        ApiError::new(ErrorCode::InvalidEncoding, format!("body is not snappy-compressed: {error}"))
-    })?;
+pub fn decode_protobuf(compressed: &[u8], max_decompressed: usize) -> Result<Vec<Stream>, IngestError> {
+    let length = snap::raw::decompress_len(compressed).map_err(IngestError::Snappy)?;
     if length > max_decompressed {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("decompressed body exceeds the limit of {max_decompressed} bytes"),
-        ));
+        return Err(IngestError::TooLarge(max_decompressed));
     }
-    let body = snap::raw::Decoder::new().decompress_vec(compressed).map_err(|error| {
-        ApiError::new(ErrorCode::InvalidEncoding, format!("body is not snappy-compressed: {error}"))
-    })?;
-    let request: messages::PushRequest = prost::Message::decode(body.as_slice()).map_err(|error| {
-        ApiError::new(ErrorCode::InvalidProtobuf, format!("body is not a Loki PushRequest: {error}"))
-    })?;
+    let body = snap::raw::Decoder::new().decompress_vec(compressed).map_err(IngestError::Snappy)?;
+    let request: messages::PushRequest = prost::Message::decode(body.as_slice())
+        .map_err(|source| IngestError::Protobuf { what: "a Loki PushRequest", source })?;
     request
         .streams
         .into_iter()
         .map(|stream| {
-            let labels = parse_labels(&stream.labels).map_err(|problem| {
-                ApiError::new(ErrorCode::InvalidRecord, format!("stream labels {:?}: {problem}", stream.labels))
-            })?;
+            let labels = parse_labels(&stream.labels)
+                .map_err(|problem| IngestError::Record { at: At::Stream(stream.labels.clone()), problem })?;
             let entries = stream
                 .entries
                 .into_iter()
@@ -176,10 +164,10 @@ pub fn decode_protobuf(compressed: &[u8], max_decompressed: usize) -> Result<Vec
 
 /// Loki's JSON: `{"streams": [{"stream": {labels}, "values": [["<ns>", "<line>", {metadata}?]]}]}`.
 /// Timestamps must be strings of nanoseconds, as Loki requires.
-pub fn decode_json(body: &[u8]) -> Result<Vec<Stream>, ApiError> {
-    let invalid = |message: String| ApiError::new(ErrorCode::InvalidRecord, message);
+pub fn decode_json(body: &[u8]) -> Result<Vec<Stream>, IngestError> {
+    let invalid = |problem: String| IngestError::Record { at: At::Nowhere, problem: problem.into() };
     let value: Value = serde_json::from_slice(body)
-        .map_err(|error| ApiError::new(ErrorCode::InvalidJson, format!("body is not JSON: {error}")))?;
+        .map_err(|source| IngestError::Json { at: At::Body { what: "body is not JSON", line: None }, source })?;
     let streams =
         value.get("streams").and_then(Value::as_array).ok_or_else(|| invalid("streams must be an array".to_owned()))?;
     streams
@@ -239,7 +227,7 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<Stream>, ApiError> {
                                         .to_owned(),
                                 ))
                             })
-                            .collect::<Result<_, ApiError>>()?,
+                            .collect::<Result<_, IngestError>>()?,
                         Some(_) => return Err(at("structured metadata must be an object")),
                     };
                     Ok((nanos, line, metadata))
@@ -251,7 +239,7 @@ pub fn decode_json(body: &[u8]) -> Result<Vec<Stream>, ApiError> {
 }
 
 /// Parses `{name="value", ...}` (escapes `\"`, `\\`, `\n`).
-pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, Invalid> {
     let inner =
         text.trim().strip_prefix('{').and_then(|rest| rest.strip_suffix('}')).ok_or("labels must be enclosed in {}")?;
     let mut labels = BTreeMap::new();
@@ -273,15 +261,15 @@ pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
             .collect()
         };
         if name.is_empty() {
-            return Err("expected a label name".to_owned());
+            return Err("expected a label name".into());
         }
         while characters.next_if(|character| character.is_whitespace()).is_some() {}
         if characters.next() != Some('=') {
-            return Err(format!("expected =\"value\" after {name}"));
+            return Err(format!("expected =\"value\" after {name}").into());
         }
         while characters.next_if(|character| character.is_whitespace()).is_some() {}
         if characters.next() != Some('"') {
-            return Err(format!("expected =\"value\" after {name}"));
+            return Err(format!("expected =\"value\" after {name}").into());
         }
         let value = quoted(&mut characters).ok_or_else(|| format!("unterminated or badly escaped value of {name}"))?;
         labels.insert(name, value);
@@ -309,13 +297,10 @@ fn take_label(labels: &mut BTreeMap<String, String>, names: &[&str]) -> Option<S
 }
 
 /// Turns streams into records; entries that fail validation are counted with their reason.
-pub fn records(streams: Vec<Stream>, limits: &LogsConfig, now: Timestamp) -> Result<Push, ApiError> {
+pub fn records(streams: Vec<Stream>, limits: &LogsConfig, now: Timestamp) -> Result<Push, IngestError> {
     let total: usize = streams.iter().map(|stream| stream.entries.len()).sum();
     if total > limits.max_batch_records {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("push holds more than {} entries", limits.max_batch_records),
-        ));
+        return Err(IngestError::TooMany { what: "push", limit: limits.max_batch_records, items: "entries" });
     }
     let latest = latest_timestamp(limits, now);
     let mut push = Push::default();
@@ -379,8 +364,8 @@ mod tests {
     fn json_timestamps_must_be_strings() {
         let error = decode_json(br#"{"streams":[{"stream":{"job":"a"},"values":[[1795939200000000000,"line"]]}]}"#)
             .unwrap_err();
-        assert!(error.message.contains("must be a string"), "{}", error.message);
-        assert_eq!(error.code, ErrorCode::InvalidRecord);
+        assert!(error.to_string().contains("must be a string"), "{error}");
+        assert!(matches!(error, IngestError::Record { .. }), "{error:?}");
     }
 
     #[test]

@@ -10,9 +10,9 @@
 
 use base64::Engine;
 use serde_json::{Map, Number, Value};
-use vigil_proto::{ApiError, ErrorCode, LogRecord, Timestamp};
+use vigil_proto::{LogRecord, Timestamp};
 
-use super::{latest_timestamp, validate};
+use super::{At, IngestError, latest_timestamp, validate};
 use crate::config::LogsConfig;
 
 /// The protobuf messages of `opentelemetry/proto/collector/logs/v1` and their dependencies,
@@ -150,22 +150,42 @@ pub struct Export {
     pub first_rejection: Option<String>,
 }
 
-pub fn decode_protobuf(body: &[u8]) -> Result<ExportLogsServiceRequest, ApiError> {
-    prost::Message::decode(body).map_err(|error| {
-        ApiError::new(ErrorCode::InvalidProtobuf, format!("body is not an OTLP ExportLogsServiceRequest: {error}"))
-    })
+/// How an export request is encoded, by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    pub fn from_content_type(content_type: Option<&str>) -> Result<Self, IngestError> {
+        let found = content_type.unwrap_or("(none)");
+        match found.split(';').next().unwrap_or_default().trim().to_ascii_lowercase().as_str() {
+            "application/x-protobuf" | "application/protobuf" => Ok(Self::Protobuf),
+            "application/json" => Ok(Self::Json),
+            _ => Err(IngestError::MediaType {
+                found: found.to_owned(),
+                accepted: "application/x-protobuf or application/json",
+            }),
+        }
+    }
+}
+
+pub fn decode_protobuf(body: &[u8]) -> Result<ExportLogsServiceRequest, IngestError> {
+    prost::Message::decode(body)
+        .map_err(|source| IngestError::Protobuf { what: "an OTLP ExportLogsServiceRequest", source })
 }
 
 /// Reads OTLP JSON (lowerCamelCase field names, 64-bit integers as strings, ids in hex).
-pub fn decode_json(body: &[u8]) -> Result<ExportLogsServiceRequest, ApiError> {
+pub fn decode_json(body: &[u8]) -> Result<ExportLogsServiceRequest, IngestError> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|error| ApiError::new(ErrorCode::InvalidJson, format!("body is not JSON: {error}")))?;
+        .map_err(|source| IngestError::Json { at: At::Body { what: "body is not JSON", line: None }, source })?;
     json::request(&value)
-        .map_err(|problem| ApiError::new(ErrorCode::InvalidRecord, format!("invalid OTLP JSON: {problem}")))
+        .map_err(|problem| IngestError::Record { at: At::Body { what: "invalid OTLP JSON", line: None }, problem })
 }
 
 /// Turns the request into records, refusing those that break the bounds.
-pub fn records(request: ExportLogsServiceRequest, limits: &LogsConfig, now: Timestamp) -> Result<Export, ApiError> {
+pub fn records(request: ExportLogsServiceRequest, limits: &LogsConfig, now: Timestamp) -> Result<Export, IngestError> {
     let total: usize = request
         .resource_logs
         .iter()
@@ -173,10 +193,7 @@ pub fn records(request: ExportLogsServiceRequest, limits: &LogsConfig, now: Time
         .map(|scope| scope.log_records.len())
         .sum();
     if total > limits.max_batch_records {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("request holds more than {} log records", limits.max_batch_records),
-        ));
+        return Err(IngestError::TooMany { what: "request", limit: limits.max_batch_records, items: "log records" });
     }
     let latest = latest_timestamp(limits, now);
     let mut export = Export::default();
@@ -202,7 +219,7 @@ pub fn records(request: ExportLogsServiceRequest, limits: &LogsConfig, now: Time
                     Ok(()) => export.records.push(record),
                     Err(problem) => {
                         export.rejected += 1;
-                        export.first_rejection.get_or_insert(problem);
+                        export.first_rejection.get_or_insert(problem.to_string());
                     }
                 }
             }
@@ -299,6 +316,8 @@ fn hex(bytes: &[u8]) -> String {
 /// OTLP JSON into the protobuf messages.
 mod json {
     use base64::Engine;
+
+    use super::super::Invalid;
     use serde_json::Value;
 
     use super::messages::{
@@ -311,19 +330,19 @@ mod json {
         object.get(camel).or_else(|| object.get(snake)).filter(|value| !value.is_null())
     }
 
-    fn array<'a>(object: &'a Value, camel: &str, snake: &str) -> Result<&'a [Value], String> {
+    fn array<'a>(object: &'a Value, camel: &str, snake: &str) -> Result<&'a [Value], Invalid> {
         match field(object, camel, snake) {
             None => Ok(&[]),
             Some(Value::Array(items)) => Ok(items),
-            Some(_) => Err(format!("{camel} must be an array")),
+            Some(_) => Err(format!("{camel} must be an array").into()),
         }
     }
 
-    fn string(object: &Value, camel: &str, snake: &str) -> Result<String, String> {
+    fn string(object: &Value, camel: &str, snake: &str) -> Result<String, Invalid> {
         match field(object, camel, snake) {
             None => Ok(String::new()),
             Some(Value::String(text)) => Ok(text.clone()),
-            Some(_) => Err(format!("{camel} must be a string")),
+            Some(_) => Err(format!("{camel} must be a string").into()),
         }
     }
 
@@ -332,8 +351,8 @@ mod json {
         object: &Value,
         camel: &str,
         snake: &str,
-    ) -> Result<Option<T>, String> {
-        let invalid = || format!("{camel} must be an integer");
+    ) -> Result<Option<T>, Invalid> {
+        let invalid = || Invalid::from(format!("{camel} must be an integer"));
         match field(object, camel, snake) {
             None => Ok(None),
             Some(Value::String(text)) => text.parse().map(Some).map_err(|_| invalid()),
@@ -344,35 +363,35 @@ mod json {
         }
     }
 
-    fn hex_bytes(object: &Value, camel: &str, snake: &str) -> Result<Vec<u8>, String> {
+    fn hex_bytes(object: &Value, camel: &str, snake: &str) -> Result<Vec<u8>, Invalid> {
         let text = string(object, camel, snake)?;
         if text.len() % 2 != 0 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-            return Err(format!("{camel} must be hex"));
+            return Err(format!("{camel} must be hex").into());
         }
         (0..text.len())
             .step_by(2)
-            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).map_err(|error| error.to_string()))
+            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).map_err(|error| Invalid::from(error.to_string())))
             .collect()
     }
 
-    pub fn request(value: &Value) -> Result<ExportLogsServiceRequest, String> {
+    pub fn request(value: &Value) -> Result<ExportLogsServiceRequest, Invalid> {
         let resource_logs =
             array(value, "resourceLogs", "resource_logs")?.iter().map(resource_logs).collect::<Result<_, _>>()?;
         Ok(ExportLogsServiceRequest { resource_logs })
     }
 
-    fn resource_logs(value: &Value) -> Result<ResourceLogs, String> {
+    fn resource_logs(value: &Value) -> Result<ResourceLogs, Invalid> {
         let resource = field(value, "resource", "resource")
-            .map(|resource| Ok::<_, String>(Resource { attributes: key_values(resource, "attributes")? }))
+            .map(|resource| Ok::<_, Invalid>(Resource { attributes: key_values(resource, "attributes")? }))
             .transpose()?;
         let scope_logs = array(value, "scopeLogs", "scope_logs")?.iter().map(scope_logs).collect::<Result<_, _>>()?;
         Ok(ResourceLogs { resource, scope_logs })
     }
 
-    fn scope_logs(value: &Value) -> Result<ScopeLogs, String> {
+    fn scope_logs(value: &Value) -> Result<ScopeLogs, Invalid> {
         let scope = field(value, "scope", "scope")
             .map(|scope| {
-                Ok::<_, String>(InstrumentationScope {
+                Ok::<_, Invalid>(InstrumentationScope {
                     name: string(scope, "name", "name")?,
                     version: string(scope, "version", "version")?,
                     attributes: key_values(scope, "attributes")?,
@@ -384,7 +403,7 @@ mod json {
         Ok(ScopeLogs { scope, log_records })
     }
 
-    fn log_record(value: &Value) -> Result<LogRecord, String> {
+    fn log_record(value: &Value) -> Result<LogRecord, Invalid> {
         let severity_number = match field(value, "severityNumber", "severity_number") {
             None => 0,
             Some(Value::Number(number)) => number
@@ -394,7 +413,7 @@ mod json {
             Some(Value::String(name)) => {
                 severity_by_name(name).ok_or_else(|| format!("unknown severityNumber {name:?}"))?
             }
-            Some(_) => return Err("severityNumber must be an integer".to_owned()),
+            Some(_) => return Err("severityNumber must be an integer".into()),
         };
         Ok(LogRecord {
             time_unix_nano: integer(value, "timeUnixNano", "time_unix_nano")?.unwrap_or(0),
@@ -427,7 +446,7 @@ mod json {
         (1..=4).contains(&offset).then_some(first + offset - 1)
     }
 
-    fn key_values(object: &Value, name: &str) -> Result<Vec<KeyValue>, String> {
+    fn key_values(object: &Value, name: &str) -> Result<Vec<KeyValue>, Invalid> {
         array(object, name, name)?
             .iter()
             .map(|pair| {
@@ -439,9 +458,9 @@ mod json {
             .collect()
     }
 
-    fn any_value(value: &Value) -> Result<AnyValue, String> {
+    fn any_value(value: &Value) -> Result<AnyValue, Invalid> {
         let Value::Object(object) = value else {
-            return Err("an AnyValue must be an object".to_owned());
+            return Err("an AnyValue must be an object".into());
         };
         let Some((kind, inner)) = object.iter().next() else {
             return Ok(AnyValue { value: None });
@@ -475,7 +494,7 @@ mod json {
                     .decode(text)
                     .map_err(|_| "bytesValue must be base64".to_owned())?,
             ),
-            (kind, _) => return Err(format!("unknown or ill-typed AnyValue {kind:?}")),
+            (kind, _) => return Err(format!("unknown or ill-typed AnyValue {kind:?}").into()),
         };
         Ok(AnyValue { value: Some(value) })
     }
@@ -522,9 +541,9 @@ mod tests {
     fn ill_typed_json_is_refused_with_the_field_named() {
         let error = decode_json(br#"{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": true}]}]}]}"#)
             .unwrap_err();
-        assert!(error.message.contains("timeUnixNano"), "{}", error.message);
+        assert!(error.to_string().contains("timeUnixNano"), "{error}");
         let error =
             decode_json(br#"{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "xyz"}]}]}]}"#).unwrap_err();
-        assert!(error.message.contains("traceId"), "{}", error.message);
+        assert!(error.to_string().contains("traceId"), "{error}");
     }
 }

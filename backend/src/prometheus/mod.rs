@@ -6,7 +6,6 @@ pub mod query;
 pub mod remote_write;
 
 use vigil_proto::metrics::{MetricBatch, is_label_name, is_metric_name};
-use vigil_proto::{ApiError, ErrorCode};
 
 use remote_write::messages::{Label, Sample, TimeSeries};
 
@@ -17,24 +16,28 @@ pub struct BatchLimits {
     pub max_samples: usize,
 }
 
+/// Why a metric batch was refused whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("{count} series in one batch; the limit is {limit}")]
+    TooManySeries { count: usize, limit: usize },
+    #[error("{count} samples in one batch; the limit is {limit}")]
+    TooManySamples { count: usize, limit: usize },
+    #[error("series {index}: {problem}")]
+    Series { index: usize, problem: String },
+}
+
 /// Checks a batch and turns it into remote-write series: `__name__` present and a metric
 /// name, label names valid, empty label values dropped (Prometheus treats them as absent),
 /// labels sorted, samples oldest first. A bad series refuses the batch, naming the series.
-pub fn to_time_series(batch: MetricBatch, limits: BatchLimits) -> Result<Vec<TimeSeries>, ApiError> {
-    let invalid =
-        |index: usize, message: String| ApiError::new(ErrorCode::InvalidRecord, format!("series {index}: {message}"));
+pub fn to_time_series(batch: MetricBatch, limits: BatchLimits) -> Result<Vec<TimeSeries>, BatchError> {
+    let invalid = |index: usize, problem: String| BatchError::Series { index, problem };
     if batch.series.len() > limits.max_series {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("{} series in one batch; the limit is {}", batch.series.len(), limits.max_series),
-        ));
+        return Err(BatchError::TooManySeries { count: batch.series.len(), limit: limits.max_series });
     }
     let samples: usize = batch.series.iter().map(|series| series.samples.len()).sum();
     if samples > limits.max_samples {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("{samples} samples in one batch; the limit is {}", limits.max_samples),
-        ));
+        return Err(BatchError::TooManySamples { count: samples, limit: limits.max_samples });
     }
     let mut out = Vec::with_capacity(batch.series.len());
     for (index, series) in batch.series.into_iter().enumerate() {
@@ -89,18 +92,18 @@ mod tests {
     #[test]
     fn bad_series_are_named() {
         let error = to_time_series(batch(r#"{"series":[{"labels":{"job":"x"},"samples":[[1,1]]}]}"#), LIMITS);
-        assert!(error.unwrap_err().message.contains("series 0: no __name__"));
+        assert!(error.unwrap_err().to_string().contains("series 0: no __name__"));
         let error = to_time_series(
             batch(
                 r#"{"series":[{"labels":{"__name__":"up"},"samples":[[1,1]]},{"labels":{"__name__":"up","a-b":"1"},"samples":[[1,1]]}]}"#,
             ),
             LIMITS,
         );
-        assert!(error.unwrap_err().message.contains("series 1: label name \"a-b\""));
+        assert!(error.unwrap_err().to_string().contains("series 1: label name \"a-b\""));
         let error = to_time_series(batch(r#"{"series":[{"labels":{"__name__":"9lives"},"samples":[[1,1]]}]}"#), LIMITS);
-        assert!(error.unwrap_err().message.contains("not a Prometheus metric name"));
+        assert!(error.unwrap_err().to_string().contains("not a Prometheus metric name"));
         let many =
             format!(r#"{{"series":[{{"labels":{{"__name__":"up"}},"samples":[{}]}}]}}"#, vec!["[1,1]"; 101].join(","));
-        assert_eq!(to_time_series(batch(&many), LIMITS).unwrap_err().code, ErrorCode::PayloadTooLarge);
+        assert!(matches!(to_time_series(batch(&many), LIMITS), Err(BatchError::TooManySamples { count: 101, .. })));
     }
 }

@@ -8,7 +8,59 @@ use std::time::Duration;
 use prometheus_http_query::response::Data;
 use prometheus_http_query::{Client, Selector};
 use vigil_proto::metrics::{QueryResult, QuerySeries};
-use vigil_proto::{ApiError, ErrorCode};
+
+/// Why a PromQL request got no answer. Prometheus' own messages are kept as it wrote them.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Prometheus refused the query (`bad_data`); a syntax error has its column.
+    #[error("{message}")]
+    Invalid { message: String, position: Option<u64> },
+    /// A parameter of the request (not the PromQL) is wrong.
+    #[error("{0}")]
+    Parameter(String),
+    #[error("match[] {text:?} is not a series selector: {source}")]
+    Selector { text: String, source: SelectorError },
+    #[error(
+        "the query returned {count} series; the limit is {limit}: narrow it with label matchers or aggregate (sum by ...)"
+    )]
+    TooManySeries { count: usize, limit: usize },
+    #[error("the query timed out in Prometheus: {0}")]
+    TimedOut(String),
+    #[error("Prometheus failed the query: {0}")]
+    Failed(String),
+    #[error("Prometheus at {url} did not answer within {seconds} s")]
+    NoAnswer { url: String, seconds: u64 },
+    #[error("Prometheus at {url} cannot be reached: {}", crate::telemetry::error_chain(.source))]
+    Unreachable { url: String, source: prometheus_http_query::error::ClientError },
+    /// What the client library refused before sending (an empty selector list, ...).
+    #[error("{0}")]
+    Request(prometheus_http_query::Error),
+}
+
+/// `metrics.prometheus_url` is not a URL the client can use.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics.prometheus_url {url:?}: {source}")]
+pub struct ClientError {
+    url: String,
+    source: prometheus_http_query::Error,
+}
+
+/// What is wrong in a series selector.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SelectorError(String);
+
+impl From<&str> for SelectorError {
+    fn from(problem: &str) -> Self {
+        Self(problem.to_owned())
+    }
+}
+
+impl From<String> for SelectorError {
+    fn from(problem: String) -> Self {
+        Self(problem)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct QueryLimits {
@@ -45,60 +97,37 @@ fn parse_position(message: &str) -> Option<u64> {
 }
 
 impl Prometheus {
-    pub fn new(http: reqwest::Client, url: &str, limits: QueryLimits) -> Result<Self, String> {
-        let client = Client::from(http, url).map_err(|error| format!("metrics.prometheus_url {url:?}: {error}"))?;
+    pub fn new(http: reqwest::Client, url: &str, limits: QueryLimits) -> Result<Self, ClientError> {
+        let client = Client::from(http, url).map_err(|source| ClientError { url: url.to_owned(), source })?;
         Ok(Self { client, url: url.to_owned(), limits })
     }
 
-    fn error(&self, error: prometheus_http_query::Error) -> ApiError {
+    fn error(&self, error: prometheus_http_query::Error) -> QueryError {
         match error {
             prometheus_http_query::Error::Prometheus(error) if error.is_bad_data() => {
                 let message = error.message().to_owned();
-                let api = ApiError::new(ErrorCode::InvalidQuery, message.clone());
-                match parse_position(&message) {
-                    Some(position) => api.at_position(position),
-                    None => api,
-                }
+                QueryError::Invalid { position: parse_position(&message), message }
             }
             prometheus_http_query::Error::Prometheus(error) if error.is_timeout() || error.is_canceled() => {
-                ApiError::new(ErrorCode::Unavailable, format!("the query timed out in Prometheus: {}", error.message()))
+                QueryError::TimedOut(error.message().to_owned())
             }
-            prometheus_http_query::Error::Prometheus(error) => {
-                ApiError::new(ErrorCode::Unavailable, format!("Prometheus failed the query: {}", error.message()))
-            }
-            prometheus_http_query::Error::Client(error) => {
-                let timed_out = error.inner().is_some_and(reqwest::Error::is_timeout);
-                if timed_out {
-                    ApiError::new(
-                        ErrorCode::Unavailable,
-                        format!("Prometheus at {} did not answer within {} s", self.url, self.limits.timeout.as_secs()),
-                    )
+            prometheus_http_query::Error::Prometheus(error) => QueryError::Failed(error.message().to_owned()),
+            prometheus_http_query::Error::Client(client) => {
+                if client.inner().is_some_and(reqwest::Error::is_timeout) {
+                    QueryError::NoAnswer { url: self.url.clone(), seconds: self.limits.timeout.as_secs() }
                 } else {
-                    ApiError::new(
-                        ErrorCode::Unavailable,
-                        format!(
-                            "Prometheus at {} cannot be reached: {}",
-                            self.url,
-                            crate::telemetry::error_chain(&error)
-                        ),
-                    )
+                    QueryError::Unreachable { url: self.url.clone(), source: client }
                 }
             }
-            other => ApiError::new(ErrorCode::InvalidQuery, other.to_string()),
+            other => QueryError::Request(other),
         }
     }
 
-    fn too_many_series(&self, count: usize) -> ApiError {
-        ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!(
-                "the query returned {count} series; the limit is {}: narrow it with label matchers or aggregate (sum by ...)",
-                self.limits.max_series
-            ),
-        )
+    fn too_many_series(&self, count: usize) -> QueryError {
+        QueryError::TooManySeries { count, limit: self.limits.max_series }
     }
 
-    fn convert(&self, data: Data, step: Option<f64>) -> Result<QueryResult, ApiError> {
+    fn convert(&self, data: Data, step: Option<f64>) -> Result<QueryResult, QueryError> {
         let finite = |value: f64| value.is_finite().then_some(value);
         let labels = |metric: std::collections::HashMap<String, String>| metric.into_iter().collect::<BTreeMap<_, _>>();
         let (result_type, series) = match data {
@@ -149,7 +178,7 @@ impl Prometheus {
     }
 
     /// An instant query at `time` (Unix seconds; now when absent).
-    pub async fn instant(&self, promql: &str, time: Option<f64>) -> Result<QueryResult, ApiError> {
+    pub async fn instant(&self, promql: &str, time: Option<f64>) -> Result<QueryResult, QueryError> {
         let mut request = self.client.query(promql).timeout(self.timeout_param());
         if let Some(time) = time {
             request = request.query("time", time);
@@ -161,24 +190,27 @@ impl Prometheus {
 
     /// A range query; the step is chosen from the range when absent. Refused when it would
     /// give more points per series than the cap.
-    pub async fn range(&self, promql: &str, start: f64, end: f64, step: Option<f64>) -> Result<QueryResult, ApiError> {
+    pub async fn range(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+        step: Option<f64>,
+    ) -> Result<QueryResult, QueryError> {
         if end <= start {
-            return Err(ApiError::new(ErrorCode::InvalidParameter, "end must be after start"));
+            return Err(QueryError::Parameter("end must be after start".to_owned()));
         }
         let step = step.unwrap_or_else(|| choose_step(start, end));
         if step <= 0.0 || !step.is_finite() {
-            return Err(ApiError::new(ErrorCode::InvalidParameter, "step must be a positive number of seconds"));
+            return Err(QueryError::Parameter("step must be a positive number of seconds".to_owned()));
         }
         let points = ((end - start) / step).floor() as usize + 1;
         if points > self.limits.max_points_per_series {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!(
-                    "{points} points per series; the limit is {}: use a step of at least {} s",
-                    self.limits.max_points_per_series,
-                    ((end - start) / (self.limits.max_points_per_series as f64 - 1.0)).ceil()
-                ),
-            ));
+            return Err(QueryError::Parameter(format!(
+                "{points} points per series; the limit is {}: use a step of at least {} s",
+                self.limits.max_points_per_series,
+                ((end - start) / (self.limits.max_points_per_series as f64 - 1.0)).ceil()
+            )));
         }
         let request = self.client.query_range(promql, start.floor() as i64, end.ceil() as i64, step);
         let result = request.timeout(self.timeout_param()).get().await.map_err(|error| self.error(error))?;
@@ -192,7 +224,7 @@ impl Prometheus {
         matchers: &[String],
         start: Option<f64>,
         end: Option<f64>,
-    ) -> Result<Vec<String>, ApiError> {
+    ) -> Result<Vec<String>, QueryError> {
         let parsed = parse_selectors(matchers)?;
         let selectors: Vec<Selector<'_>> = parsed.iter().map(ParsedSelector::selector).collect();
         let mut request = self.client.label_names();
@@ -215,9 +247,9 @@ impl Prometheus {
         matchers: &[String],
         start: Option<f64>,
         end: Option<f64>,
-    ) -> Result<Vec<String>, ApiError> {
+    ) -> Result<Vec<String>, QueryError> {
         if !vigil_proto::metrics::is_label_name(name) {
-            return Err(ApiError::new(ErrorCode::InvalidParameter, format!("{name:?} is not a label name")));
+            return Err(QueryError::Parameter(format!("{name:?} is not a label name")));
         }
         let parsed = parse_selectors(matchers)?;
         let selectors: Vec<Selector<'_>> = parsed.iter().map(ParsedSelector::selector).collect();
@@ -240,9 +272,9 @@ impl Prometheus {
         matchers: &[String],
         start: Option<f64>,
         end: Option<f64>,
-    ) -> Result<Vec<BTreeMap<String, String>>, ApiError> {
+    ) -> Result<Vec<BTreeMap<String, String>>, QueryError> {
         if matchers.is_empty() {
-            return Err(ApiError::new(ErrorCode::InvalidParameter, "give at least one match[] selector"));
+            return Err(QueryError::Parameter("give at least one match[] selector".to_owned()));
         }
         let parsed = parse_selectors(matchers)?;
         let selectors: Vec<Selector<'_>> = parsed.iter().map(ParsedSelector::selector).collect();
@@ -287,18 +319,14 @@ impl ParsedSelector {
     }
 }
 
-fn parse_selectors(texts: &[String]) -> Result<Vec<ParsedSelector>, ApiError> {
+fn parse_selectors(texts: &[String]) -> Result<Vec<ParsedSelector>, QueryError> {
     texts
         .iter()
-        .map(|text| {
-            parse_selector(text).map_err(|message| {
-                ApiError::new(ErrorCode::InvalidQuery, format!("match[] {text:?} is not a series selector: {message}"))
-            })
-        })
+        .map(|text| parse_selector(text).map_err(|source| QueryError::Selector { text: text.clone(), source }))
         .collect()
 }
 
-pub fn parse_selector(text: &str) -> Result<ParsedSelector, String> {
+pub fn parse_selector(text: &str) -> Result<ParsedSelector, SelectorError> {
     let text = text.trim();
     let (metric, rest) = match text.find('{') {
         Some(brace) => (text[..brace].trim(), &text[brace..]),
@@ -309,7 +337,7 @@ pub fn parse_selector(text: &str) -> Result<ParsedSelector, String> {
     } else if vigil_proto::metrics::is_metric_name(metric) {
         Some(metric.to_owned())
     } else {
-        return Err(format!("{metric:?} is not a metric name"));
+        return Err(format!("{metric:?} is not a metric name").into());
     };
     let mut matchers = Vec::new();
     if !rest.is_empty() {
@@ -325,7 +353,7 @@ pub fn parse_selector(text: &str) -> Result<ParsedSelector, String> {
             let label: String =
                 std::iter::from_fn(|| chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_')).collect();
             if !vigil_proto::metrics::is_label_name(&label) {
-                return Err(format!("expected a label name, found {:?}", chars.peek()));
+                return Err(format!("expected a label name, found {:?}", chars.peek()).into());
             }
             while chars.next_if(|c| c.is_whitespace()).is_some() {}
             let operator = match (chars.next(), chars.peek().copied()) {
@@ -342,7 +370,7 @@ pub fn parse_selector(text: &str) -> Result<ParsedSelector, String> {
                     chars.next();
                     "!~"
                 }
-                _ => return Err(format!("expected =, !=, =~ or !~ after {label}")),
+                _ => return Err(format!("expected =, !=, =~ or !~ after {label}").into()),
             };
             while chars.next_if(|c| c.is_whitespace()).is_some() {}
             let quote = chars.next().filter(|c| *c == '"' || *c == '\'').ok_or("expected a quoted value")?;
@@ -352,14 +380,14 @@ pub fn parse_selector(text: &str) -> Result<ParsedSelector, String> {
                     Some('\\') => value.push(chars.next().ok_or("unterminated escape")?),
                     Some(c) if c == quote => break,
                     Some(c) => value.push(c),
-                    None => return Err("unterminated string".to_owned()),
+                    None => return Err("unterminated string".to_owned().into()),
                 }
             }
             matchers.push((label, operator, value));
         }
     }
     if metric.is_none() && matchers.is_empty() {
-        return Err("empty selector".to_owned());
+        return Err("empty selector".to_owned().into());
     }
     Ok(ParsedSelector { metric, matchers })
 }

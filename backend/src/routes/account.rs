@@ -9,17 +9,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use vigil_proto::auth::{AuditOutcome, CreatedToken, LoginRequest, NewToken, PasswordChange, SessionInfo, TokenInfo};
+use vigil_proto::auth::{CreatedToken, LoginRequest, NewToken, PasswordChange, SessionInfo, TokenInfo};
 use vigil_proto::{ErrorCode, paths};
 
 use super::bounded_body;
 use crate::accounts;
-use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo, LoginError};
 use crate::error::HttpError;
 use crate::http::cookies::{self, session_cookie_value};
 use crate::http::{header_text, percent_encode};
 use crate::routes::admin::parse_id;
+use crate::sessions;
 use crate::state::AppState;
 
 const MAX_FORM_BYTES: usize = 16 << 10;
@@ -75,18 +75,11 @@ pub async fn login(
             .map_err(|error| HttpError::new(ErrorCode::InvalidJson, format!("invalid login request: {error}")))?;
         LoginForm { username: request.username, password: request.password, next: None }
     };
-    // A session presented with the sign-in is ended: the new one never reuses its value.
-    if let Some(previous) = session_cookie_value(&headers)
-        && let Ok(Some(Caller::Session { session_id, .. })) = state.auth.session(previous).await
-    {
-        state.auth.logout(session_id).await?;
-    }
-    let outcome = state.auth.login(&request.username, &request.password, &client).await;
+    let previous = session_cookie_value(&headers);
+    let outcome =
+        sessions::sign_in(&state.auth, &state.database, previous, &request.username, &request.password, &client).await;
     match outcome {
         Ok(session) => {
-            let actor = audit::Actor::new(request.username.clone(), client.ip);
-            audit::record(&state.database, &actor, Action::Login, &request.username, AuditOutcome::Success, "password")
-                .await;
             let cookie = cookies::session(&state.auth, &session.value);
             let mut response = if form {
                 see_other(&safe_next(request.next.as_deref()))
@@ -97,23 +90,6 @@ pub async fn login(
             Ok(response)
         }
         Err(error) => {
-            let detail = match &error {
-                LoginError::InvalidCredentials => "invalid user name or password",
-                LoginError::Disabled => "account disabled",
-                LoginError::LockedOut(_) => "locked out after repeated failures",
-                _ => "error",
-            };
-            // An anonymous caller's failure: collapsed per user name and address (per address
-            // alone once the address is locked out, whatever names it tries).
-            let target = match &error {
-                LoginError::LockedOut(locked) if locked.by_address => Some("*"),
-                // No account has such a name: nothing to record.
-                LoginError::TooLong(..) => None,
-                _ => Some(request.username.as_str()),
-            };
-            if let Some(target) = target {
-                state.auth.failures().record(&state.database, client.ip, Action::Login, target, detail).await;
-            }
             if form && !matches!(error, LoginError::Store(_) | LoginError::Random) {
                 let next = safe_next(request.next.as_deref());
                 return Ok(see_other(&format!(
@@ -179,11 +155,8 @@ pub async fn logout(
 ) -> Result<Response, HttpError> {
     if let Some(cookie) = session_cookie_value(&headers)
         && let Some(caller) = state.auth.session(cookie).await?
-        && let Caller::Session { session_id, user, .. } = &caller
     {
-        state.auth.logout(*session_id).await?;
-        let actor = client.actor(Some(&caller));
-        audit::record(&state.database, &actor, Action::Logout, &user.username, AuditOutcome::Success, "").await;
+        sessions::sign_out(&state.auth, &state.database, &caller, &client).await?;
     }
     let mut response =
         if is_form(&headers) || header_text(&headers, header::ACCEPT).is_some_and(|a| a.contains("text/html")) {

@@ -15,11 +15,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use vigil_proto::elasticsearch::{BulkItem, BulkItemResult, BulkResponse, ElasticsearchInfo};
-use vigil_proto::{ApiError, Commit, ErrorCode};
+use vigil_proto::{Commit, ErrorCode};
 
 use crate::error::HttpError;
+use crate::ingest::IngestError;
 use crate::ingest::decode_content;
-use crate::ingest::elasticsearch::{Action, filter_path, parse_bulk};
+use crate::ingest::elasticsearch::{Action, check_content_type, filter_path, parse_bulk};
 use crate::state::AppState;
 
 const PRODUCT_HEADER: HeaderName = HeaderName::from_static("x-elastic-product");
@@ -99,46 +100,19 @@ async fn run_bulk(
     let started = Instant::now();
     let params = params?.0;
     let commit = params.commit()?;
-    let limits = state.config.logs.clone();
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("(none)");
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    if !matches!(
-        essence.as_str(),
-        "application/x-ndjson"
-            | "application/json"
-            | "application/vnd.elasticsearch+x-ndjson"
-            | "application/vnd.elasticsearch+json"
-    ) {
-        return Err(HttpError::new(
-            ErrorCode::UnsupportedMediaType,
-            format!("content type {content_type} is not accepted: send application/x-ndjson"),
-        ));
-    }
-    let encoding = crate::http::header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let (body, mut admission) =
-        super::admitted_body(&state.ingest_budget, headers, body, limits.max_body_bytes).await?;
-    let now = super::now()?;
-    let max_decompressed = limits.max_decompressed_bytes;
-    let decoded = super::decoded_body(&mut admission, body, move |body| {
-        decode_content(encoding.as_deref(), body, max_decompressed)
-    })
-    .await?;
+    check_content_type(crate::http::header_text(headers, header::CONTENT_TYPE))?;
     // The records go to the store; each action keeps only what its item answers.
-    let (records, outcomes) = tokio::task::spawn_blocking(move || {
-        let text = std::str::from_utf8(&decoded)
-            .map_err(|error| ApiError::new(ErrorCode::InvalidJson, format!("body is not valid UTF-8: {error}")))?;
-        let entries = parse_bulk(text, default_index.as_deref(), &limits, now)?;
+    let outcomes = super::ingest_logs(state, headers, body, commit, decode_content, move |decoded, limits, now| {
+        let text = std::str::from_utf8(decoded).map_err(IngestError::Utf8)?;
+        let entries = parse_bulk(text, default_index.as_deref(), limits, now)?;
         let mut records = Vec::with_capacity(entries.len());
         let outcomes: Vec<_> = entries
             .into_iter()
             .map(|entry| (entry.action, entry.index, entry.id, entry.outcome.map(|record| records.push(record))))
             .collect();
-        Ok::<_, ApiError>((records, outcomes))
+        Ok((records, outcomes))
     })
-    .await
-    .map_err(|error| HttpError::internal(&error))??;
-    state.log_store.append(records, commit).await?;
-    drop(admission);
+    .await?;
 
     let items: Vec<BulkItem> = outcomes
         .into_iter()

@@ -18,16 +18,16 @@ pub async fn healthz() -> impl IntoResponse {
 
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let (database, log_store) = tokio::join!(state.database.ping(), state.log_store.check());
-    let describe = |result: Result<(), String>| match result {
-        Ok(()) => json!({"status": "ok"}),
-        Err(error) => json!({"status": "failing", "error": error}),
+    let describe = |problem: Option<String>| match problem {
+        None => json!({"status": "ok"}),
+        Some(error) => json!({"status": "failing", "error": error}),
     };
     let ready = database.is_ok() && log_store.is_ok();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "checks": {
-            "database": describe(database.map_err(|error| error_chain(&error))),
-            "log_store": describe(log_store.map_err(|error| error_chain(&error))),
+            "database": describe(database.as_ref().err().map(|error| error_chain(error))),
+            "log_store": describe(log_store.as_ref().err().map(|error| error_chain(error))),
         }
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -16,7 +16,7 @@ use vigil_proto::{
     LogContext, LogHistogram, LogPage, LogQuery, TailQuery,
 };
 
-use super::{admitted_body, decoded_body, now};
+use super::now;
 use crate::auth::Caller;
 use crate::error::HttpError;
 use crate::http::header_text;
@@ -47,23 +47,13 @@ async fn ingest_batch(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<u64, HttpError> {
-    let limits = state.config.logs.clone();
     let format = BodyFormat::from_content_type(header_text(headers, header::CONTENT_TYPE))?;
-    let encoding = header_text(headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let (body, mut admission) = admitted_body(&state.ingest_budget, headers, body, limits.max_body_bytes).await?;
-    let now = now()?;
-    // Decompression and parsing are CPU work: keep them off the async workers.
-    let max_decompressed = limits.max_decompressed_bytes;
-    let decoded =
-        decoded_body(&mut admission, body, move |body| decode_content(encoding.as_deref(), body, max_decompressed))
-            .await?;
-    let records = tokio::task::spawn_blocking(move || parse_batch_with(format, &decoded, &limits, &defaults, now))
-        .await
-        .map_err(|error| HttpError::internal(&error))??;
-    let accepted = records.len() as u64;
-    state.log_store.append(records, commit).await?;
-    drop(admission);
-    Ok(accepted)
+    super::ingest_logs(state, headers, body, commit, decode_content, move |decoded, limits, now| {
+        let records = parse_batch_with(format, decoded, limits, &defaults, now)?;
+        let accepted = records.len() as u64;
+        Ok((records, accepted))
+    })
+    .await
 }
 
 pub async fn search(

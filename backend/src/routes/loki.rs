@@ -22,31 +22,20 @@ pub async fn push(
     body: Body,
 ) -> Result<StatusCode, HttpError> {
     let Query(params) = params?;
-    let limits = state.config.logs.clone();
     // As Loki reads them: the media type first, so that a malformed one is refused before the
     // body is read.
     let is_json = loki::is_json(crate::http::header_text(&headers, header::CONTENT_TYPE))?;
-    let content_encoding = crate::http::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let (body, mut admission) =
-        super::admitted_body(&state.ingest_budget, &headers, body, limits.max_body_bytes).await?;
-    let now = super::now()?;
-    let max_decompressed = limits.max_decompressed_bytes;
-    let body = super::decoded_body(&mut admission, body, move |body| {
-        loki::decode_content(content_encoding.as_deref(), body, max_decompressed)
-    })
-    .await?;
-    let push = tokio::task::spawn_blocking(move || {
-        let streams = if is_json {
-            loki::decode_json(&body)?
-        } else {
-            loki::decode_protobuf(&body, limits.max_decompressed_bytes)?
-        };
-        loki::records(streams, &limits, now)
-    })
-    .await
-    .map_err(|error| HttpError::internal(&error))??;
-    state.log_store.append(push.records, params.commit).await?;
-    drop(admission);
+    let push =
+        super::ingest_logs(&state, &headers, body, params.commit, loki::decode_content, move |body, limits, now| {
+            let streams = if is_json {
+                loki::decode_json(body)?
+            } else {
+                loki::decode_protobuf(body, limits.max_decompressed_bytes)?
+            };
+            let mut push = loki::records(streams, limits, now)?;
+            Ok((std::mem::take(&mut push.records), push))
+        })
+        .await?;
     if push.rejected > 0 {
         return Err(HttpError::new(
             ErrorCode::InvalidRecord,

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use vigil_proto::metrics::{MetricBatch, MetricBatchAccepted, QueryResult, TargetGroup};
-use vigil_proto::{ApiError, ErrorCode, Timestamp, paths};
+use vigil_proto::{ErrorCode, Timestamp, paths};
 
 use super::{bounded_body, now};
 use crate::error::HttpError;
@@ -88,10 +88,6 @@ fn seconds(name: &str, text: Option<&str>) -> Result<Option<f64>, HttpError> {
     Ok(Some(at.as_unix_nanos() as f64 / 1e9))
 }
 
-fn api(error: ApiError) -> HttpError {
-    HttpError::from(error)
-}
-
 #[derive(Deserialize)]
 pub struct InstantParams {
     query: String,
@@ -105,7 +101,7 @@ pub async fn query(
 ) -> Result<Json<QueryResult>, HttpError> {
     let Query(params) = params?;
     let time = seconds("time", params.time.as_deref())?;
-    state.prometheus.instant(&params.query, time).await.map(Json).map_err(api)
+    state.prometheus.instant(&params.query, time).await.map(Json).map_err(HttpError::from)
 }
 
 #[derive(Deserialize)]
@@ -137,7 +133,7 @@ pub async fn query_range(
             )
         })?),
     };
-    state.prometheus.range(&params.query, start, end, step).await.map(Json).map_err(api)
+    state.prometheus.range(&params.query, start, end, step).await.map(Json).map_err(HttpError::from)
 }
 
 /// `15`, `2.5`, `30s`, `5m`, `1h`, `1d` as seconds.
@@ -211,7 +207,7 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
 
 pub async fn labels(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> Result<Json<Vec<String>>, HttpError> {
     let params = metadata_params(uri.query())?;
-    state.prometheus.labels(&params.matchers, params.start, params.end).await.map(Json).map_err(api)
+    state.prometheus.labels(&params.matchers, params.start, params.end).await.map(Json).map_err(HttpError::from)
 }
 
 pub async fn label_values(
@@ -220,7 +216,12 @@ pub async fn label_values(
     uri: axum::http::Uri,
 ) -> Result<Json<Vec<String>>, HttpError> {
     let params = metadata_params(uri.query())?;
-    state.prometheus.label_values(&name, &params.matchers, params.start, params.end).await.map(Json).map_err(api)
+    state
+        .prometheus
+        .label_values(&name, &params.matchers, params.start, params.end)
+        .await
+        .map(Json)
+        .map_err(HttpError::from)
 }
 
 pub async fn series(
@@ -228,7 +229,7 @@ pub async fn series(
     uri: axum::http::Uri,
 ) -> Result<Json<Vec<std::collections::BTreeMap<String, String>>>, HttpError> {
     let params = metadata_params(uri.query())?;
-    state.prometheus.series(&params.matchers, params.start, params.end).await.map(Json).map_err(api)
+    state.prometheus.series(&params.matchers, params.start, params.end).await.map(Json).map_err(HttpError::from)
 }
 
 /// `GET /api/v1/sd/targets`: Prometheus' HTTP service discovery, one group per configured

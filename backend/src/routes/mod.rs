@@ -18,11 +18,16 @@ pub mod sso;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use vigil_proto::{ErrorCode, Timestamp};
+use std::borrow::Cow;
 
+use vigil_proto::{Commit, ErrorCode, LogRecord, Timestamp};
+
+use crate::config::LogsConfig;
 use crate::error::HttpError;
 use crate::http::header_text;
+use crate::ingest::IngestError;
 use crate::ingest::budget::{Admission, BudgetFull, IngestBudget};
+use crate::state::AppState;
 
 /// Headers on every answer: other sites may not frame Vigil's pages (clickjacking), browsers
 /// may not guess content types, and no URL (with its query) is sent as referrer elsewhere.
@@ -90,10 +95,43 @@ pub async fn bounded_body(body: Body, limit: usize) -> Result<Bytes, HttpError> 
         .map_err(|_| HttpError::new(ErrorCode::PayloadTooLarge, format!("body exceeds the limit of {limit} bytes")))
 }
 
+/// How an endpoint undoes a `Content-Encoding` (its name, the body, the most it may become).
+pub type Decode = for<'body> fn(Option<&str>, &'body [u8], usize) -> Result<Cow<'body, [u8]>, IngestError>;
+
+/// What every log ingest endpoint does once it has checked the request's media type: the body
+/// admitted within the ingest memory bound, decoded and read on the blocking pool (`read`
+/// gives the records and what the answer needs besides), the records appended with `commit`.
+pub async fn ingest_logs<T, Read>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    commit: Commit,
+    decode: Decode,
+    read: Read,
+) -> Result<T, HttpError>
+where
+    Read: FnOnce(&[u8], &LogsConfig, Timestamp) -> Result<(Vec<LogRecord>, T), IngestError> + Send + 'static,
+    T: Send + 'static,
+{
+    let limits = state.config.logs.clone();
+    let encoding = header_text(headers, axum::http::header::CONTENT_ENCODING).map(str::to_owned);
+    let (body, mut admission) = admitted_body(&state.ingest_budget, headers, body, limits.max_body_bytes).await?;
+    let now = now()?;
+    let max_decompressed = limits.max_decompressed_bytes;
+    let decoded =
+        decoded_body(&mut admission, body, move |body| decode(encoding.as_deref(), body, max_decompressed)).await?;
+    let (records, answer) = tokio::task::spawn_blocking(move || read(&decoded, &limits, now))
+        .await
+        .map_err(|error| HttpError::internal(&error))??;
+    state.log_store.append(records, commit).await?;
+    drop(admission);
+    Ok(answer)
+}
+
 /// An ingest request's body, read once there is room for it in the ingest memory bound (its
 /// declared length, else the limit: the body waits in the connection meanwhile), with the
 /// room it holds.
-pub async fn admitted_body<'budget>(
+async fn admitted_body<'budget>(
     budget: &'budget IngestBudget,
     headers: &HeaderMap,
     body: Body,
@@ -109,16 +147,16 @@ pub async fn admitted_body<'budget>(
 
 /// Decodes an admitted body on the blocking pool, then holds room for what it becomes (the
 /// decoded bytes, the records parsed from them and their write-ahead-log encoding).
-pub async fn decoded_body<F>(admission: &mut Admission<'_>, body: Bytes, decode: F) -> Result<Bytes, HttpError>
+async fn decoded_body<F>(admission: &mut Admission<'_>, body: Bytes, decode: F) -> Result<Bytes, HttpError>
 where
-    F: FnOnce(&[u8]) -> Result<std::borrow::Cow<'_, [u8]>, vigil_proto::ApiError> + Send + 'static,
+    F: FnOnce(&[u8]) -> Result<Cow<'_, [u8]>, IngestError> + Send + 'static,
 {
     let (decoded, inflated) = tokio::task::spawn_blocking(move || {
         let inflated = match decode(&body)? {
-            std::borrow::Cow::Borrowed(_) => None,
-            std::borrow::Cow::Owned(decoded) => Some(Bytes::from(decoded)),
+            Cow::Borrowed(_) => None,
+            Cow::Owned(decoded) => Some(Bytes::from(decoded)),
         };
-        Ok::<_, vigil_proto::ApiError>(match inflated {
+        Ok::<_, IngestError>(match inflated {
             Some(decoded) => (decoded, true),
             None => (body, false),
         })

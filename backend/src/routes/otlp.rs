@@ -10,18 +10,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use vigil_proto::{ErrorCode, IngestParams};
+use vigil_proto::IngestParams;
 
 use crate::error::HttpError;
 use crate::ingest::decode_content;
-use crate::ingest::otlp::{self, messages::ExportLogsPartialSuccess, messages::ExportLogsServiceResponse};
+use crate::ingest::otlp::{self, Encoding, messages::ExportLogsPartialSuccess, messages::ExportLogsServiceResponse};
 use crate::state::AppState;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Encoding {
-    Protobuf,
-    Json,
-}
 
 pub async fn export(
     State(state): State<Arc<AppState>>,
@@ -30,43 +24,22 @@ pub async fn export(
     body: Body,
 ) -> Result<Response, HttpError> {
     let Query(params) = params?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("(none)");
-    let encoding = match content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase().as_str() {
-        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
-        "application/json" => Encoding::Json,
-        _ => {
-            return Err(HttpError::new(
-                ErrorCode::UnsupportedMediaType,
-                format!("content type {content_type} is not accepted: send application/x-protobuf or application/json"),
-            ));
-        }
-    };
-    let limits = state.config.logs.clone();
-    let content_encoding = crate::http::header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let (body, mut admission) =
-        super::admitted_body(&state.ingest_budget, &headers, body, limits.max_body_bytes).await?;
-    let now = super::now()?;
-    let max_decompressed = limits.max_decompressed_bytes;
-    let decoded = super::decoded_body(&mut admission, body, move |body| {
-        decode_content(content_encoding.as_deref(), body, max_decompressed)
-    })
-    .await?;
-    let export = tokio::task::spawn_blocking(move || {
-        let request = match encoding {
-            Encoding::Protobuf => otlp::decode_protobuf(&decoded)?,
-            Encoding::Json => otlp::decode_json(&decoded)?,
-        };
-        otlp::records(request, &limits, now)
-    })
-    .await
-    .map_err(|error| HttpError::internal(&error))??;
-    let rejected = export.rejected;
-    state.log_store.append(export.records, params.commit).await?;
-    drop(admission);
+    let encoding = Encoding::from_content_type(crate::http::header_text(&headers, header::CONTENT_TYPE))?;
+    let rejection =
+        super::ingest_logs(&state, &headers, body, params.commit, decode_content, move |decoded, limits, now| {
+            let request = match encoding {
+                Encoding::Protobuf => otlp::decode_protobuf(decoded)?,
+                Encoding::Json => otlp::decode_json(decoded)?,
+            };
+            let export = otlp::records(request, limits, now)?;
+            Ok((export.records, (export.rejected, export.first_rejection)))
+        })
+        .await?;
+    let (rejected, first_rejection) = rejection;
 
     let partial_success = (rejected > 0).then(|| ExportLogsPartialSuccess {
         rejected_log_records: rejected as i64,
-        error_message: export.first_rejection.unwrap_or_default(),
+        error_message: first_rejection.unwrap_or_default(),
     });
     Ok(match encoding {
         Encoding::Protobuf => {

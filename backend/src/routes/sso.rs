@@ -9,24 +9,20 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use vigil_proto::auth::AuditOutcome;
 use vigil_proto::{ErrorCode, paths};
 
-use crate::audit::{self, Action};
 use crate::auth::ClientInfo;
 use crate::auth::oidc::PendingSignIn;
 use crate::error::HttpError;
 use crate::http::cookies::{self, cookie_value};
 use crate::http::percent_encode;
 use crate::routes::account::safe_next;
+use crate::sessions;
 use crate::state::AppState;
 
 const STATE_COOKIE: &str = "vigil_oidc_state";
 /// Binds the sealed sign-in to its use.
 const SEALING_CONTEXT: &str = "oidc/pending-sign-in";
-/// Characters of a failure's reason kept for the audit log and the login page: the provider's
-/// `error` and `error_description` are whatever the caller put in the URL.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 #[derive(Deserialize)]
 pub struct BeginQuery {
@@ -84,8 +80,7 @@ pub async fn begin(State(state): State<Arc<AppState>>, Query(query): Query<Begin
 
 /// A failed sign-in: audited, and the browser sent back to the login page with the reason.
 async fn failed(state: &AppState, client: &ClientInfo, message: String) -> Result<Response, HttpError> {
-    let message = audit::bounded(&message, MAX_MESSAGE_CHARS);
-    state.auth.failures().record(&state.database, client.ip, Action::Login, "sso", &message).await;
+    let message = sessions::sso_refused(&state.auth, &state.database, client, &message).await;
     let mut response = back_to_login(&message);
     response.headers_mut().insert(header::SET_COOKIE, state_cookie("", 0, state.auth.secure_cookies()));
     Ok(response)
@@ -122,10 +117,7 @@ pub async fn callback(
         Err(crate::auth::SsoUserError::Store(error)) => return Err(error.into()),
         Err(error) => return fail(format!("{} ({})", error, identity.username)).await,
     };
-    let session = state.auth.open_session(&user, &client).await?;
-    let actor = audit::Actor::new(user.username.clone(), client.ip);
-    let detail = format!("single sign-on, role {}", user.role);
-    audit::record(&state.database, &actor, Action::Login, &user.username, AuditOutcome::Success, &detail).await;
+    let session = sessions::sso_sign_in(&state.auth, &state.database, &user, &client).await?;
     let mut response = redirect(&next);
     response.headers_mut().append(header::SET_COOKIE, cookies::session(&state.auth, &session.value));
     response.headers_mut().append(header::SET_COOKIE, state_cookie("", 0, state.auth.secure_cookies()));
