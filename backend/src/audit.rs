@@ -41,6 +41,13 @@ pub enum Action {
     IntegrationUpdate,
     IntegrationDelete,
     AgentRegister,
+    AlertRuleCreate,
+    AlertRuleUpdate,
+    AlertRuleDelete,
+    AlertAcknowledge,
+    NotificationTest,
+    SilenceSave,
+    SilenceExpire,
 }
 
 impl Action {
@@ -61,6 +68,13 @@ impl Action {
             Self::IntegrationUpdate => "integration.update",
             Self::IntegrationDelete => "integration.delete",
             Self::AgentRegister => "agent.register",
+            Self::AlertRuleCreate => "alert_rule.create",
+            Self::AlertRuleUpdate => "alert_rule.update",
+            Self::AlertRuleDelete => "alert_rule.delete",
+            Self::AlertAcknowledge => "alert.acknowledge",
+            Self::NotificationTest => "notification.test",
+            Self::SilenceSave => "silence.save",
+            Self::SilenceExpire => "silence.expire",
         }
     }
 }

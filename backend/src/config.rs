@@ -50,6 +50,7 @@ pub struct RawConfig {
     pub auth: AuthConfig,
     pub secrets: RawSecrets,
     pub metrics: MetricsConfig,
+    pub alerts: AlertsConfig,
     /// The services Vigil knows of (`[[services]]`).
     pub services: Vec<ServiceConfig>,
     pub telemetry: RawTelemetry,
@@ -234,6 +235,65 @@ fn default_metrics_path() -> String {
 
 fn default_scheme() -> String {
     "http".to_owned()
+}
+
+/// The alert evaluator and notifications (section `[alerts]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Whether this node takes part in evaluating rules and sending notifications (one node at
+    /// a time does, holding a lease in the database).
+    pub evaluate: bool,
+    /// The address people reach Vigil at, for the links in notifications; the listen address
+    /// when empty.
+    pub external_url: String,
+    /// How often due rules and waiting notifications are looked at.
+    pub tick_millis: u64,
+    /// How long the evaluator's lease lasts without renewal (another node takes over after).
+    pub lease_seconds: u64,
+    /// Attempts per notification before it is given up (with backoff between them).
+    pub max_delivery_attempts: u32,
+    /// The first retry's delay; each next one doubles, up to 5 minutes.
+    pub retry_base_millis: u64,
+    /// Rules evaluated at once.
+    pub max_concurrent_evaluations: usize,
+    /// How long an alert received from Prometheus stays firing without being sent again (when
+    /// it carries no `endsAt`), as Alertmanager's `resolve_timeout`.
+    pub resolve_timeout_seconds: u64,
+    /// Where alerts go that do not name their channels (those from Prometheus, and rules
+    /// without `channels`): the first route whose matchers all hold, and the following ones
+    /// while a matching route says `continue`.
+    pub routes: Vec<AlertRouteConfig>,
+}
+
+/// One route of `[[alerts.routes]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRouteConfig {
+    /// Alertmanager matchers (`severity="critical"`, `service=~"pay.*"`); none matches every alert.
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    /// Notification channels (integrations, by name).
+    pub channels: Vec<String>,
+    /// Whether the routes after this one are tried too when it matched.
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            evaluate: true,
+            external_url: String::new(),
+            tick_millis: 250,
+            lease_seconds: 15,
+            max_delivery_attempts: 10,
+            retry_base_millis: 1000,
+            max_concurrent_evaluations: 32,
+            resolve_timeout_seconds: 300,
+            routes: Vec::new(),
+        }
+    }
 }
 
 /// Prometheus, where samples go and PromQL is answered (section `[metrics]`).
@@ -471,6 +531,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub secrets_key: SecretsKey,
     pub metrics: MetricsConfig,
+    pub alerts: AlertsConfig,
     pub services: Vec<ServiceConfig>,
     pub telemetry_filter: String,
     pub telemetry_format: LogFormat,
@@ -618,6 +679,27 @@ impl RawConfig {
             (None, None) => SecretsKey::File(self.storage.data_dir.join("secrets.key")),
         };
         let metrics = self.metrics;
+        let mut alerts = self.alerts;
+        if alerts.tick_millis == 0 || alerts.lease_seconds == 0 || alerts.max_delivery_attempts == 0 {
+            return invalid(
+                "alerts.tick_millis, lease_seconds and max_delivery_attempts must be greater than 0".to_owned(),
+            );
+        }
+        if alerts.max_concurrent_evaluations == 0 {
+            return invalid("alerts.max_concurrent_evaluations must be greater than 0".to_owned());
+        }
+        for route in &alerts.routes {
+            for matcher in &route.matchers {
+                if let Err(error) = matcher.parse::<vigil_proto::alerts::Matcher>() {
+                    return invalid(format!("alerts.routes: {error}"));
+                }
+            }
+        }
+        if alerts.external_url.is_empty() {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            alerts.external_url = format!("{scheme}://{listen}");
+        }
+        alerts.external_url = alerts.external_url.trim_end_matches('/').to_owned();
         for (name, url) in [
             ("metrics.prometheus_url", Some(&metrics.prometheus_url)),
             ("metrics.remote_write_url", metrics.remote_write_url.as_ref()),
@@ -696,6 +778,7 @@ impl RawConfig {
             auth,
             secrets_key,
             metrics,
+            alerts,
             services: self.services,
             telemetry_filter: self.telemetry.filter,
             telemetry_format: self.telemetry.format,

@@ -287,6 +287,34 @@ impl From<crate::ingest::IngestError> for HttpError {
     }
 }
 
+impl From<crate::alerts::AlertError> for HttpError {
+    fn from(error: crate::alerts::AlertError) -> Self {
+        use crate::alerts::AlertError;
+        use crate::alerts::channels::DeliveryError;
+        match error {
+            AlertError::Invalid(_) | AlertError::UnknownChannel(_) => {
+                Self::new(ErrorCode::InvalidParameter, error.to_string())
+            }
+            AlertError::Query(_) => Self::new(ErrorCode::InvalidQuery, error.to_string()),
+            AlertError::NoRule(_) | AlertError::NoAlert(_) | AlertError::NoSilence(_) => {
+                Self::new(ErrorCode::NotFound, error.to_string())
+            }
+            AlertError::NotFiring(_) | AlertError::AlreadyAcknowledged { .. } => {
+                Self::new(ErrorCode::Conflict, error.to_string())
+            }
+            AlertError::Delivery(DeliveryError::Setting(_) | DeliveryError::NotAChannel(_)) => {
+                Self::new(ErrorCode::InvalidParameter, error.to_string())
+            }
+            AlertError::Delivery(_) => Self::new(ErrorCode::Unavailable, error.to_string()),
+            AlertError::Integration(error) => error.into(),
+            AlertError::Prometheus(error) => error.into(),
+            AlertError::LogStore(error) => error.into(),
+            AlertError::Store(error) => error.into(),
+            AlertError::Encoding(_) => Self::internal(&error),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use vigil_proto::{ApiError, ErrorCode};

@@ -181,6 +181,15 @@ pub fn open_secret(secrets: &SecretBox, row: &IntegrationRow, name: &str) -> Res
     Ok(Some(secrets.open(&sealing_context(&row.name, name), &sealed)?))
 }
 
+/// Every secret of an integration, opened: for the code that calls the outside system, just
+/// before it does.
+pub fn open_secrets(secrets: &SecretBox, row: &IntegrationRow) -> Result<BTreeMap<String, String>, IntegrationError> {
+    sealed_secrets(row)?
+        .into_iter()
+        .map(|(name, sealed)| Ok((name.clone(), secrets.open(&sealing_context(&row.name, &name), &sealed)?)))
+        .collect()
+}
+
 /// Which secrets a write touched (names only), for the audit log.
 fn secret_names(write: &IntegrationWrite) -> String {
     if write.secrets.is_empty() {

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod config;

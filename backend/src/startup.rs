@@ -140,6 +140,12 @@ impl Application {
                 max_points_per_series: metrics_config.max_points_per_series,
             },
         )?;
+        let notify_http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(15))
+            .user_agent(concat!("Vigil/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(BuildError::MetricsHttp)?;
         let config_logs = config.logs.clone();
         let ingest_budget = crate::ingest::budget::IngestBudget::new(
             config_logs.ingest_memory_bytes,
@@ -154,11 +160,13 @@ impl Application {
             log_store: Arc::new(log_store),
             remote_writer,
             prometheus,
+            notify_http,
             metrics,
             shutdown: shutdown.clone(),
             tails: Arc::default(),
             agent_registrations: crate::agents::Registrations::default(),
             ingest_budget,
+            started_at_millis: crate::store::now_millis(),
         });
         Ok(Self { listener, tls, state, shutdown })
     }
@@ -194,6 +202,8 @@ impl Application {
         tokio::spawn(apply_retention_periodically(state.clone()));
         tokio::spawn(tidy_sign_ins_periodically(state.clone()));
         let address = self.listener.local_addr()?;
+        let holder = format!("{}:{}", hostname(), address.port());
+        let alerting = state.config.alerts.evaluate.then(|| tokio::spawn(run_alerting(state.clone(), holder)));
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let served = match (self.tls, &state.config.tls) {
             (Some(tls), Some(files)) => {
@@ -224,12 +234,54 @@ impl Application {
                 }
             }
         };
+        shutdown.cancel();
+        if let Some(alerting) = alerting
+            && let Err(error) = alerting.await
+        {
+            tracing::error!(error = %error, "the alert evaluator failed");
+        }
         state.log_store.close().await;
         state.auth.failures().flush(&state.database, true).await;
         state.database.close().await;
         tracing::info!("vigil stopped");
         served
     }
+}
+
+/// The alert evaluator and the notification sender, until shutdown; the lease they share
+/// leaves them idle on every node but one.
+async fn run_alerting(state: Arc<AppState>, holder: String) {
+    use crate::alerts::{evaluator, notifier};
+    let coordination = Arc::new(evaluator::Coordination::default());
+    let config = &state.config.alerts;
+    let evaluation = evaluator::run(
+        evaluator::Parts {
+            database: &state.database,
+            prometheus: &state.prometheus,
+            log_store: state.log_store.as_ref(),
+            config,
+            metrics: &state.metrics,
+        },
+        &holder,
+        coordination.clone(),
+        state.shutdown.clone(),
+    );
+    let sending = notifier::run(
+        notifier::Parts {
+            database: &state.database,
+            secrets: &state.secrets,
+            http: &state.notify_http,
+            config,
+            metrics: &state.metrics,
+        },
+        coordination,
+        state.shutdown.clone(),
+    );
+    tokio::join!(evaluation, sending);
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_default()
 }
 
 /// Creates the data directory, readable by its owner only, unless it exists (an existing
@@ -321,7 +373,8 @@ async fn tidy_sign_ins_periodically(state: Arc<AppState>) {
 /// The API's routes, each with its access.
 fn api_routes() -> ApiRouter<Arc<AppState>> {
     use routes::{
-        account, admin, agents, dashboards, elasticsearch, health, integrations, logs, loki, metrics, otlp, sso,
+        account, admin, agents, alertmanager, alerts, dashboards, elasticsearch, health, integrations, logs, loki,
+        metrics, otlp, sso,
     };
     ApiRouter::new()
         .get(paths::HEALTHZ, Access::Public, health::healthz)
@@ -369,6 +422,34 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .get(paths::BUILTIN_HOSTS, Access::Read, dashboards::builtin_hosts)
         .get(paths::BUILTIN_SERVICE, Access::Read, dashboards::builtin_service)
         .get(paths::UI_TAIL, Access::Read, logs::tail)
+        // alerts: everyone reads them, deployers and administrators write rules and acknowledge
+        .get(paths::ALERT_RULES, Access::Read, alerts::rules)
+        .post(paths::ALERT_RULES, Access::Deploy, alerts::create_rule)
+        .post(paths::ALERT_RULES_PREVIEW, Access::Read, alerts::preview_rule)
+        .post(paths::ALERT_RULES_IMPORT, Access::Deploy, alerts::import_rules)
+        .get(paths::ALERT_RULE, Access::Read, alerts::rule)
+        .put(paths::ALERT_RULE, Access::Deploy, alerts::update_rule)
+        .delete(paths::ALERT_RULE, Access::Deploy, alerts::delete_rule)
+        .get(paths::ALERTS, Access::Read, alerts::list)
+        .get(paths::ALERT, Access::Read, alerts::detail)
+        .post(paths::ALERT_ACKNOWLEDGE, Access::Deploy, alerts::acknowledge)
+        .post(paths::CHANNEL_TEST, Access::Deploy, alerts::test_channel)
+        .get(paths::SILENCES, Access::Read, alerts::silences)
+        .post(paths::SILENCES, Access::Deploy, alerts::create_silence)
+        .post(paths::SILENCE_PREVIEW, Access::Read, alerts::preview_silence)
+        .get(paths::SILENCE, Access::Read, alerts::silence)
+        .delete(paths::SILENCE, Access::Deploy, alerts::expire_silence)
+        // alerts from Prometheus and Alertmanager, and `amtool`
+        .post(paths::ALERTMANAGER_WEBHOOK, Access::Ingest, alertmanager::alertmanager_webhook)
+        .post(paths::AM_ALERTS, Access::Ingest, alertmanager::post_alerts)
+        .get(paths::AM_ALERTS, Access::Read, alertmanager::get_alerts)
+        .get(paths::AM_ALERT_GROUPS, Access::Read, alertmanager::get_groups)
+        .get(paths::AM_SILENCES, Access::Read, alertmanager::get_silences)
+        .post(paths::AM_SILENCES, Access::Deploy, alertmanager::post_silence)
+        .get(paths::AM_SILENCE, Access::Read, alertmanager::get_silence)
+        .delete(paths::AM_SILENCE, Access::Deploy, alertmanager::delete_silence)
+        .get(paths::AM_STATUS, Access::Read, alertmanager::status)
+        .get(paths::AM_RECEIVERS, Access::Read, alertmanager::receivers)
         // sign-in and the user's own account
         .post(paths::AUTH_LOGIN, Access::Public, account::login)
         .post(paths::AUTH_LOGOUT, Access::Public, account::logout)

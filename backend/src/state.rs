@@ -28,6 +28,8 @@ pub struct AppState {
     pub remote_writer: RemoteWriter,
     /// Answers PromQL.
     pub prometheus: Prometheus,
+    /// Sends notifications (webhooks, Slack, PagerDuty, Alertmanager) and test notifications.
+    pub notify_http: reqwest::Client,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server stops; long-lived connections (live tails) end with it.
     pub shutdown: CancellationToken,
@@ -37,4 +39,6 @@ pub struct AppState {
     pub agent_registrations: Registrations,
     /// The memory of ingest requests in flight.
     pub ingest_budget: IngestBudget,
+    /// When this process started (Unix milliseconds).
+    pub started_at_millis: i64,
 }

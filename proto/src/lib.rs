@@ -10,6 +10,8 @@
 //! nothing heavier than serde and time.
 
 pub mod agents;
+pub mod alertmanager;
+pub mod alerts;
 pub mod auth;
 pub mod dashboards;
 pub mod elasticsearch;

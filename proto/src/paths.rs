@@ -71,3 +71,25 @@ pub const DASHBOARDS_IMPORT: &str = "/api/v1/dashboards/import";
 pub const BUILTIN_DASHBOARDS: &str = "/api/v1/builtin-dashboards";
 pub const BUILTIN_HOSTS: &str = "/api/v1/builtin-dashboards/hosts";
 pub const BUILTIN_SERVICE: &str = "/api/v1/builtin-dashboards/services/{service}";
+/// Alerts: the rules, the alerts they fire (by fingerprint), acknowledgement, and a test
+/// notification through a channel (an integration, by name).
+pub const ALERT_RULES: &str = "/api/v1/alerts/rules";
+pub const ALERT_RULE: &str = "/api/v1/alerts/rules/{id}";
+pub const ALERTS: &str = "/api/v1/alerts";
+pub const ALERT: &str = "/api/v1/alerts/{fingerprint}";
+pub const ALERT_ACKNOWLEDGE: &str = "/api/v1/alerts/{fingerprint}/acknowledge";
+pub const CHANNEL_TEST: &str = "/api/v1/alerts/channels/{name}/test";
+pub const SILENCES: &str = "/api/v1/alerts/silences";
+pub const SILENCE: &str = "/api/v1/alerts/silences/{id}";
+pub const SILENCE_PREVIEW: &str = "/api/v1/alerts/silences/preview";
+/// Alertmanager's webhook, from an Alertmanager a site keeps.
+pub const ALERTMANAGER_WEBHOOK: &str = "/api/v1/alerts/alertmanager";
+/// Alertmanager's v2 API, for Prometheus (`alerting.alertmanagers`) and `amtool`.
+pub const AM_ALERTS: &str = "/api/v2/alerts";
+pub const AM_ALERT_GROUPS: &str = "/api/v2/alerts/groups";
+pub const AM_SILENCES: &str = "/api/v2/silences";
+pub const AM_SILENCE: &str = "/api/v2/silence/{id}";
+pub const AM_STATUS: &str = "/api/v2/status";
+pub const AM_RECEIVERS: &str = "/api/v2/receivers";
+pub const ALERT_RULES_PREVIEW: &str = "/api/v1/alerts/rules/preview";
+pub const ALERT_RULES_IMPORT: &str = "/api/v1/alerts/rules/import";

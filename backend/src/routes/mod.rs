@@ -4,6 +4,8 @@
 pub mod account;
 pub mod admin;
 pub mod agents;
+pub mod alertmanager;
+pub mod alerts;
 pub mod assets;
 pub mod dashboards;
 pub mod elasticsearch;

@@ -75,6 +75,14 @@ impl Database {
         row.as_ref().map(integration_row).transpose()
     }
 
+    pub async fn integration_named(&self, name: &str) -> Result<Option<IntegrationRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM integrations WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(integration_row).transpose()
+    }
+
     pub async fn integrations(&self) -> Result<Vec<IntegrationRow>, StoreError> {
         let rows =
             sqlx::query(&format!("SELECT {COLUMNS} FROM integrations ORDER BY name")).fetch_all(self.pool()).await?;

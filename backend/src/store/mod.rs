@@ -4,6 +4,7 @@
 //! (`migrations/sqlite`, `migrations/postgres`), compiled into the binary.
 
 mod agents;
+mod alerts;
 mod audit;
 mod dashboards;
 mod integrations;
@@ -12,6 +13,7 @@ mod tokens;
 mod users;
 
 pub use agents::{AgentRow, Heartbeat};
+pub use alerts::{AlertEventRow, AlertInstanceRow, AlertRuleRow, DeliveryRow, LeaseRow, NewDelivery, SilenceRow};
 pub use audit::{AuditFilter, AuditRow, NewAuditEvent};
 pub use dashboards::{DashboardRow, UpdateOutcome};
 pub use integrations::IntegrationRow;
@@ -65,10 +67,10 @@ macro_rules! migrations {
 fn migrator(dialect: Dialect) -> Migrator {
     let migrations = match dialect {
         Dialect::Sqlite => {
-            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner")
+            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts")
         }
         Dialect::Postgres => {
-            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner")
+            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts")
         }
     };
     Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }

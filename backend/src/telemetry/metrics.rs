@@ -40,6 +40,14 @@ pub struct Metrics {
     pub remote_write_samples_sent: Counter,
     pub remote_write_samples_failed: Counter,
     pub remote_write_samples_dropped: Counter,
+    /// Rule evaluations, those that failed, how late each started after its slot, how long each took.
+    pub alert_evaluations: Counter,
+    pub alert_evaluation_failures: Counter,
+    pub alert_evaluation_lag: Histogram,
+    pub alert_evaluation_duration: Histogram,
+    /// Notifications delivered, and attempts that failed.
+    pub alert_notifications_sent: Counter,
+    pub alert_notification_failures: Counter,
 }
 
 impl Metrics {
@@ -105,6 +113,38 @@ impl Metrics {
             "Samples refused at ingest because too many batches were waiting for the receiver",
             remote_write_samples_dropped.clone(),
         );
+        let alert_evaluations = Counter::default();
+        registry.register("alert_rule_evaluations", "Alert rule evaluations", alert_evaluations.clone());
+        let alert_evaluation_failures = Counter::default();
+        registry.register(
+            "alert_rule_evaluation_failures",
+            "Alert rule evaluations whose query failed",
+            alert_evaluation_failures.clone(),
+        );
+        let alert_evaluation_lag = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "alert_rule_evaluation_lag_seconds",
+            "How late an evaluation started after its slot",
+            alert_evaluation_lag.clone(),
+        );
+        let alert_evaluation_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "alert_rule_evaluation_duration_seconds",
+            "Time to evaluate a rule and write what changed",
+            alert_evaluation_duration.clone(),
+        );
+        let alert_notifications_sent = Counter::default();
+        registry.register(
+            "alert_notifications_sent",
+            "Notifications a channel accepted",
+            alert_notifications_sent.clone(),
+        );
+        let alert_notification_failures = Counter::default();
+        registry.register(
+            "alert_notification_failures",
+            "Notification attempts that failed (retried or given up)",
+            alert_notification_failures.clone(),
+        );
         Arc::new(Self {
             registry,
             http_requests,
@@ -116,6 +156,12 @@ impl Metrics {
             remote_write_samples_sent,
             remote_write_samples_failed,
             remote_write_samples_dropped,
+            alert_evaluations,
+            alert_evaluation_failures,
+            alert_evaluation_lag,
+            alert_evaluation_duration,
+            alert_notifications_sent,
+            alert_notification_failures,
         })
     }
 

@@ -126,6 +126,10 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
     assert_eq!(access_of(Method::GET, paths::INTEGRATIONS), Some(Access::Admin));
     assert_eq!(access_of(Method::GET, paths::INTEGRATION), Some(Access::Admin));
     assert_eq!(access_of(Method::POST, paths::AUTH_PASSWORD), Some(Access::Account));
+    // Everyone reads alerts; deployers and administrators write rules and acknowledge.
+    assert_eq!(access_of(Method::GET, paths::ALERTS), Some(Access::Read));
+    assert_eq!(access_of(Method::POST, paths::ALERT_RULES), Some(Access::Deploy));
+    assert_eq!(access_of(Method::POST, paths::ALERT_ACKNOWLEDGE), Some(Access::Deploy));
     assert_eq!(access_of(Method::GET, "/settings"), Some(Access::Page));
     assert_eq!(access_of(Method::GET, paths::LOGIN_PAGE), Some(Access::Public));
     assert_eq!(access_of(Method::POST, "/ui/fn/admin/users"), Some(Access::Admin));

@@ -21,23 +21,30 @@ impl TestPrometheus {
     /// Starts Prometheus with `scrape_configs` (YAML, indented as under the top level) and the
     /// remote-write receiver on; returns once it is ready.
     pub async fn start(scrape_configs: &str) -> Self {
+        Self::start_with(&format!("scrape_configs:\n{scrape_configs}"), None, &[]).await
+    }
+
+    /// Starts Prometheus with `configuration` (YAML after the `global` section), a rule file
+    /// when `rules` is given (YAML, as `rules.yml` beside the configuration), and `arguments`.
+    pub async fn start_with(configuration: &str, rules: Option<&str>, arguments: &[&str]) -> Self {
         assert!(
             Path::new(BINARY).exists(),
             "Prometheus is not installed: apt-get install prometheus (scripts/setup.sh does)"
         );
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"),
-        )
-        .unwrap();
+        std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{configuration}"))
+            .unwrap();
+        if let Some(rules) = rules {
+            std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = tokio::process::Command::new(BINARY)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
+            .args(arguments)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
