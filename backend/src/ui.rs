@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use http::request::Parts;
 use vigil_frontend::services::UiServices;
+use vigil_proto::alerts::{Alert, AlertDetail, AlertQuery, AlertRule};
 use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
@@ -18,6 +19,7 @@ use vigil_proto::{
 };
 
 use crate::accounts;
+use crate::alerts;
 use crate::auth::{Access, Caller, ClientInfo};
 use crate::dashboards::builtin;
 use crate::error::HttpError;
@@ -255,5 +257,24 @@ impl UiServices for BackendServices {
             services.push(builtin::health(&state.prometheus, state.log_store.as_ref(), &state.database, service).await);
         }
         Ok(services)
+    }
+
+    async fn alerts(&self, query: AlertQuery) -> Result<Vec<Alert>, ApiError> {
+        alerts::list(&self.state.database, &query).await.map_err(domain)
+    }
+
+    async fn alert_detail(&self, fingerprint: String) -> Result<AlertDetail, ApiError> {
+        alerts::detail(&self.state.database, &fingerprint).await.map_err(domain)
+    }
+
+    async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError> {
+        alerts::list_rules(&self.state.database).await.map_err(domain)
+    }
+
+    async fn acknowledge_alert(&self, request: &Parts, fingerprint: String, note: String) -> Result<Alert, ApiError> {
+        let (caller, client) = caller_with(request, Access::Deploy)?;
+        let actor = client.actor(Some(caller));
+        let config = &self.state.config.alerts;
+        alerts::acknowledge(&self.state.database, config, &actor, &fingerprint, &note).await.map_err(domain)
     }
 }

@@ -7,9 +7,10 @@ use leptos_router::path;
 use vigil_proto::paths;
 
 use crate::accounts::current_session;
+use crate::alerts::unacknowledged_firing_count;
 use crate::pages::{
-    AccountPage, AgentsPage, DashboardEditPage, DashboardPage, DashboardsPage, LoginPage, LogsPage, MetricsPage,
-    NotBuiltYet, OverviewPage, SettingsPage,
+    AccountPage, AgentsPage, AlertsPage, DashboardEditPage, DashboardPage, DashboardsPage, LoginPage, LogsPage,
+    MetricsPage, NotBuiltYet, OverviewPage, SettingsPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -61,7 +62,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("dashboards") view=DashboardsPage/>
                     <Route path=path!("dashboard") view=DashboardPage/>
                     <Route path=path!("dashboard/edit") view=DashboardEditPage/>
-                    <Route path=path!("alerts") view=|| view! { <NotBuiltYet title="Alerts"/> }/>
+                    <Route path=path!("alerts") view=AlertsPage/>
+                    // Where notifications link an alert.
+                    <Route path=path!("alerts/:fingerprint") view=AlertsPage/>
                     <Route path=path!("rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
                     <Route path=path!("agents") view=AgentsPage/>
                     <Route path=path!("settings") view=SettingsPage/>
@@ -98,9 +101,51 @@ fn NotFound() -> impl IntoView {
     }
 }
 
+/// How often the live parts of the UI (the alerts, their count in the navigation) refresh.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+const LIVE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The live tick: a counter that moves on every [`LIVE_REFRESH`] in the browser (never while
+/// rendering on the server), provided as context by the layout so that one timer serves the
+/// navigation and the page. What refreshes with it reads it in its resource's source; a page
+/// moves it on to refresh everything at once (after an acknowledgement, say).
+#[derive(Clone, Copy)]
+struct LiveTick(RwSignal<u64>);
+
+/// The layout's live tick, or a new one (with its timer) where there is none yet.
+pub(crate) fn live_tick() -> RwSignal<u64> {
+    if let Some(LiveTick(tick)) = use_context::<LiveTick>() {
+        return tick;
+    }
+    let tick = RwSignal::new(0_u64);
+    #[cfg(feature = "hydrate")]
+    if let Ok(handle) = set_interval_with_handle(move || tick.update(|tick| *tick += 1), LIVE_REFRESH) {
+        on_cleanup(move || handle.clear());
+    }
+    provide_context(LiveTick(tick));
+    tick
+}
+
+/// The number of firing alerts nobody has acknowledged, next to "Alerts"; nothing at 0.
+#[component]
+fn FiringCount() -> impl IntoView {
+    let tick = live_tick();
+    let count = Resource::new(move || tick.get(), |_| unacknowledged_firing_count());
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                count.get().and_then(Result::ok).filter(|count| *count > 0).map(|count| {
+                    view! { <span class="nav-count" title="firing, not acknowledged">{count}</span> }
+                })
+            }}
+        </Transition>
+    }
+}
+
 /// The navigation, the signed-in user and the page.
 #[component]
 fn Frame(children: Children) -> impl IntoView {
+    live_tick();
     let session = Resource::new(|| (), |_| current_session());
     view! {
         <div class="layout">
@@ -109,7 +154,10 @@ fn Frame(children: Children) -> impl IntoView {
                 <ul>
                     {NAVIGATION
                         .into_iter()
-                        .map(|(href, label)| view! { <li><A href=href exact=true>{label}</A></li> })
+                        .map(|(href, label)| {
+                            let count = (href == "/alerts").then(|| view! { <FiringCount/> });
+                            view! { <li><A href=href exact=true>{label}{count}</A></li> }
+                        })
                         .collect_view()}
                 </ul>
                 <div class="user-box">

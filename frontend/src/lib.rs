@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod accounts;
+pub mod alerts;
 pub mod app;
 pub mod error;
 pub mod logs;

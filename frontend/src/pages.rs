@@ -2,6 +2,7 @@
 
 mod accounts;
 mod agents;
+mod alerts;
 mod dashboard_editor;
 mod dashboards;
 mod explore;
@@ -10,6 +11,7 @@ mod overview;
 
 pub use accounts::{AccountPage, LoginPage, SettingsPage};
 pub use agents::AgentsPage;
+pub use alerts::AlertsPage;
 pub use dashboard_editor::DashboardEditPage;
 pub use dashboards::{DashboardPage, DashboardsPage};
 pub use explore::MetricsPage;
@@ -24,6 +26,32 @@ pub fn NotBuiltYet(title: &'static str) -> impl IntoView {
     view! {
         <h1>{title}</h1>
         <p class="placeholder">"Not built yet."</p>
+    }
+}
+
+/// `42 s ago`, `3 min ago`, `2 h ago`, from seconds.
+pub(crate) fn ago(seconds: i64) -> String {
+    match seconds.max(0) {
+        seconds if seconds < 90 => format!("{seconds} s ago"),
+        seconds if seconds < 90 * 60 => format!("{} min ago", seconds / 60),
+        seconds if seconds < 48 * 3600 => format!("{} h ago", seconds / 3600),
+        seconds => format!("{} days ago", seconds / 86400),
+    }
+}
+
+/// Now, in Unix nanoseconds: the browser's clock once hydrated, the server's while rendering.
+pub(crate) fn now_nanos() -> i64 {
+    #[cfg(feature = "hydrate")]
+    {
+        (js_sys::Date::now() * 1e6) as i64
+    }
+    #[cfg(all(feature = "ssr", not(feature = "hydrate")))]
+    {
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
+    }
+    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+    {
+        0
     }
 }
 

@@ -11,6 +11,7 @@ use http::request::Parts;
 use leptos::prelude::*;
 
 use crate::error::UiError;
+use vigil_proto::alerts::{Alert, AlertDetail, AlertQuery, AlertRule};
 use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
@@ -86,6 +87,13 @@ pub trait UiServices: Send + Sync + 'static {
     async fn label_names(&self, selector: String) -> Result<Vec<String>, ApiError>;
     /// Whether single sign-on is on; `detailed` (administrators) adds the issuer and checks it.
     async fn sso_status(&self, request: &Parts, detailed: bool) -> Result<SsoStatus, ApiError>;
+    /// The alerts, firing first, then pending, then resolved.
+    async fn alerts(&self, query: AlertQuery) -> Result<Vec<Alert>, ApiError>;
+    /// An alert with its timeline and its notifications.
+    async fn alert_detail(&self, fingerprint: String) -> Result<AlertDetail, ApiError>;
+    async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError>;
+    /// Acknowledges a firing alert as the caller (deployers and administrators).
+    async fn acknowledge_alert(&self, request: &Parts, fingerprint: String, note: String) -> Result<Alert, ApiError>;
 }
 
 /// The context value: a cloneable handle on the backend's services.

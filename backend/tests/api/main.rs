@@ -12,6 +12,9 @@ mod server;
 
 mod access;
 mod agent;
+mod alertmanager;
+mod alerts;
+mod alerts_page;
 mod auth;
 mod clients;
 mod dashboards;
