@@ -123,35 +123,45 @@ pub async fn active(database: &Database, now: i64) -> Result<Vec<Compiled>, Aler
     Ok(active)
 }
 
-/// The fingerprints of the current (pending or firing) alerts the matchers silence.
-async fn matching_alerts(database: &Database, compiled: &Compiled) -> Result<Vec<String>, AlertError> {
-    let mut fingerprints = Vec::new();
-    for row in database.alert_instances(None).await? {
-        if matches!(row.state.as_str(), "firing" | "pending") {
-            let shown = alert(&row)?;
-            if compiled.matches(&shown.labels) {
-                fingerprints.push(shown.fingerprint);
-            }
-        }
-    }
-    Ok(fingerprints)
+/// The current (pending or firing) alerts, read once for all the silences matched against them.
+async fn current_alerts(database: &Database) -> Result<Vec<vigil_proto::alerts::Alert>, AlertError> {
+    database
+        .alert_instances(None)
+        .await?
+        .iter()
+        .filter(|row| matches!(row.state.as_str(), "firing" | "pending"))
+        .map(alert)
+        .collect()
+}
+
+/// The fingerprints of those of `alerts` that `compiled` silences.
+fn silenced(alerts: &[vigil_proto::alerts::Alert], compiled: &Compiled) -> Vec<String> {
+    alerts.iter().filter(|alert| compiled.matches(&alert.labels)).map(|alert| alert.fingerprint.clone()).collect()
 }
 
 /// Which current alerts the matchers would silence, before the silence is saved.
-pub async fn preview(database: &Database, matchers: &[Matcher]) -> Result<Vec<String>, AlertError> {
+pub async fn preview(database: &Database, matchers: &[Matcher]) -> Result<Vec<vigil_proto::alerts::Alert>, AlertError> {
     let compiled = validate_matchers(matchers)?;
-    matching_alerts(database, &compiled).await
+    let mut alerts = current_alerts(database).await?;
+    alerts.retain(|alert| compiled.matches(&alert.labels));
+    Ok(alerts)
 }
 
 /// Silences that have not ended, and those that ended in the last 30 days; each with the
 /// current alerts it silences.
 pub async fn list(database: &Database) -> Result<Vec<Silence>, AlertError> {
     let now = now_millis();
+    let rows = database.silences(now - HISTORY_DAYS * 86_400_000).await?;
+    let alerts = if rows.iter().any(|row| state(row, now) == SilenceState::Active) {
+        current_alerts(database).await?
+    } else {
+        Vec::new()
+    };
     let mut silences = Vec::new();
-    for row in database.silences(now - HISTORY_DAYS * 86_400_000).await? {
+    for row in rows {
         let mut shown = silence(&row, now)?;
         if shown.state == SilenceState::Active {
-            shown.silenced_alerts = matching_alerts(database, &Compiled::new(&row.id, &shown.matchers)?).await?;
+            shown.silenced_alerts = silenced(&alerts, &Compiled::new(&row.id, &shown.matchers)?);
         }
         silences.push(shown);
     }
@@ -163,7 +173,7 @@ pub async fn get(database: &Database, id: &str) -> Result<Silence, AlertError> {
     let now = now_millis();
     let mut shown = silence(&row, now)?;
     if shown.state == SilenceState::Active {
-        shown.silenced_alerts = matching_alerts(database, &Compiled::new(&row.id, &shown.matchers)?).await?;
+        shown.silenced_alerts = silenced(&current_alerts(database).await?, &Compiled::new(&row.id, &shown.matchers)?);
     }
     Ok(shown)
 }

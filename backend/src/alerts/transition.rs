@@ -36,15 +36,6 @@ pub struct Change {
     pub notify: Vec<(NotificationEvent, i64)>,
 }
 
-fn state_of(row: &AlertInstanceRow) -> AlertState {
-    match row.state.as_str() {
-        "firing" => AlertState::Firing,
-        "pending" => AlertState::Pending,
-        "resolved" => AlertState::Resolved,
-        _ => AlertState::Inactive,
-    }
-}
-
 /// The step for one instance (`previous` as stored, `seen` when the condition holds now);
 /// `None` when nothing is to be written.
 pub fn step(
@@ -55,7 +46,7 @@ pub fn step(
     now: i64,
     timing: Timing,
 ) -> Option<Change> {
-    let previous_state = previous.map(state_of);
+    let previous_state = previous.map(|row| super::state_of(&row.state));
     match (previous, previous_state, seen) {
         (_, None | Some(AlertState::Resolved | AlertState::Inactive), Some(seen)) => {
             let mut instance = AlertInstanceRow {

@@ -10,6 +10,7 @@ use vigil_proto::paths;
 
 use crate::browser::Browser;
 use crate::helpers::{Db, TestApp, TestSession, eventually, spawn_app_with};
+use crate::pages::server_function;
 use crate::prometheus::TestPrometheus;
 
 const ACKNOWLEDGE_FUNCTION: &str = "/ui/fn/deploy/acknowledge_alert";
@@ -88,18 +89,6 @@ async fn nav_count_becomes(browser: &Browser, expected: Option<&str>) {
 async fn value_of(browser: &Browser, selector: &str) -> Value {
     browser.wait_for(selector).await;
     browser.execute("return document.querySelector(arguments[0]).value;", vec![json!(selector)]).await
-}
-
-/// Calls a server function the way the browser does (a form post with the session).
-async fn server_function(app: &TestApp, session: &TestSession, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-    app.with_session(Method::POST, path, session)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn page_html(app: &TestApp, session: &TestSession, path: &str) -> String {

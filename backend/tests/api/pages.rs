@@ -8,7 +8,7 @@ use crate::browser::Browser;
 use crate::helpers::{ADMIN, ADMIN_PASSWORD, TestApp, eventually, record, spawn_app};
 
 /// Calls a server function the way the browser does (a form post with the session).
-async fn server_function(
+pub async fn server_function(
     app: &TestApp,
     session: &crate::helpers::TestSession,
     path: &str,

@@ -6,32 +6,8 @@ use leptos_meta::Title;
 use vigil_proto::agents::AgentStatus;
 
 use super::explore::format_value;
+use super::{ago, now_nanos};
 use crate::metrics::list_agents;
-
-/// `42 s ago`, `3 min ago`, `2 h ago`, from seconds.
-fn ago(seconds: i64) -> String {
-    match seconds.max(0) {
-        seconds if seconds < 90 => format!("{seconds} s ago"),
-        seconds if seconds < 90 * 60 => format!("{} min ago", seconds / 60),
-        seconds if seconds < 48 * 3600 => format!("{} h ago", seconds / 3600),
-        seconds => format!("{} days ago", seconds / 86400),
-    }
-}
-
-fn now_nanos() -> i64 {
-    #[cfg(feature = "hydrate")]
-    {
-        (js_sys::Date::now() * 1e6) as i64
-    }
-    #[cfg(all(feature = "ssr", not(feature = "hydrate")))]
-    {
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
-    }
-    #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
-    {
-        0
-    }
-}
 
 #[component]
 fn AgentRow(agent: AgentStatus) -> impl IntoView {
