@@ -278,6 +278,33 @@ pub struct AlertRouteConfig {
     /// Whether the routes after this one are tried too when it matched.
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
+    /// Labels whose values make a group: the notifications of a group go out together, one
+    /// message per channel. `[]` puts every alert of the route in one group; when absent
+    /// (or `["..."]`) each alert is told on its own, at once (unlike Alertmanager, whose
+    /// routes group everything when `group_by` is absent).
+    #[serde(default)]
+    pub group_by: Option<Vec<String>>,
+    /// How long a group's first notification waits for others of its group (30 s).
+    #[serde(default = "default_group_wait")]
+    pub group_wait_seconds: u64,
+    /// The least time between two messages of one group (5 min); changes meanwhile wait.
+    #[serde(default = "default_group_interval")]
+    pub group_interval_seconds: u64,
+}
+
+impl AlertRouteConfig {
+    /// The labels it groups by, if it groups.
+    pub fn grouping(&self) -> Option<&[String]> {
+        self.group_by.as_deref().filter(|labels| !labels.iter().any(|label| label == "..."))
+    }
+}
+
+fn default_group_wait() -> u64 {
+    30
+}
+
+fn default_group_interval() -> u64 {
+    300
 }
 
 impl Default for AlertsConfig {
@@ -693,6 +720,14 @@ impl RawConfig {
                 if let Err(error) = matcher.parse::<vigil_proto::alerts::Matcher>() {
                     return invalid(format!("alerts.routes: {error}"));
                 }
+            }
+            for label in route.group_by.iter().flatten() {
+                if label != "..." && !vigil_proto::metrics::is_label_name(label) {
+                    return invalid(format!("alerts.routes: group_by {label:?} is not a label name"));
+                }
+            }
+            if route.grouping().is_some() && route.group_interval_seconds == 0 {
+                return invalid("alerts.routes: group_interval_seconds must be greater than 0".to_owned());
             }
         }
         if alerts.external_url.is_empty() {

@@ -431,6 +431,7 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .put(paths::ALERT_RULE, Access::Deploy, alerts::update_rule)
         .delete(paths::ALERT_RULE, Access::Deploy, alerts::delete_rule)
         .get(paths::ALERTS, Access::Read, alerts::list)
+        .get(paths::ALERT_ANNOTATIONS, Access::Read, alerts::annotations)
         .get(paths::ALERT, Access::Read, alerts::detail)
         .post(paths::ALERT_ACKNOWLEDGE, Access::Deploy, alerts::acknowledge)
         .post(paths::CHANNEL_TEST, Access::Deploy, alerts::test_channel)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::request::Parts;
 use vigil_frontend::services::UiServices;
-use vigil_proto::alerts::{Alert, AlertDetail, AlertQuery, AlertRule};
+use vigil_proto::alerts::{Alert, AlertDetail, AlertPage, AlertQuery, AlertRule};
 use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
@@ -259,7 +259,7 @@ impl UiServices for BackendServices {
         Ok(services)
     }
 
-    async fn alerts(&self, query: AlertQuery) -> Result<Vec<Alert>, ApiError> {
+    async fn alerts(&self, query: AlertQuery) -> Result<AlertPage, ApiError> {
         alerts::list(&self.state.database, &query).await.map_err(domain)
     }
 

@@ -5,22 +5,27 @@
 use leptos::prelude::*;
 
 use crate::error::UiError;
-use vigil_proto::alerts::{Alert, AlertDetail, AlertRule};
+use vigil_proto::alerts::{Alert, AlertDetail, AlertPage, AlertRule};
 
-/// The alerts in `state` (`firing`, `pending`, `resolved`; every one but the inactive when
-/// empty), firing first, then pending, then resolved.
 #[server(prefix = "/ui/fn/read", endpoint = "alerts")]
-pub async fn list_alerts(state: String) -> Result<Vec<Alert>, UiError> {
-    let query = vigil_proto::alerts::AlertQuery { state: Some(state).filter(|state| !state.is_empty()), rule_id: None };
+pub async fn list_alerts(state: String, offset: u32) -> Result<AlertPage, UiError> {
+    let query = vigil_proto::alerts::AlertQuery {
+        state: Some(state).filter(|state| !state.is_empty()),
+        offset: Some(offset),
+        ..vigil_proto::alerts::AlertQuery::default()
+    };
     crate::services::services()?.alerts(query).await.map_err(UiError::from)
 }
 
-/// How many alerts fire that nobody has acknowledged yet: the navigation's count.
 #[server(prefix = "/ui/fn/read", endpoint = "firing_alerts")]
-pub async fn unacknowledged_firing_count() -> Result<usize, UiError> {
-    let query = vigil_proto::alerts::AlertQuery { state: Some("firing".to_owned()), rule_id: None };
-    let firing = crate::services::services()?.alerts(query).await.map_err(UiError::from)?;
-    Ok(firing.iter().filter(|alert| alert.acknowledged.is_none()).count())
+pub async fn unacknowledged_firing_count() -> Result<u64, UiError> {
+    let query = vigil_proto::alerts::AlertQuery {
+        state: Some("firing".to_owned()),
+        limit: Some(1),
+        ..vigil_proto::alerts::AlertQuery::default()
+    };
+    let page = crate::services::services()?.alerts(query).await.map_err(UiError::from)?;
+    Ok(page.counts.unacknowledged)
 }
 
 /// An alert with its timeline and notifications.

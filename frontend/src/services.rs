@@ -11,7 +11,7 @@ use http::request::Parts;
 use leptos::prelude::*;
 
 use crate::error::UiError;
-use vigil_proto::alerts::{Alert, AlertDetail, AlertQuery, AlertRule};
+use vigil_proto::alerts::{Alert, AlertDetail, AlertPage, AlertQuery, AlertRule};
 use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
@@ -88,7 +88,7 @@ pub trait UiServices: Send + Sync + 'static {
     /// Whether single sign-on is on; `detailed` (administrators) adds the issuer and checks it.
     async fn sso_status(&self, request: &Parts, detailed: bool) -> Result<SsoStatus, ApiError>;
     /// The alerts, firing first, then pending, then resolved.
-    async fn alerts(&self, query: AlertQuery) -> Result<Vec<Alert>, ApiError>;
+    async fn alerts(&self, query: AlertQuery) -> Result<AlertPage, ApiError>;
     /// An alert with its timeline and its notifications.
     async fn alert_detail(&self, fingerprint: String) -> Result<AlertDetail, ApiError>;
     async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError>;

@@ -237,6 +237,100 @@ pub struct AlertQuery {
     pub state: Option<String>,
     #[serde(default)]
     pub rule_id: Option<i64>,
+    /// Only alerts whose labels match every matcher of this list, written as a selector:
+    /// `{service="payments",severity=~"crit.*"}` (the braces may be left out).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// At most this many alerts ([`AlertQuery::DEFAULT_LIMIT`] when absent, at most
+    /// [`AlertQuery::MAX_LIMIT`]).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Skip this many of the matching alerts (for the next pages).
+    #[serde(default)]
+    pub offset: Option<u32>,
+}
+
+impl AlertQuery {
+    pub const DEFAULT_LIMIT: u32 = 100;
+    pub const MAX_LIMIT: u32 = 1000;
+}
+
+/// What `GET /api/v1/alerts` answers: one page of the matching alerts, how many match, and
+/// the counts of every alert (whatever the query), for the navigation and the page's tabs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertPage {
+    pub alerts: Vec<Alert>,
+    /// Alerts matching the query, of which `alerts` is the page from `offset`.
+    pub total: u64,
+    pub counts: AlertCounts,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertCounts {
+    pub firing: u64,
+    pub pending: u64,
+    /// Firing and acknowledged by nobody yet.
+    pub unacknowledged: u64,
+}
+
+/// `GET /api/v1/alerts/annotations?start=&end=&filter=`: when alerts fired, to draw on charts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnotationQuery {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// A selector of matchers, as [`AlertQuery::filter`].
+    #[serde(default)]
+    pub filter: Option<String>,
+}
+
+/// One firing span of one alert that overlaps the asked range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertAnnotation {
+    pub fingerprint: String,
+    pub labels: BTreeMap<String, String>,
+    /// When it started firing.
+    pub start: Timestamp,
+    /// When it resolved; still firing when absent.
+    #[serde(default)]
+    pub end: Option<Timestamp>,
+}
+
+/// Matchers written as a selector, `{name="value", other=~"re.*"}`, braces optional, commas
+/// between matchers (a comma inside quotes belongs to the value). Empty text is no matcher.
+pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, ParseMatcherError> {
+    let trimmed = text.trim();
+    let inner = match trimmed.strip_prefix('{') {
+        Some(rest) => rest.strip_suffix('}').ok_or_else(|| ParseMatcherError {
+            text: text.to_owned(),
+            problem: "a selector that opens with { must close with }",
+        })?,
+        None => trimmed,
+    };
+    let mut matchers = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    let mut escaped = false;
+    for (at, character) in inner.char_indices() {
+        match character {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                push_matcher(&mut matchers, &inner[start..at])?;
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    push_matcher(&mut matchers, &inner[start..])?;
+    Ok(matchers)
+}
+
+fn push_matcher(matchers: &mut Vec<Matcher>, text: &str) -> Result<(), ParseMatcherError> {
+    if !text.trim().is_empty() {
+        matchers.push(text.parse()?);
+    }
+    Ok(())
 }
 
 /// `POST /api/v1/alerts/{fingerprint}/acknowledge`.
@@ -285,11 +379,9 @@ impl NotificationEvent {
     }
 }
 
-/// What the generic webhook channel posts (and what the delivery log refers to).
+/// One notification about one alert (what the delivery log refers to).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WebhookBody {
-    /// `1`.
-    pub version: String,
+pub struct Notification {
     pub event: NotificationEvent,
     /// The same for every notification of one episode of one alert.
     pub dedup_key: String,
@@ -299,6 +391,36 @@ pub struct WebhookBody {
     pub runbook_url: Option<String>,
     /// The alert in Vigil's UI.
     pub url: String,
+}
+
+/// What the generic webhook channel posts: the notifications of one group, sent together (one
+/// when the route does not group).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookBody {
+    /// `2`.
+    pub version: String,
+    /// The same for every message of one group of one route; for an ungrouped notification,
+    /// its dedup key.
+    pub group_key: String,
+    /// The labels the route groups by, with this group's values; empty when it does not group.
+    #[serde(default)]
+    pub group_labels: BTreeMap<String, String>,
+    /// Oldest first.
+    pub notifications: Vec<Notification>,
+}
+
+impl WebhookBody {
+    pub const VERSION: &'static str = "2";
+
+    /// A message of one notification, on its own.
+    pub fn single(notification: Notification) -> Self {
+        Self {
+            version: Self::VERSION.to_owned(),
+            group_key: notification.dedup_key.clone(),
+            group_labels: BTreeMap::new(),
+            notifications: vec![notification],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -486,6 +608,18 @@ mod tests {
         assert!("nothing".parse::<Matcher>().is_err());
         assert!("=x".parse::<Matcher>().is_err());
         assert!("a=\"open".parse::<Matcher>().is_err());
+    }
+
+    #[test]
+    fn selectors_split_at_commas_outside_quotes() {
+        let matchers = parse_matchers(r#"{service="pay,ments", severity=~"crit.*",team!="a\"b"}"#).unwrap();
+        let shown: Vec<String> = matchers.iter().map(|m| format!("{}{}{}", m.name, m.operator(), m.value)).collect();
+        assert_eq!(shown, ["service=pay,ments", "severity=~crit.*", "team!=a\"b"]);
+        assert_eq!(parse_matchers("").unwrap(), []);
+        assert_eq!(parse_matchers("{}").unwrap(), []);
+        assert_eq!(parse_matchers("a=b").unwrap().len(), 1);
+        assert!(parse_matchers("{a=\"b\"").is_err());
+        assert!(parse_matchers("a=\"b\",nothing").is_err());
     }
 }
 

@@ -77,6 +77,8 @@ pub const ALERT_RULES: &str = "/api/v1/alerts/rules";
 pub const ALERT_RULE: &str = "/api/v1/alerts/rules/{id}";
 pub const ALERTS: &str = "/api/v1/alerts";
 pub const ALERT: &str = "/api/v1/alerts/{fingerprint}";
+/// When alerts fired within a time range, for annotations on charts.
+pub const ALERT_ANNOTATIONS: &str = "/api/v1/alerts/annotations";
 pub const ALERT_ACKNOWLEDGE: &str = "/api/v1/alerts/{fingerprint}/acknowledge";
 pub const CHANNEL_TEST: &str = "/api/v1/alerts/channels/{name}/test";
 pub const SILENCES: &str = "/api/v1/alerts/silences";

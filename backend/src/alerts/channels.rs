@@ -46,7 +46,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use vigil_proto::alerts::{NotificationEvent, WebhookBody};
+use vigil_proto::alerts::{Notification, NotificationEvent, WebhookBody};
 
 use super::smtp::{self, SendMailError};
 use crate::integrations::IntegrationKind;
@@ -119,19 +119,16 @@ fn secret_error(name: &str, problem: impl fmt::Display) -> DeliveryError {
     DeliveryError::Setting(format!("channel secret {name}: {problem}"))
 }
 
-/// Sends one notification to one channel. A kind that has nothing to say for an event
-/// (Alertmanager and acknowledgements) succeeds without a request.
-pub async fn deliver(
-    http: &reqwest::Client,
-    target: &Target<'_>,
-    notification: &WebhookBody,
-) -> Result<(), DeliveryError> {
+/// Sends one message (the notifications of one group, or one alone) to one channel. A kind
+/// that has nothing to say for an event (Alertmanager and acknowledgements) skips it, and
+/// succeeds without a request when nothing is left.
+pub async fn deliver(http: &reqwest::Client, target: &Target<'_>, message: &WebhookBody) -> Result<(), DeliveryError> {
     match target.kind {
-        IntegrationKind::Webhook => deliver_webhook(http, target, notification).await,
-        IntegrationKind::Slack => deliver_slack(http, target, notification).await,
-        IntegrationKind::PagerDuty => deliver_pagerduty(http, target, notification).await,
-        IntegrationKind::Alertmanager => deliver_alertmanager(http, target, notification).await,
-        IntegrationKind::Smtp => deliver_email(target, notification).await,
+        IntegrationKind::Webhook => deliver_webhook(http, target, message).await,
+        IntegrationKind::Slack => deliver_slack(http, target, message).await,
+        IntegrationKind::PagerDuty => deliver_pagerduty(http, target, message).await,
+        IntegrationKind::Alertmanager => deliver_alertmanager(http, target, message).await,
+        IntegrationKind::Smtp => deliver_email(target, message).await,
         IntegrationKind::Buildbot
         | IntegrationKind::Jenkins
         | IntegrationKind::GitLab
@@ -362,19 +359,50 @@ fn webhook_signature(signing_key: &str, timestamp: u64, body: &[u8]) -> String {
     format!("sha256={}", lowercase_hex(&mac))
 }
 
+/// The event every notification of a message is about, or `mixed`.
+fn common_event(message: &WebhookBody) -> &'static str {
+    let mut events = message.notifications.iter().map(|notification| notification.event);
+    match events.next() {
+        Some(first) if events.all(|event| event == first) => first.as_str(),
+        _ => "mixed",
+    }
+}
+
+/// `FIRING:2 RESOLVED:1`: what a group's message holds.
+fn event_counts(message: &WebhookBody) -> String {
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for notification in &message.notifications {
+        let tag = tag_of(notification.event);
+        match counts.iter_mut().find(|(seen, _)| *seen == tag) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((tag, 1)),
+        }
+    }
+    counts.iter().map(|(tag, count)| format!("{tag}:{count}")).collect::<Vec<_>>().join(" ")
+}
+
+/// `[FIRING:2 RESOLVED:1] alertname=HighErrorRate`: how a group's message starts.
+fn group_headline(message: &WebhookBody) -> String {
+    let labels: Vec<String> = message.group_labels.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    match labels.is_empty() {
+        true => format!("[{}] {} alerts", event_counts(message), message.notifications.len()),
+        false => format!("[{}] {}", event_counts(message), labels.join(", ")),
+    }
+}
+
 async fn deliver_webhook(
     http: &reqwest::Client,
     target: &Target<'_>,
-    notification: &WebhookBody,
+    message: &WebhookBody,
 ) -> Result<(), DeliveryError> {
     let url = required_url(target.settings)?;
     // Strings, string maps, numbers and timestamps: serializing cannot fail.
-    let body = serde_json::to_vec(notification).expect("a webhook body serializes to JSON");
+    let body = serde_json::to_vec(message).expect("a webhook body serializes to JSON");
     let timestamp = unix_seconds_now();
     let mut request = http
         .post(url)
         .header(CONTENT_TYPE, "application/json")
-        .header("X-Vigil-Event", notification.event.as_str())
+        .header("X-Vigil-Event", common_event(message))
         .header("X-Vigil-Timestamp", timestamp.to_string());
     if let Some(signing_key) = secret(target.secrets, "signing_key") {
         request = request.header("X-Vigil-Signature", webhook_signature(signing_key, timestamp, &body));
@@ -386,28 +414,32 @@ async fn deliver_webhook(
 }
 
 /// `[FIRING] <rule name>`: how every notification meant for people starts.
-fn headline(notification: &WebhookBody) -> String {
-    let tag = match notification.event {
-        NotificationEvent::Firing => "FIRING".to_owned(),
-        NotificationEvent::Resolved => "RESOLVED".to_owned(),
-        NotificationEvent::Acknowledged => match &notification.alert.acknowledged {
-            Some(acknowledgement) => format!("ACKNOWLEDGED by {}", acknowledgement.by),
-            None => "ACKNOWLEDGED".to_owned(),
-        },
-        NotificationEvent::Repeat => "REPEAT".to_owned(),
-        NotificationEvent::Escalation => "ESCALATED".to_owned(),
-        NotificationEvent::Test => "TEST".to_owned(),
+fn headline(notification: &Notification) -> String {
+    let tag = match (&notification.event, &notification.alert.acknowledged) {
+        (NotificationEvent::Acknowledged, Some(acknowledgement)) => format!("ACKNOWLEDGED by {}", acknowledgement.by),
+        (event, _) => tag_of(*event).to_owned(),
     };
     format!("[{tag}] {}", notification.rule_name)
 }
 
+fn tag_of(event: NotificationEvent) -> &'static str {
+    match event {
+        NotificationEvent::Firing => "FIRING",
+        NotificationEvent::Resolved => "RESOLVED",
+        NotificationEvent::Acknowledged => "ACKNOWLEDGED",
+        NotificationEvent::Repeat => "REPEAT",
+        NotificationEvent::Escalation => "ESCALATED",
+        NotificationEvent::Test => "TEST",
+    }
+}
+
 /// `service=api, severity=critical`: the labels but `alertname`, which the rule name says.
-fn label_list(notification: &WebhookBody) -> String {
+fn label_list(notification: &Notification) -> String {
     let labels = notification.alert.labels.iter().filter(|(name, _)| name.as_str() != "alertname");
     labels.map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join(", ")
 }
 
-fn annotation<'a>(notification: &'a WebhookBody, name: &str) -> Option<&'a str> {
+fn annotation<'a>(notification: &'a Notification, name: &str) -> Option<&'a str> {
     notification.alert.annotations.get(name).map(|text| text.trim()).filter(|text| !text.is_empty())
 }
 
@@ -452,7 +484,7 @@ fn slack_link(url: &str, label: &str) -> String {
 }
 
 /// An incoming-webhook message: `text` for the notification itself, `blocks` for the channel.
-fn slack_message(notification: &WebhookBody, options: &SlackOptions<'_>) -> Value {
+fn slack_message(notification: &Notification, options: &SlackOptions<'_>) -> Value {
     let alert = &notification.alert;
     let headline = headline(notification);
     let labels = label_list(notification);
@@ -525,10 +557,51 @@ fn slack_message(notification: &WebhookBody, options: &SlackOptions<'_>) -> Valu
     message
 }
 
+/// Alerts listed in one Slack message of a group, each in a section (Slack takes 50 blocks).
+const SLACK_GROUP_ALERTS: usize = 20;
+
+/// A group's message: a header with what it holds, then one section per alert.
+fn slack_group_message(message: &WebhookBody, options: &SlackOptions<'_>) -> Value {
+    let headline = group_headline(message);
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": truncated(&headline, SLACK_HEADER_CHARS)}}),
+    ];
+    for notification in message.notifications.iter().take(SLACK_GROUP_ALERTS) {
+        let mut text = format!("*{}*", slack_escaped(&headline_of(notification)));
+        if let Some(summary) = annotation(notification, "summary") {
+            text.push_str(&format!("\n{}", slack_escaped(summary)));
+        }
+        text.push_str(&format!("\n{}", slack_link(&notification.url, "Open in Vigil")));
+        if let Some(runbook) = &notification.runbook_url {
+            text.push_str(&format!("  ·  {}", slack_link(runbook, "Runbook")));
+        }
+        blocks.push(
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": truncated(&text, SLACK_SECTION_CHARS)}}),
+        );
+    }
+    let left = message.notifications.len().saturating_sub(SLACK_GROUP_ALERTS);
+    if left > 0 {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("and {left} more")}]}));
+    }
+    let mut out = json!({"text": slack_escaped(&headline), "blocks": blocks});
+    if let Some(channel) = options.channel {
+        out["channel"] = json!(channel);
+    }
+    if let Some(username) = options.username {
+        out["username"] = json!(username);
+    }
+    out
+}
+
+/// `[FIRING] rule (labels)`: one alert's line in a group's message or e-mail.
+fn headline_of(notification: &Notification) -> String {
+    email_subject(notification)
+}
+
 async fn deliver_slack(
     http: &reqwest::Client,
     target: &Target<'_>,
-    notification: &WebhookBody,
+    message: &WebhookBody,
 ) -> Result<(), DeliveryError> {
     let options = SlackOptions::parse(target.settings)?;
     // The incoming-webhook URL is a credential: a secret, the setting only as a fallback.
@@ -536,7 +609,11 @@ async fn deliver_slack(
         Some(url) => http_url(url).map_err(|problem| secret_error("url", problem))?,
         None => options.url.clone().ok_or_else(|| secret_error("url", "missing"))?,
     };
-    send(http.post(url).json(&slack_message(notification, &options))).await
+    let payload = match message.notifications.as_slice() {
+        [notification] => slack_message(notification, &options),
+        _ => slack_group_message(message, &options),
+    };
+    send(http.post(url).json(&payload)).await
 }
 
 fn pagerduty_url(settings: &Map<String, Value>) -> Result<Url, DeliveryError> {
@@ -548,7 +625,7 @@ fn pagerduty_url(settings: &Map<String, Value>) -> Result<Url, DeliveryError> {
 
 /// An Events API v2 event. Acknowledge and resolve events carry only the routing key, the
 /// dedup key and the action, as the API documents.
-fn pagerduty_event(routing_key: &str, notification: &WebhookBody) -> Value {
+fn pagerduty_event(routing_key: &str, notification: &Notification) -> Value {
     let action = match notification.event {
         NotificationEvent::Firing
         | NotificationEvent::Repeat
@@ -606,14 +683,20 @@ fn pagerduty_event(routing_key: &str, notification: &WebhookBody) -> Value {
     })
 }
 
+/// One event per alert, even in a group: PagerDuty's incidents are per dedup key, so that an
+/// acknowledgement in Vigil acknowledges the incident of that alert. A retry sends the group's
+/// events again; PagerDuty drops the repeats by their dedup key.
 async fn deliver_pagerduty(
     http: &reqwest::Client,
     target: &Target<'_>,
-    notification: &WebhookBody,
+    message: &WebhookBody,
 ) -> Result<(), DeliveryError> {
     let url = pagerduty_url(target.settings)?;
     let routing_key = secret(target.secrets, "routing_key").ok_or_else(|| secret_error("routing_key", "missing"))?;
-    send(http.post(url).json(&pagerduty_event(routing_key, notification))).await
+    for notification in &message.notifications {
+        send(http.post(url.clone()).json(&pagerduty_event(routing_key, notification))).await?;
+    }
+    Ok(())
 }
 
 /// The site root of an alert's URL, for `externalURL`: everything before its `/alerts` path.
@@ -633,37 +716,31 @@ fn site_root(alert_url: &str) -> &str {
     }
 }
 
-/// Alertmanager's webhook payload, version 4, for a group of one alert; `None` for an
-/// acknowledgement, which Alertmanager has no word for.
-fn alertmanager_message(receiver: &str, notification: &WebhookBody) -> Option<Value> {
-    let status = match notification.event {
-        NotificationEvent::Acknowledged => return None,
-        NotificationEvent::Resolved => "resolved",
-        NotificationEvent::Firing
-        | NotificationEvent::Repeat
-        | NotificationEvent::Escalation
-        | NotificationEvent::Test => "firing",
-    };
-    let alert = &notification.alert;
-    let mut labels = alert.labels.clone();
-    let alertname = labels.entry("alertname".to_owned()).or_insert_with(|| notification.rule_name.clone()).clone();
-    let ends_at = match status {
-        "resolved" => alert.resolved_at.map_or_else(rfc3339_now, |at| at.to_string()),
-        _ => ALERTMANAGER_ZERO_TIME.to_owned(),
-    };
-    // Alertmanager's group key: the route's matchers (none) and the group labels, quoted as Go does.
-    let group_key = format!("{{}}:{{alertname={}}}", Value::from(alertname.as_str()));
-    Some(json!({
-        "version": "4",
-        "groupKey": group_key,
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": receiver,
-        "groupLabels": {"alertname": alertname},
-        "commonLabels": labels,
-        "commonAnnotations": alert.annotations,
-        "externalURL": site_root(&notification.url),
-        "alerts": [{
+/// Alertmanager's webhook payload, version 4, for a message: its alerts but the
+/// acknowledgements, which Alertmanager has no word for; `None` when nothing is left. The
+/// group labels are the route's (`alertname` for an alert on its own), the common labels and
+/// annotations those all alerts share, and the status `firing` while any alert fires.
+fn alertmanager_message(receiver: &str, message: &WebhookBody) -> Option<Value> {
+    let mut alerts = Vec::new();
+    let mut all_labels = Vec::new();
+    let mut all_annotations = Vec::new();
+    for notification in &message.notifications {
+        let status = match notification.event {
+            NotificationEvent::Acknowledged => continue,
+            NotificationEvent::Resolved => "resolved",
+            NotificationEvent::Firing
+            | NotificationEvent::Repeat
+            | NotificationEvent::Escalation
+            | NotificationEvent::Test => "firing",
+        };
+        let alert = &notification.alert;
+        let mut labels = alert.labels.clone();
+        labels.entry("alertname".to_owned()).or_insert_with(|| notification.rule_name.clone());
+        let ends_at = match status {
+            "resolved" => alert.resolved_at.map_or_else(rfc3339_now, |at| at.to_string()),
+            _ => ALERTMANAGER_ZERO_TIME.to_owned(),
+        };
+        alerts.push(json!({
             "status": status,
             "labels": labels,
             "annotations": alert.annotations,
@@ -671,20 +748,63 @@ fn alertmanager_message(receiver: &str, notification: &WebhookBody) -> Option<Va
             "endsAt": ends_at,
             "generatorURL": notification.url,
             "fingerprint": alert.fingerprint,
-        }],
+        }));
+        all_labels.push(labels);
+        all_annotations.push(alert.annotations.clone());
+    }
+    let first = message.notifications.first()?;
+    if alerts.is_empty() {
+        return None;
+    }
+    let status = if alerts.iter().any(|alert| alert["status"] == "firing") { "firing" } else { "resolved" };
+    let group_labels = match message.group_labels.is_empty() {
+        true if message.notifications.len() == 1 => all_labels[0]
+            .iter()
+            .filter(|(name, _)| name.as_str() == "alertname")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        _ => message.group_labels.clone(),
+    };
+    // Alertmanager's group key: the route's matchers (none) and the group labels, quoted as Go does.
+    let quoted: Vec<String> =
+        group_labels.iter().map(|(name, value)| format!("{name}={}", Value::from(value.as_str()))).collect();
+    let group_key = format!("{{}}:{{{}}}", quoted.join(","));
+    Some(json!({
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": receiver,
+        "groupLabels": group_labels,
+        "commonLabels": common(&all_labels),
+        "commonAnnotations": common(&all_annotations),
+        "externalURL": site_root(&first.url),
+        "alerts": alerts,
     }))
+}
+
+/// The pairs every map has.
+fn common(maps: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let Some((first, rest)) = maps.split_first() else {
+        return BTreeMap::new();
+    };
+    first
+        .iter()
+        .filter(|(name, value)| rest.iter().all(|other| other.get(*name) == Some(*value)))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 async fn deliver_alertmanager(
     http: &reqwest::Client,
     target: &Target<'_>,
-    notification: &WebhookBody,
+    message: &WebhookBody,
 ) -> Result<(), DeliveryError> {
     let url = required_url(target.settings)?;
-    let Some(message) = alertmanager_message(target.name, notification) else {
+    let Some(payload) = alertmanager_message(target.name, message) else {
         return Ok(());
     };
-    let mut request = http.post(url).json(&message);
+    let mut request = http.post(url).json(&payload);
     if let Some(authorization) = bearer(target.secrets)? {
         request = request.header(AUTHORIZATION, authorization);
     }
@@ -776,7 +896,7 @@ impl<'a> EmailSettings<'a> {
 }
 
 /// `[FIRING] <rule name> (<labels>)`.
-fn email_subject(notification: &WebhookBody) -> String {
+fn email_subject(notification: &Notification) -> String {
     match label_list(notification) {
         labels if labels.is_empty() => headline(notification),
         labels => format!("{} ({labels})", headline(notification)),
@@ -785,7 +905,7 @@ fn email_subject(notification: &WebhookBody) -> String {
 
 /// The text of an alert e-mail: what it is about, its labels and annotations, its value and
 /// times, and the links.
-fn email_body(notification: &WebhookBody) -> String {
+fn email_body(notification: &Notification) -> String {
     let alert = &notification.alert;
     let mut body = format!("{}\n", headline(notification));
     for name in ["summary", "description"] {
@@ -851,7 +971,24 @@ fn email_error(error: SendMailError) -> DeliveryError {
     }
 }
 
-async fn deliver_email(target: &Target<'_>, notification: &WebhookBody) -> Result<(), DeliveryError> {
+/// The subject and text of a message's e-mail: one alert's, or a group's with each alert's
+/// text in turn.
+fn email_of(message: &WebhookBody) -> (String, String) {
+    match message.notifications.as_slice() {
+        [notification] => (email_subject(notification), email_body(notification)),
+        notifications => {
+            let subject = group_headline(message);
+            let mut body = format!("{subject}\n");
+            for notification in notifications {
+                body.push_str(&format!("\n{}\n\n", "=".repeat(72)));
+                body.push_str(&email_body(notification));
+            }
+            (subject, body)
+        }
+    }
+}
+
+async fn deliver_email(target: &Target<'_>, message: &WebhookBody) -> Result<(), DeliveryError> {
     let settings = EmailSettings::parse(target.settings)?;
     let credentials = settings.credentials(secret(target.secrets, "username"), secret(target.secrets, "password"))?;
     let extra_roots = match settings.ca_file {
@@ -869,8 +1006,7 @@ async fn deliver_email(target: &Target<'_>, notification: &WebhookBody) -> Resul
         security: settings.security,
         extra_roots_pem: extra_roots.as_deref(),
     };
-    let subject = email_subject(notification);
-    let body = email_body(notification);
+    let (subject, body) = email_of(message);
     let email = smtp::Email { from: settings.from, to: &settings.to, subject: &subject, body: &body };
     smtp::send(&relay, &email).await.map_err(email_error)
 }
@@ -922,7 +1058,11 @@ mod tests {
         value.as_object().unwrap().clone()
     }
 
-    fn notification(event: NotificationEvent) -> WebhookBody {
+    fn message(event: NotificationEvent) -> WebhookBody {
+        WebhookBody::single(notification(event))
+    }
+
+    fn notification(event: NotificationEvent) -> Notification {
         let alert = Alert {
             fingerprint: "3f2a9c1d".to_owned(),
             rule_id: 7,
@@ -955,8 +1095,7 @@ mod tests {
             source: "rule".to_owned(),
             ends_at: None,
         };
-        WebhookBody {
-            version: "1".to_owned(),
+        Notification {
             event,
             dedup_key: "3f2a9c1d-2".to_owned(),
             alert,
@@ -1014,7 +1153,7 @@ mod tests {
             let target =
                 Target { name: "ops-hook", kind: IntegrationKind::Webhook, settings: &settings, secrets: &secrets };
             let http = reqwest::Client::new();
-            let sent = notification(NotificationEvent::Firing);
+            let sent = message(NotificationEvent::Firing);
             deliver(&http, &target, &sent).await.unwrap();
 
             let requests = received(&log);
@@ -1061,7 +1200,7 @@ mod tests {
             let address = serve(router).await;
             let http = reqwest::Client::new();
             let secrets = BTreeMap::new();
-            let sent = notification(NotificationEvent::Firing);
+            let sent = message(NotificationEvent::Firing);
             let attempt = |path: String| {
                 let settings = settings(json!({"url": path}));
                 let http = http.clone();
@@ -1133,8 +1272,8 @@ mod tests {
             let target =
                 Target { name: "ops-slack", kind: IntegrationKind::Slack, settings: &settings, secrets: &secrets };
             let http = reqwest::Client::new();
-            deliver(&http, &target, &notification(NotificationEvent::Firing)).await.unwrap();
-            deliver(&http, &target, &notification(NotificationEvent::Acknowledged)).await.unwrap();
+            deliver(&http, &target, &message(NotificationEvent::Firing)).await.unwrap();
+            deliver(&http, &target, &message(NotificationEvent::Acknowledged)).await.unwrap();
 
             let requests = received(&log);
             let firing = json_of(&requests[0].1);
@@ -1166,8 +1305,105 @@ mod tests {
             // A removed webhook: Slack answers 404 no_service, which no retry mends.
             let gone = text_map(&[("url", &format!("{address}/services/T000/B000/GONE"))]);
             let target = Target { secrets: &gone, ..target };
-            let error = deliver(&http, &target, &notification(NotificationEvent::Firing)).await.unwrap_err();
+            let error = deliver(&http, &target, &message(NotificationEvent::Firing)).await.unwrap_err();
             assert!(matches!(error, DeliveryError::Refused { status: 404, .. }) && !error.is_retryable(), "{error}");
+        })
+        .await;
+    }
+
+    /// A group of three: two disks firing (one of them acknowledged meanwhile) and one resolved.
+    fn group() -> WebhookBody {
+        let mut notifications = Vec::new();
+        for (instance, event) in [
+            ("a", NotificationEvent::Firing),
+            ("b", NotificationEvent::Acknowledged),
+            ("c", NotificationEvent::Resolved),
+        ] {
+            let mut told = notification(event);
+            told.alert.fingerprint = format!("disk-{instance}");
+            told.alert.labels.insert("instance".to_owned(), instance.to_owned());
+            told.alert.annotations.insert("summary".to_owned(), format!("disk {instance} fills"));
+            notifications.push(told);
+        }
+        WebhookBody {
+            version: WebhookBody::VERSION.to_owned(),
+            group_key: "route0:{alertname=\"HighErrorRate\"}".to_owned(),
+            group_labels: text_map(&[("alertname", "HighErrorRate")]),
+            notifications,
+        }
+    }
+
+    #[test]
+    fn a_group_is_one_message_on_slack_alertmanager_and_email_with_each_alert_in_it() {
+        let group = group();
+        let options = SlackOptions { url: None, channel: None, username: None };
+        let slack = slack_group_message(&group, &options);
+        assert_eq!(slack["text"], "[FIRING:1 ACKNOWLEDGED:1 RESOLVED:1] alertname=HighErrorRate");
+        let sections: Vec<&str> = slack["blocks"].as_array().unwrap()[1..]
+            .iter()
+            .map(|block| block["text"]["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(sections.len(), 3);
+        assert!(
+            sections[0].starts_with("*[FIRING] HighErrorRate (") && sections[0].contains("instance=a"),
+            "{sections:?}"
+        );
+        assert!(sections[1].starts_with("*[ACKNOWLEDGED by alice]"), "{sections:?}");
+        assert!(sections[2].contains("disk c fills"), "{sections:?}");
+
+        // Alertmanager's receivers: no acknowledgement; firing while any fires; the labels all share.
+        let message = alertmanager_message("relay", &group).unwrap();
+        assert_eq!(message["status"], "firing");
+        assert_eq!(message["groupKey"], "{}:{alertname=\"HighErrorRate\"}");
+        assert_eq!(message["groupLabels"], json!({"alertname": "HighErrorRate"}));
+        let statuses: Vec<&str> =
+            message["alerts"].as_array().unwrap().iter().map(|alert| alert["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["firing", "resolved"]);
+        assert_eq!(message["commonLabels"]["service"], "api");
+        assert!(message["commonLabels"].get("instance").is_none(), "instances differ: {message}");
+        assert!(message["commonAnnotations"].get("summary").is_none(), "summaries differ: {message}");
+        let only_acknowledged = WebhookBody { notifications: vec![group.notifications[1].clone()], ..group.clone() };
+        assert_eq!(alertmanager_message("relay", &only_acknowledged), None);
+
+        let (subject, body) = email_of(&group);
+        assert_eq!(subject, "[FIRING:1 ACKNOWLEDGED:1 RESOLVED:1] alertname=HighErrorRate");
+        for needle in ["disk a fills", "disk b fills", "disk c fills", "Acknowledged by alice", "Resolved at:"] {
+            assert!(body.contains(needle), "{needle} in {body}");
+        }
+        assert_eq!(common_event(&group), "mixed");
+        assert_eq!(common_event(&message_of_one()), "firing");
+    }
+
+    fn message_of_one() -> WebhookBody {
+        message(NotificationEvent::Firing)
+    }
+
+    #[tokio::test]
+    async fn pagerduty_gets_one_event_per_alert_of_a_group() {
+        within_a_minute(async {
+            let log: Received = Arc::default();
+            let kept = log.clone();
+            let router = Router::new().route(
+                "/v2/enqueue",
+                post(move |headers: HeaderMap, body: Bytes| {
+                    let kept = kept.clone();
+                    async move {
+                        kept.lock().unwrap().push((headers, body));
+                        StatusCode::ACCEPTED
+                    }
+                }),
+            );
+            let address = serve(router).await;
+            let settings = settings(json!({"url": format!("{address}/v2/enqueue")}));
+            let secrets = text_map(&[("routing_key", "key")]);
+            let target =
+                Target { name: "pager", kind: IntegrationKind::PagerDuty, settings: &settings, secrets: &secrets };
+            deliver(&reqwest::Client::new(), &target, &group()).await.unwrap();
+            let actions: Vec<String> = received(&log)
+                .iter()
+                .map(|(_, body)| json_of(body)["event_action"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(actions, ["trigger", "acknowledge", "resolve"]);
         })
         .await;
     }
@@ -1233,7 +1469,7 @@ mod tests {
                 Target { name: "pager", kind: IntegrationKind::PagerDuty, settings: &settings, secrets: &secrets };
             let http = reqwest::Client::new();
             for event in [NotificationEvent::Firing, NotificationEvent::Acknowledged, NotificationEvent::Resolved] {
-                deliver(&http, &target, &notification(event)).await.unwrap();
+                deliver(&http, &target, &message(event)).await.unwrap();
             }
             let events: Vec<Value> = received(&log).iter().map(|(_, body)| json_of(body)).collect();
             assert_eq!(
@@ -1275,7 +1511,7 @@ mod tests {
 
             let throttled = text_map(&[("routing_key", "throttledthrottledthrottled00000")]);
             let target_throttled = Target { secrets: &throttled, ..target };
-            match deliver(&http, &target_throttled, &notification(NotificationEvent::Firing)).await {
+            match deliver(&http, &target_throttled, &message(NotificationEvent::Firing)).await {
                 Err(error @ DeliveryError::Unavailable { retry_after: Some(wait), .. }) => {
                     assert!(error.is_retryable());
                     assert_eq!(wait, Duration::from_secs(7));
@@ -1284,7 +1520,7 @@ mod tests {
             }
             let malformed = text_map(&[("routing_key", "not-32-characters")]);
             let target_malformed = Target { secrets: &malformed, ..target };
-            match deliver(&http, &target_malformed, &notification(NotificationEvent::Firing)).await {
+            match deliver(&http, &target_malformed, &message(NotificationEvent::Firing)).await {
                 Err(error @ DeliveryError::Refused { status: 400, .. }) => {
                     assert!(!error.is_retryable());
                     assert!(error.to_string().starts_with("the receiver answered 400: {\"errors\":"), "{error}");
@@ -1334,10 +1570,10 @@ mod tests {
                 secrets: &secrets,
             };
             let http = reqwest::Client::new();
-            deliver(&http, &target, &notification(NotificationEvent::Acknowledged)).await.unwrap();
+            deliver(&http, &target, &message(NotificationEvent::Acknowledged)).await.unwrap();
             assert!(received(&log).is_empty(), "an acknowledgement sends nothing");
-            deliver(&http, &target, &notification(NotificationEvent::Firing)).await.unwrap();
-            deliver(&http, &target, &notification(NotificationEvent::Resolved)).await.unwrap();
+            deliver(&http, &target, &message(NotificationEvent::Firing)).await.unwrap();
+            deliver(&http, &target, &message(NotificationEvent::Resolved)).await.unwrap();
 
             let requests = received(&log);
             assert_eq!(requests.len(), 2);
@@ -1465,8 +1701,7 @@ mod tests {
         let settings = Map::new();
         let secrets = BTreeMap::new();
         let target = Target { name: "ci", kind: IntegrationKind::GitLab, settings: &settings, secrets: &secrets };
-        let error =
-            deliver(&reqwest::Client::new(), &target, &notification(NotificationEvent::Firing)).await.unwrap_err();
+        let error = deliver(&reqwest::Client::new(), &target, &message(NotificationEvent::Firing)).await.unwrap_err();
         assert_eq!(error.to_string(), "gitlab is not a notification channel");
         assert!(!error.is_retryable());
     }
@@ -1489,7 +1724,7 @@ mod tests {
             let secrets = BTreeMap::new();
             let target =
                 Target { name: "oncall-mail", kind: IntegrationKind::Smtp, settings: &settings, secrets: &secrets };
-            deliver(&reqwest::Client::new(), &target, &notification(NotificationEvent::Firing)).await.unwrap();
+            deliver(&reqwest::Client::new(), &target, &message(NotificationEvent::Firing)).await.unwrap();
 
             let messages = sink.messages();
             assert_eq!(messages.len(), 1);
@@ -1534,7 +1769,7 @@ mod tests {
             let target =
                 Target { name: "oncall-mail", kind: IntegrationKind::Smtp, settings: &settings, secrets: &secrets };
             let http = reqwest::Client::new();
-            match deliver(&http, &target, &notification(NotificationEvent::Firing)).await {
+            match deliver(&http, &target, &message(NotificationEvent::Firing)).await {
                 Err(error @ DeliveryError::Refused { status: 550, .. }) => {
                     assert!(!error.is_retryable());
                     assert_eq!(
@@ -1547,7 +1782,7 @@ mod tests {
             let mut deferred = email_settings(sink.port);
             deferred["to"] = json!("later@example.com");
             let target = Target { settings: &deferred, ..target };
-            let error = deliver(&http, &target, &notification(NotificationEvent::Firing)).await.unwrap_err();
+            let error = deliver(&http, &target, &message(NotificationEvent::Firing)).await.unwrap_err();
             assert!(error.is_retryable(), "{error}");
             assert!(sink.messages().is_empty());
         })
@@ -1562,13 +1797,13 @@ mod tests {
             let refused = email_settings(sink.port);
             let target = Target { name: "oncall-mail", kind: IntegrationKind::Smtp, settings: &refused, secrets: &secrets };
             let http = reqwest::Client::new();
-            let error = deliver(&http, &target, &notification(NotificationEvent::Resolved)).await.unwrap_err();
+            let error = deliver(&http, &target, &message(NotificationEvent::Resolved)).await.unwrap_err();
             assert!(matches!(&error, DeliveryError::Setting(message) if message.starts_with("channel setting allow_plaintext_auth")));
 
             let mut allowed = email_settings(sink.port);
             allowed.insert("allow_plaintext_auth".to_owned(), json!(true));
             let target = Target { settings: &allowed, ..target };
-            deliver(&http, &target, &notification(NotificationEvent::Resolved)).await.unwrap();
+            deliver(&http, &target, &message(NotificationEvent::Resolved)).await.unwrap();
             let messages = sink.messages();
             assert_eq!(messages.len(), 1);
             assert_eq!(messages[0]["login"], json!({"user": "vigil", "mechanism": "PLAIN"}));

@@ -11,7 +11,7 @@ use vigil_proto::alerts::AlertState;
 use vigil_proto::metrics::is_label_name;
 
 use super::transition::{self, Change};
-use super::{AlertError, Routing, route, rules, save_change, silences, state_of};
+use super::{AlertError, Routing, recipients, rules, save_change, silences, state_of};
 use crate::config::{AlertRouteConfig, AlertsConfig};
 use crate::store::{AlertInstanceRow, Database, now_millis};
 
@@ -34,7 +34,7 @@ pub(crate) fn routing<'a>(
     routes: &[AlertRouteConfig],
     labels: &BTreeMap<String, String>,
 ) -> Routing<'a> {
-    Routing { rule_name: alertname, runbook_url: None, channels: route(routes, labels), escalate_to: &[] }
+    Routing { rule_name: alertname, runbook_url: None, channels: recipients(routes, labels), escalate_to: &[] }
 }
 
 fn check(alerts: &[Incoming]) -> Result<(), AlertError> {

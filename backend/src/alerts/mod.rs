@@ -23,8 +23,9 @@ use std::collections::BTreeMap;
 
 use vigil_logstore::LogStore;
 use vigil_proto::alerts::{
-    Acknowledgement, Alert, AlertDetail, AlertEvent, AlertQuery, AlertRule, AlertRuleSpec, AlertState, Delivery,
-    DeliveryStatus, Matcher, NotificationEvent, RuleKind, WebhookBody,
+    Acknowledgement, Alert, AlertAnnotation, AlertCounts, AlertDetail, AlertEvent, AlertPage, AlertQuery, AlertRule,
+    AlertRuleSpec, AlertState, AnnotationQuery, Delivery, DeliveryStatus, Matcher, Notification, NotificationEvent,
+    RuleKind, WebhookBody,
 };
 use vigil_proto::auth::AuditOutcome;
 
@@ -33,8 +34,8 @@ use crate::config::{AlertRouteConfig, AlertsConfig};
 use crate::integrations::{IntegrationError, IntegrationKind};
 use crate::secrets::SecretBox;
 use crate::store::{
-    AlertEventRow, AlertInstanceRow, AlertRuleRow, Database, DeliveryRow, NewDelivery, StoreError, millis_to_timestamp,
-    now_millis,
+    AlertEventRow, AlertInstanceRow, AlertRuleRow, Database, DeliveryGroup, DeliveryRow, NewDelivery, StoreError,
+    millis_to_timestamp, now_millis,
 };
 
 /// Entries of a timeline, and notifications, shown with an alert.
@@ -86,6 +87,24 @@ pub fn is_channel(kind: IntegrationKind) -> bool {
             | IntegrationKind::Smtp
             | IntegrationKind::Alertmanager
     )
+}
+
+/// Checks a notification channel's settings and secret names as it is saved, so that a typo is
+/// refused then rather than found by a failed notification at 3 am. `stored_secrets` are the
+/// secret names an updated integration has already; the write's `null`s remove theirs.
+pub fn check_channel(
+    kind: IntegrationKind,
+    write: &vigil_proto::auth::IntegrationWrite,
+    stored_secrets: &[String],
+) -> Result<(), AlertError> {
+    let mut names: Vec<&str> = stored_secrets.iter().map(String::as_str).collect();
+    for (name, value) in &write.secrets {
+        names.retain(|kept| kept != name);
+        if value.is_some() {
+            names.push(name);
+        }
+    }
+    channels::check_settings(kind, &write.settings, &names).map_err(|error| AlertError::Invalid(error.to_string()))
 }
 
 fn rule(row: &AlertRuleRow) -> Result<AlertRule, AlertError> {
@@ -140,14 +159,19 @@ pub(crate) fn alert(row: &AlertInstanceRow) -> Result<Alert, AlertError> {
 pub(crate) struct Routing<'a> {
     pub rule_name: &'a str,
     pub runbook_url: Option<&'a str>,
-    pub channels: Vec<String>,
+    pub channels: Vec<Recipient>,
     pub escalate_to: &'a [String],
 }
 
 impl<'a> Routing<'a> {
-    /// A rule's alerts go to its channels, or by the routes when it names none.
+    /// A rule's alerts go to its channels (each alert on its own), or by the routes when it
+    /// names none.
     pub fn of_rule(spec: &'a AlertRuleSpec, routes: &[AlertRouteConfig], labels: &BTreeMap<String, String>) -> Self {
-        let channels = if spec.channels.is_empty() { route(routes, labels) } else { spec.channels.clone() };
+        let channels = if spec.channels.is_empty() {
+            recipients(routes, labels)
+        } else {
+            spec.channels.iter().map(|channel| Recipient { channel: channel.clone(), group: None }).collect()
+        };
         Self {
             rule_name: &spec.name,
             runbook_url: spec.runbook_url.as_deref(),
@@ -155,26 +179,68 @@ impl<'a> Routing<'a> {
             escalate_to: &spec.escalate_to,
         }
     }
+
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels.iter().map(|recipient| recipient.channel.clone()).collect()
+    }
 }
 
-/// The channels of the routes an alert's labels match (see `AlertRouteConfig`).
-pub fn route(routes: &[AlertRouteConfig], labels: &BTreeMap<String, String>) -> Vec<String> {
-    let mut channels: Vec<String> = Vec::new();
-    for route in routes {
+/// A channel an alert is told on, and the group its notifications go with there (none: on
+/// their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Recipient {
+    pub channel: String,
+    pub group: Option<DeliveryGroup>,
+}
+
+/// The channels of the routes an alert's labels match (see `AlertRouteConfig`), each with the
+/// group of the first route that names it.
+pub(crate) fn recipients(routes: &[AlertRouteConfig], labels: &BTreeMap<String, String>) -> Vec<Recipient> {
+    let mut recipients: Vec<Recipient> = Vec::new();
+    for (index, route) in routes.iter().enumerate() {
         let matchers: Vec<Matcher> = route.matchers.iter().filter_map(|text| text.parse().ok()).collect();
         let holds = silences::Compiled::new("route", &matchers).is_ok_and(|compiled| compiled.matches(labels));
-        if holds {
-            for channel in &route.channels {
-                if !channels.contains(channel) {
-                    channels.push(channel.clone());
-                }
-            }
-            if !route.continue_matching {
-                break;
+        if !holds {
+            continue;
+        }
+        let group = route.grouping().map(|group_by| group_of(index, route, group_by, labels));
+        for channel in &route.channels {
+            if !recipients.iter().any(|recipient| &recipient.channel == channel) {
+                recipients.push(Recipient { channel: channel.clone(), group: group.clone() });
             }
         }
+        if !route.continue_matching {
+            break;
+        }
     }
-    channels
+    recipients
+}
+
+/// The group of an alert on a route: the route and the values of its `group_by` labels (an
+/// absent label counts as empty), written as Alertmanager writes group keys.
+fn group_of(
+    index: usize,
+    route: &AlertRouteConfig,
+    group_by: &[String],
+    labels: &BTreeMap<String, String>,
+) -> DeliveryGroup {
+    let values: BTreeMap<String, String> =
+        group_by.iter().map(|name| (name.clone(), labels.get(name).cloned().unwrap_or_default())).collect();
+    let selector: Vec<String> =
+        values.iter().map(|(name, value)| format!("{name}={}", serde_json::Value::from(value.as_str()))).collect();
+    let seconds = |seconds: u64| i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+    DeliveryGroup {
+        key: format!("route{index}:{{{}}}", selector.join(",")),
+        // A map of strings serializes.
+        labels: serde_json::to_string(&values).unwrap_or_else(|_| "{}".to_owned()),
+        wait_millis: seconds(route.group_wait_seconds),
+        interval_millis: seconds(route.group_interval_seconds),
+    }
+}
+
+/// The channels of the routes an alert's labels match.
+pub fn route(routes: &[AlertRouteConfig], labels: &BTreeMap<String, String>) -> Vec<String> {
+    recipients(routes, labels).into_iter().map(|recipient| recipient.channel).collect()
 }
 
 /// The notifications an event of an alert causes, one per channel, as the outbox holds them.
@@ -186,9 +252,15 @@ pub(crate) fn deliveries(
 ) -> Result<Vec<NewDelivery>, AlertError> {
     let mut deliveries = Vec::new();
     for (event, sequence) in notify {
-        let channels = if *event == NotificationEvent::Escalation { routing.escalate_to } else { &routing.channels };
-        let body = WebhookBody {
-            version: "1".to_owned(),
+        let escalated: Vec<Recipient>;
+        let recipients = if *event == NotificationEvent::Escalation {
+            escalated =
+                routing.escalate_to.iter().map(|channel| Recipient { channel: channel.clone(), group: None }).collect();
+            &escalated
+        } else {
+            &routing.channels
+        };
+        let body = Notification {
             event: *event,
             dedup_key: format!("{}-{}", alert.fingerprint, alert.episode),
             alert: alert.clone(),
@@ -197,12 +269,13 @@ pub(crate) fn deliveries(
             url: format!("{external_url}/alerts/{}", alert.fingerprint),
         };
         let body = serde_json::to_string(&body)?;
-        for channel in channels {
+        for recipient in recipients {
             deliveries.push(NewDelivery {
-                channel: channel.clone(),
+                channel: recipient.channel.clone(),
                 event: event.as_str(),
                 sequence: *sequence,
                 body: body.clone(),
+                group: recipient.group.clone().unwrap_or_default(),
             });
         }
     }
@@ -343,33 +416,139 @@ pub async fn delete_rule(database: &Database, actor: &Actor, id: i64) -> Result<
     Ok(())
 }
 
-/// The alerts, firing first (newest first), then pending, then resolved; inactive ones (pending
-/// that never fired) only when asked for.
-pub async fn list(database: &Database, query: &AlertQuery) -> Result<Vec<Alert>, AlertError> {
-    let wanted = match query.state.as_deref() {
-        None | Some("") => None,
-        Some(state @ ("firing" | "pending" | "resolved" | "inactive")) => Some(state_of(state)),
+/// One page of the alerts, firing first (newest first), then pending, then resolved; inactive
+/// ones (pending that never fired) only when asked for. Without a label filter the database
+/// sorts, pages and counts; with one, the alerts in the asked states are read and matched here.
+pub async fn list(database: &Database, query: &AlertQuery) -> Result<AlertPage, AlertError> {
+    let states: &[&str] = match query.state.as_deref() {
+        None | Some("") => &["firing", "pending", "resolved"],
+        Some("firing") => &["firing"],
+        Some("pending") => &["pending"],
+        Some("resolved") => &["resolved"],
+        Some("inactive") => &["inactive"],
         Some(other) => {
             return Err(AlertError::Invalid(format!(
                 "state {other:?} is not one of firing, pending, resolved, inactive"
             )));
         }
     };
-    let mut alerts: Vec<Alert> = database
-        .alert_instances(query.rule_id)
+    let limit = query.limit.unwrap_or(AlertQuery::DEFAULT_LIMIT);
+    if limit == 0 || limit > AlertQuery::MAX_LIMIT {
+        return Err(AlertError::Invalid(format!("limit must be between 1 and {}", AlertQuery::MAX_LIMIT)));
+    }
+    let offset = query.offset.unwrap_or(0);
+    let filter = label_filter(query.filter.as_deref())?;
+    let (alerts, total) = match &filter {
+        None => {
+            let page = Some((i64::from(limit), i64::from(offset)));
+            let rows = database.alert_instances_ordered(states, query.rule_id, page).await?;
+            let total = database.count_alert_instances(states, query.rule_id).await?;
+            (rows.iter().map(alert).collect::<Result<Vec<_>, _>>()?, u64::try_from(total).unwrap_or(0))
+        }
+        Some(filter) => {
+            let rows = database.alert_instances_ordered(states, query.rule_id, None).await?;
+            let mut matching = Vec::new();
+            for row in &rows {
+                let shown = alert(row)?;
+                if filter.matches(&shown.labels) {
+                    matching.push(shown);
+                }
+            }
+            let total = matching.len() as u64;
+            let page = matching.into_iter().skip(offset as usize).take(limit as usize).collect();
+            (page, total)
+        }
+    };
+    let (firing, pending, unacknowledged) = database.alert_counts().await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let counts = AlertCounts { firing: count(firing), pending: count(pending), unacknowledged: count(unacknowledged) };
+    Ok(AlertPage { alerts, total, counts })
+}
+
+/// Every firing alert, newest first (Alertmanager's API lists them all).
+pub async fn firing(database: &Database) -> Result<Vec<Alert>, AlertError> {
+    database.alert_instances_ordered(&["firing"], None, None).await?.iter().map(alert).collect()
+}
+
+/// The compiled matchers of a query's `filter`, if it has any.
+fn label_filter(filter: Option<&str>) -> Result<Option<silences::Compiled>, AlertError> {
+    let Some(text) = filter.filter(|text| !text.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let matchers =
+        vigil_proto::alerts::parse_matchers(text).map_err(|error| AlertError::Invalid(format!("filter: {error}")))?;
+    Ok(Some(silences::Compiled::new("filter", &matchers)?))
+}
+
+/// Annotations shown at most, per chart.
+const MAX_ANNOTATIONS: usize = 1000;
+/// Timeline entries read for one chart's annotations.
+const MAX_ANNOTATION_EVENTS: i64 = 20_000;
+
+/// When alerts fired between `start` and `end` (matching the filter): one span per firing,
+/// from its firing to its resolution (open while it still fires), for annotations on charts.
+pub async fn annotations(database: &Database, query: &AnnotationQuery) -> Result<Vec<AlertAnnotation>, AlertError> {
+    if query.end < query.start {
+        return Err(AlertError::Invalid("end must not be before start".to_owned()));
+    }
+    let filter = label_filter(query.filter.as_deref())?;
+    let start = query.start.as_unix_nanos() / 1_000_000;
+    let end = query.end.as_unix_nanos() / 1_000_000;
+    // Spans that began before `start` are seen by their resolution, or, if still firing, by
+    // the alert's state; the entries up to now are read so that a span ending after `end` is
+    // known to have been open at `end`.
+    let events = database.firing_events_since(start, MAX_ANNOTATION_EVENTS).await?;
+    let mut spans: Vec<(String, i64, Option<i64>)> = Vec::new();
+    let mut open: BTreeMap<String, usize> = BTreeMap::new();
+    for (fingerprint, event) in events {
+        match event.kind.as_str() {
+            "firing" => {
+                if !open.contains_key(&fingerprint) {
+                    open.insert(fingerprint.clone(), spans.len());
+                    spans.push((fingerprint, event.at_millis, None));
+                }
+            }
+            _ => match open.remove(&fingerprint) {
+                Some(at) => spans[at].2 = Some(event.at_millis),
+                None => spans.push((fingerprint, start, Some(event.at_millis))),
+            },
+        }
+    }
+    let firing = database.alert_instances_ordered(&["firing"], None, None).await?;
+    for row in &firing {
+        let since = row.firing_since_millis.unwrap_or(row.active_since_millis);
+        if since < start && !open.contains_key(&row.fingerprint) && !spans.iter().any(|span| span.0 == row.fingerprint)
+        {
+            spans.push((row.fingerprint.clone(), since, None));
+        }
+    }
+    spans.retain(|(_, from, to)| *from <= end && to.is_none_or(|to| to >= start));
+    let mut wanted: Vec<String> = spans.iter().map(|span| span.0.clone()).collect();
+    wanted.sort();
+    wanted.dedup();
+    let labels: BTreeMap<String, BTreeMap<String, String>> = database
+        .alert_instances_named(&wanted)
         .await?
         .iter()
-        .filter(|row| match wanted {
-            Some(state) => state_of(&row.state) == state,
-            None => row.state != "inactive",
-        })
-        .map(alert)
-        .collect::<Result<_, _>>()?;
-    alerts.sort_by(|a, b| {
-        let since = |alert: &Alert| alert.firing_since.unwrap_or(alert.active_since);
-        a.state.cmp(&b.state).then_with(|| since(b).cmp(&since(a)))
-    });
-    Ok(alerts)
+        .map(|row| Ok((row.fingerprint.clone(), serde_json::from_str(&row.labels)?)))
+        .collect::<Result<_, AlertError>>()?;
+    let mut annotations = Vec::new();
+    for (fingerprint, from, to) in spans {
+        let Some(labels) = labels.get(&fingerprint) else { continue };
+        if filter.as_ref().is_some_and(|filter| !filter.matches(labels)) {
+            continue;
+        }
+        annotations.push(AlertAnnotation {
+            fingerprint,
+            labels: labels.clone(),
+            start: millis_to_timestamp(from),
+            end: to.map(millis_to_timestamp),
+        });
+        if annotations.len() == MAX_ANNOTATIONS {
+            break;
+        }
+    }
+    Ok(annotations)
 }
 
 fn delivery(row: &DeliveryRow) -> Result<Delivery, AlertError> {
@@ -501,8 +680,7 @@ pub async fn send_test(
         source: "rule".to_owned(),
         ends_at: None,
     };
-    let body = WebhookBody {
-        version: "1".to_owned(),
+    let body = Notification {
         event: NotificationEvent::Test,
         dedup_key: format!("test-{}", now.as_unix_nanos()),
         alert,
@@ -513,7 +691,7 @@ pub async fn send_test(
     let settings: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&row.settings)?;
     let opened = crate::integrations::open_secrets(secrets, &row)?;
     let target = channels::Target { name: &row.name, kind, settings: &settings, secrets: &opened };
-    let result = channels::deliver(http, &target, &body).await;
+    let result = channels::deliver(http, &target, &WebhookBody::single(body)).await;
     let (outcome, detail) = match &result {
         Ok(()) => (AuditOutcome::Success, String::new()),
         Err(error) => (AuditOutcome::Failure, error.to_string()),

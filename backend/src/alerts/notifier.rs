@@ -1,5 +1,6 @@
 //! Sends the notifications the outbox holds, on the node that holds the evaluator's lease:
-//! each to its channel, retried with doubling delays (honouring `Retry-After`) while the
+//! each to its channel (those of one group of a route together, in one message, the first
+//! after the group's wait and the next no sooner than its interval after the one before), retried with doubling delays (honouring `Retry-After`) while the
 //! receiver is away, given up after `alerts.max_delivery_attempts` or at once when it refuses
 //! (a 4xx, a missing setting). Every outcome is in the delivery log and the alert's timeline.
 //!
@@ -7,13 +8,14 @@
 //! the two, it is sent again at the next start (at least once). PagerDuty deduplicates by the
 //! dedup key, and the webhook body carries it for receivers that want to.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use vigil_proto::alerts::WebhookBody;
+use vigil_proto::alerts::{Notification, WebhookBody};
 
 use super::channels::{self, DeliveryError, Target};
 use super::evaluator::Coordination;
@@ -58,12 +60,16 @@ pub async fn run(parts: Parts<'_>, coordination: Arc<Coordination>, shutdown: Ca
                 }
             };
             let full = due.len() as i64 == BATCH;
-            futures::stream::iter(due)
-                .for_each_concurrent(CONCURRENT_DELIVERIES, |row| {
+            futures::stream::iter(sends(due))
+                .for_each_concurrent(CONCURRENT_DELIVERIES, |send| {
                     let parts = &parts;
                     async move {
-                        if let Err(error) = send(parts, &row).await {
-                            tracing::warn!(delivery = row.id, error = %error_chain(&error), "cannot record a delivery");
+                        let result = match send {
+                            Send::Alone(row) => deliver_rows(parts, vec![row], None).await,
+                            Send::Group(row) => deliver_group(parts, &row).await,
+                        };
+                        if let Err(error) = result {
+                            tracing::warn!(error = %error_chain(&error), "cannot record a delivery");
                         }
                     }
                 })
@@ -75,12 +81,81 @@ pub async fn run(parts: Parts<'_>, coordination: Arc<Coordination>, shutdown: Ca
     }
 }
 
-/// One attempt at one notification, and its outcome recorded.
-async fn send(parts: &Parts<'_>, row: &DeliveryRow) -> Result<(), AlertError> {
-    let attempts = row.attempts + 1;
-    let result = attempt(parts, row).await;
+/// What one round sends: an ungrouped notification alone, or a group (named by one of its
+/// due notifications) with all its waiting notifications.
+enum Send {
+    Alone(DeliveryRow),
+    Group(DeliveryRow),
+}
+
+fn sends(due: Vec<DeliveryRow>) -> Vec<Send> {
+    let mut groups: HashSet<(String, String)> = HashSet::new();
+    let mut sends = Vec::new();
+    for row in due {
+        if row.group_key.is_empty() {
+            sends.push(Send::Alone(row));
+        } else if groups.insert((row.channel.clone(), row.group_key.clone())) {
+            sends.push(Send::Group(row));
+        }
+    }
+    sends
+}
+
+/// A group's next message: everything of the group waiting now, unless its last message went
+/// less than the group's interval ago, in which case all of it waits for the interval's end.
+async fn deliver_group(parts: &Parts<'_>, due: &DeliveryRow) -> Result<(), AlertError> {
     let now = now_millis();
-    let (kind, detail) = match &result {
+    if let Some(last) = parts.database.group_last_sent(&due.channel, &due.group_key).await? {
+        let next = last.saturating_add(due.group_interval_millis);
+        if next > now {
+            parts.database.postpone_group(&due.channel, &due.group_key, next).await?;
+            return Ok(());
+        }
+    }
+    let rows = parts.database.pending_group(&due.channel, &due.group_key).await?;
+    let labels: BTreeMap<String, String> = serde_json::from_str(&due.group_labels).unwrap_or_default();
+    deliver_rows(parts, rows, Some((due.group_key.clone(), labels))).await
+}
+
+/// One attempt at one message holding these notifications (of one channel), and its outcome
+/// recorded on each.
+async fn deliver_rows(
+    parts: &Parts<'_>,
+    rows: Vec<DeliveryRow>,
+    group: Option<(String, BTreeMap<String, String>)>,
+) -> Result<(), AlertError> {
+    let mut readable = Vec::with_capacity(rows.len());
+    let mut notifications = Vec::with_capacity(rows.len());
+    for row in rows {
+        match serde_json::from_str::<Notification>(&row.body) {
+            Ok(notification) => {
+                notifications.push(notification);
+                readable.push(row);
+            }
+            Err(error) => {
+                let error = DeliveryError::Setting(format!("the stored notification cannot be read: {error}"));
+                record(parts, &row, &Err(error)).await?;
+            }
+        }
+    }
+    let Some(first) = notifications.first() else {
+        return Ok(());
+    };
+    let (group_key, group_labels) = group.unwrap_or_else(|| (first.dedup_key.clone(), BTreeMap::new()));
+    let message = WebhookBody { version: WebhookBody::VERSION.to_owned(), group_key, group_labels, notifications };
+    let channel = &readable[0].channel;
+    let result = attempt(parts, channel, &message).await;
+    for row in &readable {
+        record(parts, row, &result).await?;
+    }
+    Ok(())
+}
+
+/// The outcome of one attempt at one notification.
+async fn record(parts: &Parts<'_>, row: &DeliveryRow, result: &Result<(), DeliveryError>) -> Result<(), AlertError> {
+    let attempts = row.attempts + 1;
+    let now = now_millis();
+    let (kind, detail) = match result {
         Ok(()) => {
             parts.metrics.alert_notifications_sent.inc();
             parts.database.delivery_sent(row.id, attempts, now).await?;
@@ -102,19 +177,17 @@ async fn send(parts: &Parts<'_>, row: &DeliveryRow) -> Result<(), AlertError> {
     Ok(())
 }
 
-async fn attempt(parts: &Parts<'_>, row: &DeliveryRow) -> Result<(), DeliveryError> {
-    let body: WebhookBody = serde_json::from_str(&row.body)
-        .map_err(|error| DeliveryError::Setting(format!("the stored notification cannot be read: {error}")))?;
+async fn attempt(parts: &Parts<'_>, channel_name: &str, message: &WebhookBody) -> Result<(), DeliveryError> {
     let channel = parts
         .database
-        .integration_named(&row.channel)
+        .integration_named(channel_name)
         .await
         .map_err(|error| DeliveryError::Unavailable { reason: error_chain(&error), retry_after: None })?
-        .ok_or_else(|| DeliveryError::Setting(format!("no channel is named {:?} any more", row.channel)))?;
+        .ok_or_else(|| DeliveryError::Setting(format!("no channel is named {channel_name:?} any more")))?;
     let kind: IntegrationKind = channel
         .kind
         .parse()
-        .map_err(|_| DeliveryError::Setting(format!("channel {:?} has an unknown kind", row.channel)))?;
+        .map_err(|_| DeliveryError::Setting(format!("channel {channel_name:?} has an unknown kind")))?;
     if !is_channel(kind) {
         return Err(DeliveryError::NotAChannel(kind));
     }
@@ -123,7 +196,7 @@ async fn attempt(parts: &Parts<'_>, row: &DeliveryRow) -> Result<(), DeliveryErr
     let secrets = crate::integrations::open_secrets(parts.secrets, &channel)
         .map_err(|error| DeliveryError::Setting(format!("the channel's secrets cannot be opened: {error}")))?;
     let target = Target { name: &channel.name, kind, settings: &settings, secrets: &secrets };
-    channels::deliver(parts.http, &target, &body).await
+    channels::deliver(parts.http, &target, message).await
 }
 
 /// The delay before attempt `attempts + 1`: the base doubled per attempt, at most 5 minutes,

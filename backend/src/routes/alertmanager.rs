@@ -14,7 +14,7 @@ use vigil_proto::alertmanager::{
     AlertGroup, AlertStatus, GettableAlert, GettableSilence, PostableAlert, PostableSilence, Receiver, SilenceCreated,
     SilenceStatus, WebhookMessage, ZERO_TIME,
 };
-use vigil_proto::alerts::{Alert, AlertQuery, Matcher, Silence, SilenceState, SilenceWrite};
+use vigil_proto::alerts::{Alert, Matcher, Silence, SilenceState, SilenceWrite};
 use vigil_proto::{ErrorCode, Timestamp};
 
 use super::{bounded_body, json_body};
@@ -123,7 +123,7 @@ async fn gettable_alerts(state: &AppState, filter: &AlertFilter) -> Result<Vec<G
     let now = now_millis();
     let active = silences::active(&state.database, now).await?;
     let matching = silences::Compiled::new("filter", &filter.matchers)?;
-    let firing = alerts::list(&state.database, &AlertQuery { state: Some("firing".to_owned()), rule_id: None }).await?;
+    let firing = alerts::firing(&state.database).await?;
     let rules = alerts::list_rules(&state.database).await?;
     let resolve_timeout = i64::try_from(state.config.alerts.resolve_timeout_seconds * 1000).unwrap_or(i64::MAX / 2);
     let mut out = Vec::new();
@@ -137,7 +137,9 @@ async fn gettable_alerts(state: &AppState, filter: &AlertFilter) -> Result<Vec<G
             continue;
         }
         let channels = match rules.iter().find(|rule| rule.id == alert.rule_id) {
-            Some(rule) => alerts::Routing::of_rule(&rule.spec, &state.config.alerts.routes, &alert.labels).channels,
+            Some(rule) => {
+                alerts::Routing::of_rule(&rule.spec, &state.config.alerts.routes, &alert.labels).channel_names()
+            }
             None => alerts::route(&state.config.alerts.routes, &alert.labels),
         };
         out.push(gettable(&alert, &silenced_by, channels, &state.config.alerts.external_url, now + resolve_timeout));

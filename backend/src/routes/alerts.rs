@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use vigil_proto::alerts::{
-    AcknowledgeRequest, Alert, AlertDetail, AlertQuery, AlertRule, AlertRuleSpec, RuleImport, RulePreview,
-    RulePreviewRequest, Silence, SilencePreview, SilenceWrite,
+    AcknowledgeRequest, Alert, AlertAnnotation, AlertDetail, AlertPage, AlertQuery, AlertRule, AlertRuleSpec,
+    AnnotationQuery, RuleImport, RulePreview, RulePreviewRequest, Silence, SilencePreview, SilenceWrite,
 };
 
 use super::admin::parse_id;
@@ -70,13 +70,22 @@ pub async fn delete_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/alerts?state=&rule_id=`.
+/// `GET /api/v1/alerts?state=&rule_id=&filter=&limit=&offset=`.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     query: Result<Query<AlertQuery>, QueryRejection>,
-) -> Result<Json<Vec<Alert>>, HttpError> {
+) -> Result<Json<AlertPage>, HttpError> {
     let Query(query) = query?;
     Ok(Json(alerts::list(&state.database, &query).await?))
+}
+
+/// `GET /api/v1/alerts/annotations?start=&end=&filter=`.
+pub async fn annotations(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<AnnotationQuery>, QueryRejection>,
+) -> Result<Json<Vec<AlertAnnotation>>, HttpError> {
+    let Query(query) = query?;
+    Ok(Json(alerts::annotations(&state.database, &query).await?))
 }
 
 /// `GET /api/v1/alerts/{fingerprint}`.

@@ -12,6 +12,7 @@ use vigil_proto::auth::{Integration, IntegrationWrite};
 
 use super::admin::parse_id;
 use super::bounded_body;
+use crate::alerts;
 use crate::auth::{Caller, ClientInfo};
 use crate::error::HttpError;
 use crate::integrations;
@@ -27,6 +28,16 @@ fn parse_write(bytes: &[u8]) -> Result<IntegrationWrite, HttpError> {
 /// `GET /api/v1/integrations`.
 pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Integration>>, HttpError> {
     Ok(Json(integrations::list(&state.database).await?))
+}
+
+/// A notification channel's settings are checked as it is saved (the other kinds by the code
+/// that uses them).
+fn check_channel(write: &IntegrationWrite, stored_secrets: &[String]) -> Result<(), HttpError> {
+    let kind = integrations::validate(write)?;
+    if alerts::is_channel(kind) {
+        alerts::check_channel(kind, write, stored_secrets)?;
+    }
+    Ok(())
 }
 
 /// `GET /api/v1/integrations/{id}`.
@@ -45,6 +56,7 @@ pub async fn create(
     body: Body,
 ) -> Result<(StatusCode, Json<Integration>), HttpError> {
     let write = parse_write(&bounded_body(body, MAX_BODY_BYTES).await?)?;
+    check_channel(&write, &[])?;
     let actor = client.actor(Some(&caller));
     let created = integrations::create(&state.database, &state.secrets, &actor, &write).await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -60,6 +72,8 @@ pub async fn update(
 ) -> Result<Json<Integration>, HttpError> {
     let id = parse_id(&id)?;
     let write = parse_write(&bounded_body(body, MAX_BODY_BYTES).await?)?;
+    let stored: Vec<String> = integrations::get(&state.database, id).await?.secrets.into_keys().collect();
+    check_channel(&write, &stored)?;
     let actor = client.actor(Some(&caller));
     Ok(Json(integrations::update(&state.database, &state.secrets, &actor, id, &write).await?))
 }

@@ -65,8 +65,22 @@ pub struct NewDelivery {
     pub channel: String,
     pub event: &'static str,
     pub sequence: i64,
-    /// The `WebhookBody` as JSON.
+    /// The `Notification` as JSON.
     pub body: String,
+    /// Empty when it is sent alone.
+    pub group: DeliveryGroup,
+}
+
+/// The group a notification is sent with: empty key for none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryGroup {
+    pub key: String,
+    /// The group's labels as a JSON object.
+    pub labels: String,
+    /// How long the first notification of a group waits for others.
+    pub wait_millis: i64,
+    /// How long after one message of the group the next may go.
+    pub interval_millis: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +96,9 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub created_at_millis: i64,
     pub sent_at_millis: Option<i64>,
+    pub group_key: String,
+    pub group_labels: String,
+    pub group_interval_millis: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +122,8 @@ pub struct LeaseRow {
     pub expires_at_millis: i64,
 }
 
-const DELIVERY_COLUMNS: &str =
-    "id, fingerprint, episode, channel, event, body, status, attempts, last_error, created_at, sent_at";
+const DELIVERY_COLUMNS: &str = "id, fingerprint, episode, channel, event, body, status, attempts, last_error, \
+     created_at, sent_at, group_key, group_labels, group_interval";
 
 impl Database {
     pub async fn insert_alert_rule(&self, name: &str, spec: &str, by: &str) -> Result<AlertRuleRow, StoreError> {
@@ -205,6 +222,116 @@ impl Database {
         rows.iter().map(instance_row).collect()
     }
 
+    /// The instances in `states` (of one rule when asked), firing first, then pending, resolved
+    /// and inactive, the newest first in each; `limit` from `offset` when both are given.
+    pub async fn alert_instances_ordered(
+        &self,
+        states: &[&str],
+        rule_id: Option<i64>,
+        page: Option<(i64, i64)>,
+    ) -> Result<Vec<AlertInstanceRow>, StoreError> {
+        let mut sql = format!("SELECT {INSTANCE_COLUMNS} FROM alert_instances WHERE state IN (");
+        for at in 0..states.len() {
+            sql.push_str(&format!("{}${}", if at == 0 { "" } else { ", " }, at + 1));
+        }
+        sql.push(')');
+        let mut next = states.len() + 1;
+        if rule_id.is_some() {
+            sql.push_str(&format!(" AND rule_id = ${next}"));
+            next += 1;
+        }
+        sql.push_str(
+            " ORDER BY CASE state WHEN 'firing' THEN 0 WHEN 'pending' THEN 1 WHEN 'resolved' THEN 2 ELSE 3 END, \
+             COALESCE(firing_since, active_since) DESC, fingerprint",
+        );
+        if page.is_some() {
+            sql.push_str(&format!(" LIMIT ${next} OFFSET ${}", next + 1));
+        }
+        let mut query = sqlx::query(&sql);
+        for state in states {
+            query = query.bind(*state);
+        }
+        if let Some(rule_id) = rule_id {
+            query = query.bind(rule_id);
+        }
+        if let Some((limit, offset)) = page {
+            query = query.bind(limit).bind(offset);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(instance_row).collect()
+    }
+
+    /// How many instances are in `states` (of one rule when asked).
+    pub async fn count_alert_instances(&self, states: &[&str], rule_id: Option<i64>) -> Result<i64, StoreError> {
+        let mut sql = "SELECT COUNT(*) AS n FROM alert_instances WHERE state IN (".to_owned();
+        for at in 0..states.len() {
+            sql.push_str(&format!("{}${}", if at == 0 { "" } else { ", " }, at + 1));
+        }
+        sql.push(')');
+        if rule_id.is_some() {
+            sql.push_str(&format!(" AND rule_id = ${}", states.len() + 1));
+        }
+        let mut query = sqlx::query(&sql);
+        for state in states {
+            query = query.bind(*state);
+        }
+        if let Some(rule_id) = rule_id {
+            query = query.bind(rule_id);
+        }
+        Ok(query.fetch_one(self.pool()).await?.try_get("n")?)
+    }
+
+    /// Firing, pending, and firing unacknowledged instances.
+    pub async fn alert_counts(&self) -> Result<(i64, i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+               COALESCE(SUM(CASE WHEN state = 'firing' THEN 1 ELSE 0 END), 0) AS firing, \
+               COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+               COALESCE(SUM(CASE WHEN state = 'firing' AND acknowledged_by IS NULL THEN 1 ELSE 0 END), 0) AS unacked \
+             FROM alert_instances WHERE state IN ('firing', 'pending')",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get("firing")?, row.try_get("pending")?, row.try_get("unacked")?))
+    }
+
+    /// The firing and resolved entries of every alert's timeline from `since`, oldest first, at
+    /// most `limit`: the firing spans to draw on charts.
+    pub async fn firing_events_since(
+        &self,
+        since_millis: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, AlertEventRow)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT fingerprint, at, kind, actor, detail FROM alert_events \
+             WHERE at >= $1 AND kind IN ('firing', 'resolved') ORDER BY at, id LIMIT $2",
+        )
+        .bind(since_millis)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|row| Ok((row.try_get("fingerprint")?, event_row(row)?))).collect()
+    }
+
+    pub async fn alert_instances_named(&self, fingerprints: &[String]) -> Result<Vec<AlertInstanceRow>, StoreError> {
+        let mut found = Vec::with_capacity(fingerprints.len());
+        for chunk in fingerprints.chunks(500) {
+            let mut sql = format!("SELECT {INSTANCE_COLUMNS} FROM alert_instances WHERE fingerprint IN (");
+            for at in 0..chunk.len() {
+                sql.push_str(&format!("{}${}", if at == 0 { "" } else { ", " }, at + 1));
+            }
+            sql.push(')');
+            let mut query = sqlx::query(&sql);
+            for fingerprint in chunk {
+                query = query.bind(fingerprint);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                found.push(instance_row(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn alert_instance(&self, fingerprint: &str) -> Result<Option<AlertInstanceRow>, StoreError> {
         let row = sqlx::query(&format!("SELECT {INSTANCE_COLUMNS} FROM alert_instances WHERE fingerprint = $1"))
             .bind(fingerprint)
@@ -289,6 +416,46 @@ impl Database {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(delivery_row).collect()
+    }
+
+    /// Every waiting notification of one group of one channel, oldest first.
+    pub async fn pending_group(&self, channel: &str, group_key: &str) -> Result<Vec<DeliveryRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM alert_deliveries \
+             WHERE channel = $1 AND group_key = $2 AND status = 'pending' ORDER BY id"
+        ))
+        .bind(channel)
+        .bind(group_key)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    /// When a message of this group last went to this channel.
+    pub async fn group_last_sent(&self, channel: &str, group_key: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MAX(sent_at) AS last FROM alert_deliveries \
+             WHERE channel = $1 AND group_key = $2 AND status = 'sent'",
+        )
+        .bind(channel)
+        .bind(group_key)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("last")?)
+    }
+
+    /// Moves the waiting notifications of a group to `at` (the end of the group's interval).
+    pub async fn postpone_group(&self, channel: &str, group_key: &str, at_millis: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alert_deliveries SET next_attempt_at = $3 \
+             WHERE channel = $1 AND group_key = $2 AND status = 'pending' AND next_attempt_at < $3",
+        )
+        .bind(channel)
+        .bind(group_key)
+        .bind(at_millis)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// When the next waiting notification is due, if any waits.
@@ -484,7 +651,8 @@ async fn write_alert(
     for delivery in deliveries {
         sqlx::query(
             "INSERT INTO alert_deliveries (fingerprint, episode, channel, event, sequence, body, status, attempts, \
-                 next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) \
+                 next_attempt_at, created_at, group_key, group_labels, group_interval) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $10, $11) \
                  ON CONFLICT (fingerprint, episode, channel, event, sequence) DO NOTHING",
         )
         .bind(&instance.fingerprint)
@@ -493,7 +661,11 @@ async fn write_alert(
         .bind(delivery.event)
         .bind(delivery.sequence)
         .bind(&delivery.body)
+        .bind(now + delivery.group.wait_millis)
         .bind(now)
+        .bind(&delivery.group.key)
+        .bind(if delivery.group.key.is_empty() { "{}" } else { delivery.group.labels.as_str() })
+        .bind(delivery.group.interval_millis)
         .execute(&mut **transaction)
         .await?;
     }
@@ -595,5 +767,8 @@ fn delivery_row(row: &AnyRow) -> Result<DeliveryRow, StoreError> {
         last_error: row.try_get("last_error")?,
         created_at_millis: row.try_get("created_at")?,
         sent_at_millis: row.try_get("sent_at")?,
+        group_key: row.try_get("group_key")?,
+        group_labels: row.try_get("group_labels")?,
+        group_interval_millis: row.try_get("group_interval")?,
     })
 }

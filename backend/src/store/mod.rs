@@ -13,7 +13,9 @@ mod tokens;
 mod users;
 
 pub use agents::{AgentRow, Heartbeat};
-pub use alerts::{AlertEventRow, AlertInstanceRow, AlertRuleRow, DeliveryRow, LeaseRow, NewDelivery, SilenceRow};
+pub use alerts::{
+    AlertEventRow, AlertInstanceRow, AlertRuleRow, DeliveryGroup, DeliveryRow, LeaseRow, NewDelivery, SilenceRow,
+};
 pub use audit::{AuditFilter, AuditRow, NewAuditEvent};
 pub use dashboards::{DashboardRow, UpdateOutcome};
 pub use integrations::IntegrationRow;
@@ -67,10 +69,10 @@ macro_rules! migrations {
 fn migrator(dialect: Dialect) -> Migrator {
     let migrations = match dialect {
         Dialect::Sqlite => {
-            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts")
+            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups")
         }
         Dialect::Postgres => {
-            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts")
+            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups")
         }
     };
     Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }

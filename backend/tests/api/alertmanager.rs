@@ -135,6 +135,9 @@ async fn start_routed() -> TestApp {
             matchers: vec!["severity=\"critical\"".to_owned()],
             channels: vec!["on-call".to_owned()],
             continue_matching: false,
+            group_by: None,
+            group_wait_seconds: 0,
+            group_interval_seconds: 0,
         }];
     })
     .await
@@ -240,4 +243,76 @@ async fn a_real_alertmanagers_webhook_posts_into_vigil() {
     .await;
     let status = app.client.get(app.url(paths::AM_STATUS)).bearer_auth(&app.read_token).send().await.unwrap();
     assert_eq!(status.status(), 200);
+}
+
+/// Alerts posted to Vigil's Alertmanager API, through a route that groups by `alertname`:
+/// what fires together is told in one message after the group wait, what comes later waits
+/// for the group interval, and other groups are told apart.
+#[tokio::test]
+async fn a_grouping_route_tells_a_group_in_one_message_and_waits_its_interval_between_messages() {
+    let receiver = Receiver::start(Vec::new()).await;
+    let app = crate::helpers::spawn_app_with(Db::Sqlite, |config| {
+        config.alerts.tick_millis = 100;
+        config.alerts.routes = vec![vigil_backend::config::AlertRouteConfig {
+            matchers: Vec::new(),
+            channels: vec!["on-call".to_owned()],
+            continue_matching: false,
+            group_by: Some(vec!["alertname".to_owned()]),
+            group_wait_seconds: 2,
+            group_interval_seconds: 6,
+        }];
+    })
+    .await;
+    let admin = app.admin_session().await;
+    webhook_channel(&app, &admin, "on-call", &receiver).await;
+    let post = |body: Value| {
+        let request = app.client.post(app.url(paths::AM_ALERTS)).bearer_auth(&app.ingest_token).json(&body);
+        async move { assert_eq!(request.send().await.unwrap().status(), 200) }
+    };
+    let disk = |instance: &str| json!({"labels": {"alertname": "DiskFull", "instance": instance}});
+
+    let posted = std::time::Instant::now();
+    post(json!([disk("a"), disk("b")])).await;
+    post(json!([disk("c"), {"labels": {"alertname": "CpuHot", "instance": "a"}}])).await;
+    eventually(20, "the two groups' first messages", || async { (receiver.messages().len() >= 2).then_some(()) }).await;
+    assert!(posted.elapsed() >= Duration::from_secs(2), "a group's first message waits for the group wait");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let messages = receiver.messages();
+    assert_eq!(messages.len(), 2, "one message per group: {messages:?}");
+    let of = |name: &str| {
+        messages
+            .iter()
+            .find(|message| message.group_labels.get("alertname").is_some_and(|value| value == name))
+            .unwrap_or_else(|| panic!("no message for {name}: {messages:?}"))
+            .clone()
+    };
+    let disk_message = of("DiskFull");
+    let mut instances: Vec<&str> =
+        disk_message.notifications.iter().map(|told| told.alert.labels["instance"].as_str()).collect();
+    instances.sort();
+    assert_eq!(instances, ["a", "b", "c"]);
+    assert!(disk_message.notifications.iter().all(|told| told.event == NotificationEvent::Firing));
+    assert_eq!(disk_message.group_key, "route0:{alertname=\"DiskFull\"}");
+    assert_eq!(of("CpuHot").notifications.len(), 1);
+
+    // A fourth disk, and the first one resolved: told together, once the interval has passed
+    // since the group's first message.
+    let first_sent = std::time::Instant::now();
+    post(json!([disk("d")])).await;
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    post(json!([{"labels": {"alertname": "DiskFull", "instance": "a"}, "endsAt": now}])).await;
+    eventually(20, "the group's second message", || async { (receiver.messages().len() >= 3).then_some(()) }).await;
+    assert!(
+        first_sent.elapsed() >= Duration::from_millis(3500),
+        "the second message waited for the group interval, not only the group wait"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let messages = receiver.messages();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    let second = &messages[2];
+    assert_eq!(second.group_labels["alertname"], "DiskFull");
+    let told: Vec<(NotificationEvent, &str)> =
+        second.notifications.iter().map(|told| (told.event, told.alert.labels["instance"].as_str())).collect();
+    assert_eq!(told, [(NotificationEvent::Firing, "d"), (NotificationEvent::Resolved, "a")]);
+    assert_eq!(receiver.received().len(), 6, "every notification exactly once");
 }

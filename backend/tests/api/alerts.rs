@@ -10,12 +10,13 @@ use axum::http::{HeaderMap, StatusCode};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use vigil_proto::alerts::{Alert, AlertDetail, AlertRule, NotificationEvent, WebhookBody};
+use vigil_proto::alerts::{Alert, AlertDetail, AlertPage, AlertRule, Notification, NotificationEvent, WebhookBody};
 use vigil_proto::auth::Role;
 use vigil_proto::paths;
 
 use crate::helpers::{Db, TestApp, TestSession, assert_error, eventually, record, spawn_app_with};
 use crate::prometheus::TestPrometheus;
+use crate::smtp_sink::SmtpSink;
 
 const SIGNING_KEY: &str = "the webhook's signing key";
 
@@ -23,7 +24,7 @@ const SIGNING_KEY: &str = "the webhook's signing key";
 /// given, one per request (200 once they run out).
 #[derive(Clone, Default)]
 pub struct Receiver {
-    received: Arc<Mutex<Vec<WebhookBody>>>,
+    messages: Arc<Mutex<Vec<WebhookBody>>>,
     answers: Arc<Mutex<Vec<u16>>>,
     attempts: Arc<Mutex<usize>>,
     url: String,
@@ -70,9 +71,16 @@ impl Receiver {
                     if header("x-vigil-signature") != expected {
                         return StatusCode::UNAUTHORIZED;
                     }
-                    let notification: WebhookBody = serde_json::from_slice(&body).expect("a Vigil webhook body");
-                    assert_eq!(header("x-vigil-event"), notification.event.as_str());
-                    state.received.lock().unwrap().push(notification);
+                    let message: WebhookBody = serde_json::from_slice(&body).expect("a Vigil webhook body");
+                    assert_eq!(message.version, "2");
+                    assert!(!message.notifications.is_empty(), "a message without notifications");
+                    let first = message.notifications[0].event;
+                    let event = match message.notifications.iter().all(|told| told.event == first) {
+                        true => first.as_str(),
+                        false => "mixed",
+                    };
+                    assert_eq!(header("x-vigil-event"), event);
+                    state.messages.lock().unwrap().push(message);
                     StatusCode::OK
                 }
             }),
@@ -81,12 +89,96 @@ impl Receiver {
         receiver
     }
 
-    pub fn received(&self) -> Vec<WebhookBody> {
-        self.received.lock().unwrap().clone()
+    /// The messages received, each holding one notification or a group's.
+    pub fn messages(&self) -> Vec<WebhookBody> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    /// Every notification received, in order, whatever message held it.
+    pub fn received(&self) -> Vec<Notification> {
+        self.messages().into_iter().flat_map(|message| message.notifications).collect()
     }
 
     pub fn events(&self) -> Vec<NotificationEvent> {
         self.received().iter().map(|notification| notification.event).collect()
+    }
+}
+
+/// Stand-ins for Slack's incoming webhook, PagerDuty's Events API v2 and an Alertmanager
+/// webhook receiver (each keeps the JSON bodies it got, by path), a real SMTP server, and the
+/// channels `chat`, `pager`, `relay` and `mail` pointing at them.
+pub struct OtherChannels {
+    bodies: Arc<Mutex<Vec<(String, Value)>>>,
+    smtp: SmtpSink,
+}
+
+impl OtherChannels {
+    pub async fn start(app: &TestApp, admin: &TestSession) -> Self {
+        let bodies: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let kept = bodies.clone();
+        let stand_in = axum::Router::new().route(
+            "/{*path}",
+            axum::routing::post(move |uri: axum::http::Uri, axum::Json(body): axum::Json<Value>| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push((uri.path().to_owned(), body));
+                    // PagerDuty answers 202 with its status; Slack 200 "ok".
+                    match uri.path() {
+                        "/v2/enqueue" => (StatusCode::ACCEPTED, r#"{"status":"success"}"#),
+                        _ => (StatusCode::OK, "ok"),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, stand_in).await.unwrap() });
+        let smtp = SmtpSink::start(json!({})).await;
+        let channels = [
+            json!({"name": "chat", "kind": "slack", "settings": {"channel": "#ops"},
+                   "secrets": {"url": format!("{base}/services/T0/B0/x")}}),
+            json!({"name": "pager", "kind": "pagerduty", "settings": {"url": format!("{base}/v2/enqueue")},
+                   "secrets": {"routing_key": "R0UT1NG-KEY"}}),
+            json!({"name": "relay", "kind": "alertmanager", "settings": {"url": format!("{base}/am")}}),
+            json!({"name": "mail", "kind": "smtp",
+                   "settings": {"host": "127.0.0.1", "port": smtp.port, "tls": "none",
+                                "from": "vigil@example.com", "to": "oncall@example.com"}}),
+        ];
+        for channel in channels {
+            let response =
+                app.with_session(Method::POST, paths::INTEGRATIONS, admin).json(&channel).send().await.unwrap();
+            assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        }
+        Self { bodies, smtp }
+    }
+
+    fn bodies(&self, path_start: &str) -> Vec<Value> {
+        let bodies = self.bodies.lock().unwrap();
+        bodies.iter().filter(|(path, _)| path.starts_with(path_start)).map(|(_, body)| body.clone()).collect()
+    }
+
+    /// Waits for the counts of Slack messages, PagerDuty events, Alertmanager messages and
+    /// e-mails, then a little longer to see that no more come.
+    pub async fn received(
+        &self,
+        slack: usize,
+        pagerduty: usize,
+        relayed: usize,
+        mails: usize,
+    ) -> (Vec<Value>, Vec<Value>, Vec<Value>, Vec<Value>) {
+        let counts = || {
+            (
+                self.bodies("/services/").len(),
+                self.bodies("/v2/enqueue").len(),
+                self.bodies("/am").len(),
+                self.smtp.messages().len(),
+            )
+        };
+        let wanted = (slack, pagerduty, relayed, mails);
+        eventually(20, "every channel's notifications", || async { (counts() >= wanted).then_some(()) }).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(counts(), wanted, "Slack, PagerDuty, Alertmanager and e-mail");
+        (self.bodies("/services/"), self.bodies("/v2/enqueue"), self.bodies("/am"), self.smtp.messages())
     }
 }
 
@@ -120,9 +212,11 @@ pub async fn create_rule(app: &TestApp, session: &TestSession, rule: &Value) -> 
 }
 
 pub async fn alerts(app: &TestApp) -> Vec<Alert> {
-    let response = app.read(paths::ALERTS, &[]).await;
+    let response = app.read(paths::ALERTS, &[("limit", "1000")]).await;
     assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    let page: AlertPage = response.json().await.unwrap();
+    assert_eq!(page.total as usize, page.alerts.len(), "every alert on one page");
+    page.alerts
 }
 
 async fn detail(app: &TestApp, fingerprint: &str) -> AlertDetail {
@@ -133,7 +227,7 @@ async fn detail(app: &TestApp, fingerprint: &str) -> AlertDetail {
 
 /// Waits until the receiver holds `count` notifications, then a little longer to see that no
 /// more come.
-pub async fn received_exactly(receiver: &Receiver, count: usize, what: &str) -> Vec<WebhookBody> {
+pub async fn received_exactly(receiver: &Receiver, count: usize, what: &str) -> Vec<Notification> {
     eventually(20, what, || async { (receiver.received().len() >= count).then_some(()) }).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let received = receiver.received();
@@ -160,6 +254,7 @@ async fn a_promql_rule_goes_pending_firing_acknowledged_resolved_with_one_notifi
     let admin = app.admin_session().await;
     let receiver = Receiver::start(Vec::new()).await;
     webhook_channel(&app, &admin, "on-call", &receiver).await;
+    let others = OtherChannels::start(&app, &admin).await;
     let deployer = app.user_session("dana", Role::Deployer).await;
     gauge(&app, 7.0).await;
     let rule = create_rule(
@@ -170,7 +265,8 @@ async fn a_promql_rule_goes_pending_firing_acknowledged_resolved_with_one_notifi
             "comparator": ">", "threshold": 3, "for_seconds": 2, "interval_seconds": 1,
             "severity": "critical", "labels": {"team": "payments"},
             "annotations": {"summary": "{{ $labels.service }} has {{ $value }} errors"},
-            "runbook_url": "https://runbooks.example/checkout", "channels": ["on-call"],
+            "runbook_url": "https://runbooks.example/checkout",
+            "channels": ["on-call", "chat", "pager", "mail", "relay"],
         }),
     )
     .await;
@@ -221,12 +317,38 @@ async fn a_promql_rule_goes_pending_firing_acknowledged_resolved_with_one_notifi
     assert_eq!(resolved[2].dedup_key, fired[0].dedup_key);
     let detail = detail(&app, &pending.fingerprint).await;
     let kinds: Vec<&str> = detail.events.iter().map(|event| event.kind.as_str()).collect();
-    assert_eq!(
-        kinds,
-        ["pending", "firing", "notified", "acknowledged", "notified", "resolved", "notified"],
-        "{kinds:?}"
-    );
-    assert_eq!(detail.deliveries.len(), 3);
+    let five = ["notified"; 5];
+    let expected = [&["pending", "firing"][..], &five, &["acknowledged"], &five, &["resolved"], &five].concat();
+    assert_eq!(kinds, expected, "one notification per channel at each step");
+    // Every other channel got exactly its part: Slack and e-mail the three, PagerDuty a
+    // trigger, an acknowledge and a resolve of one dedup key, Alertmanager receivers no
+    // acknowledgement.
+    let dedup_key = fired[0].dedup_key.as_str();
+    let (slack, pagerduty, relayed, mails) = others.received(3, 3, 2, 3).await;
+    let texts: Vec<&str> = slack.iter().map(|message| message["text"].as_str().unwrap()).collect();
+    assert!(texts[0].starts_with("[FIRING] CheckoutErrors"), "{texts:?}");
+    assert!(texts[1].starts_with("[ACKNOWLEDGED by dana] CheckoutErrors"), "{texts:?}");
+    assert!(texts[2].starts_with("[RESOLVED] CheckoutErrors"), "{texts:?}");
+    let actions: Vec<(&str, &str)> = pagerduty
+        .iter()
+        .map(|event| (event["event_action"].as_str().unwrap(), event["dedup_key"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions, [("trigger", dedup_key), ("acknowledge", dedup_key), ("resolve", dedup_key)]);
+    assert_eq!(pagerduty[0]["routing_key"], "R0UT1NG-KEY");
+    let statuses: Vec<&str> = relayed.iter().map(|message| message["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["firing", "resolved"]);
+    assert_eq!(relayed[0]["alerts"][0]["labels"]["service"], "checkout");
+    let subjects: Vec<&str> = mails
+        .iter()
+        .map(|mail| {
+            let content = mail["content"].as_str().unwrap();
+            content.lines().find_map(|line| line.strip_prefix("Subject: ")).expect("a subject")
+        })
+        .collect();
+    assert!(subjects[0].starts_with("[FIRING] CheckoutErrors"), "{subjects:?}");
+    assert!(subjects[1].starts_with("[ACKNOWLEDGED by dana]"), "{subjects:?}");
+    assert!(subjects[2].starts_with("[RESOLVED]"), "{subjects:?}");
+    assert_eq!(detail.deliveries.len(), 15);
     assert!(detail.deliveries.iter().all(|delivery| delivery.attempts == 1 && delivery.sent_at.is_some()));
     let rule: AlertRule =
         app.read(&paths::ALERT_RULE.replace("{id}", &rule.id.to_string()), &[]).await.json().await.unwrap();
@@ -652,4 +774,53 @@ async fn the_preview_says_when_a_log_rule_would_have_fired_over_the_last_hours()
         .await
         .unwrap();
     assert_error(bad, 400, "invalid_parameter", "hours").await;
+}
+
+/// A channel with a missing or misspelt setting is refused as it is saved, naming what is
+/// wrong, and nothing is stored; updates are checked with the secrets already stored.
+#[tokio::test]
+async fn channel_settings_are_checked_when_saved() {
+    let app = start(Db::Sqlite, None).await;
+    let admin = app.admin_session().await;
+    let save = |method: Method, path: String, body: Value| {
+        let request = app.with_session(method, &path, &admin).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let refused = [
+        (json!({"name": "hook", "kind": "webhook", "settings": {}}), "url"),
+        (json!({"name": "hook", "kind": "webhook", "settings": {"url": "ftp://x"}}), "url"),
+        (
+            json!({"name": "chat", "kind": "slack", "settings": {"chanel": "#ops"}, "secrets": {"url": "https://hooks.example/x"}}),
+            "chanel",
+        ),
+        (json!({"name": "pager", "kind": "pagerduty", "settings": {}}), "routing_key"),
+        (
+            json!({"name": "mail", "kind": "smtp", "settings": {"host": "127.0.0.1", "from": "vigil@example.com", "to": "ops@example.com", "tls": "none"},
+                   "secrets": {"username": "u", "password": "p"}}),
+            "allow_plaintext_auth",
+        ),
+    ];
+    for (body, needle) in refused {
+        let response = save(Method::POST, paths::INTEGRATIONS.to_owned(), body.clone()).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "invalid_parameter", "{error}");
+        assert!(error["message"].as_str().unwrap().contains(needle), "{needle}: {error}");
+    }
+    let listed: Vec<Value> =
+        app.with_session(Method::GET, paths::INTEGRATIONS, &admin).send().await.unwrap().json().await.unwrap();
+    assert!(listed.is_empty(), "nothing refused was stored: {listed:?}");
+
+    let pager = json!({"name": "pager", "kind": "pagerduty", "settings": {}, "secrets": {"routing_key": "R0UT1NG"}});
+    let response = save(Method::POST, paths::INTEGRATIONS.to_owned(), pager).await;
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let path = paths::INTEGRATION.replace("{id}", &id.to_string());
+    // The stored routing key stays: an update that leaves it out is fine, one that removes it is not.
+    let keep = json!({"name": "pager", "kind": "pagerduty", "settings": {"url": "http://127.0.0.1:9/v2/enqueue"}});
+    assert_eq!(save(Method::PUT, path.clone(), keep).await.status(), 200);
+    let remove = json!({"name": "pager", "kind": "pagerduty", "settings": {}, "secrets": {"routing_key": null}});
+    let response = save(Method::PUT, path, remove).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("routing_key"));
 }

@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use vigil_proto::alerts::{Alert, AlertRule, AlertState};
+use vigil_proto::alerts::{Alert, AlertPage, AlertRule, AlertState};
 use vigil_proto::auth::Role;
 use vigil_proto::paths;
 
@@ -36,9 +36,11 @@ async fn create_rule(app: &TestApp, session: &TestSession, name: &str, expr: &st
 }
 
 async fn alerts(app: &TestApp) -> Vec<Alert> {
-    let response = app.read(paths::ALERTS, &[]).await;
+    let response = app.read(paths::ALERTS, &[("limit", "1000")]).await;
     assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    let page: AlertPage = response.json().await.unwrap();
+    assert_eq!(page.total as usize, page.alerts.len(), "every alert on one page");
+    page.alerts
 }
 
 /// Waits until the API lists the rule's alert firing.

@@ -9,6 +9,8 @@ mod postgres;
 mod prometheus;
 #[path = "../support/server.rs"]
 mod server;
+#[path = "../support/smtp_sink.rs"]
+mod smtp_sink;
 
 mod access;
 mod agent;

@@ -91,7 +91,10 @@ pub fn AlertsPage() -> impl IntoView {
             tick.update(|tick| *tick += 1);
         }
     });
-    let alerts = Resource::new(move || (state_filter.get(), tick.get()), |(state, _)| list_alerts(state));
+    let alerts = Resource::new(
+        move || (state_filter.get(), tick.get()),
+        |(state, _)| async move { list_alerts(state, 0).await.map(|page| page.alerts) },
+    );
     let rules = Resource::new(move || tick.get(), |_| list_alert_rules());
     let detail = Resource::new(
         move || (selected.get(), tick.get()),
