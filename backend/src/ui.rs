@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use http::request::Parts;
 use vigil_frontend::services::UiServices;
-use vigil_proto::alerts::{Alert, AlertDetail, AlertPage, AlertQuery, AlertRule};
+use vigil_proto::alerts::{
+    Alert, AlertAnnotation, AlertDetail, AlertPage, AlertQuery, AlertRule, AlertRuleSpec, AnnotationQuery, Matcher,
+    RulePreview, RulePreviewRequest, Silence, SilenceWrite,
+};
 use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
@@ -276,5 +279,67 @@ impl UiServices for BackendServices {
         let actor = client.actor(Some(caller));
         let config = &self.state.config.alerts;
         alerts::acknowledge(&self.state.database, config, &actor, &fingerprint, &note).await.map_err(domain)
+    }
+
+    async fn alert_rule(&self, id: i64) -> Result<AlertRule, ApiError> {
+        alerts::get_rule(&self.state.database, id).await.map_err(domain)
+    }
+
+    async fn save_alert_rule(
+        &self,
+        request: &Parts,
+        id: Option<i64>,
+        spec: AlertRuleSpec,
+    ) -> Result<AlertRule, ApiError> {
+        let (caller, client) = caller_with(request, Access::Deploy)?;
+        let actor = client.actor(Some(caller));
+        let (database, log_store) = (&self.state.database, self.state.log_store.as_ref());
+        match id {
+            None => alerts::create_rule(database, log_store, &actor, spec).await,
+            Some(id) => alerts::update_rule(database, log_store, &actor, id, spec).await,
+        }
+        .map_err(domain)
+    }
+
+    async fn delete_alert_rule(&self, request: &Parts, id: i64) -> Result<(), ApiError> {
+        let (caller, client) = caller_with(request, Access::Deploy)?;
+        alerts::delete_rule(&self.state.database, &client.actor(Some(caller)), id).await.map_err(domain)
+    }
+
+    async fn preview_alert_rule(&self, request: RulePreviewRequest) -> Result<RulePreview, ApiError> {
+        alerts::preview::preview(&self.state.prometheus, self.state.log_store.as_ref(), &request).await.map_err(domain)
+    }
+
+    async fn send_test_notification(&self, request: &Parts, channel: String) -> Result<(), ApiError> {
+        let (caller, client) = caller_with(request, Access::Deploy)?;
+        let actor = client.actor(Some(caller));
+        let state = &self.state;
+        let external_url = &state.config.alerts.external_url;
+        alerts::send_test(&state.database, &state.secrets, &state.notify_http, &actor, &channel, external_url)
+            .await
+            .map_err(domain)
+    }
+
+    async fn silences(&self) -> Result<Vec<Silence>, ApiError> {
+        alerts::silences::list(&self.state.database).await.map_err(domain)
+    }
+
+    async fn preview_silence(&self, matchers: Vec<Matcher>) -> Result<Vec<Alert>, ApiError> {
+        alerts::silences::preview(&self.state.database, &matchers).await.map_err(domain)
+    }
+
+    async fn create_silence(&self, request: &Parts, write: SilenceWrite) -> Result<Silence, ApiError> {
+        let (caller, client) = caller_with(request, Access::Deploy)?;
+        let actor = client.actor(Some(caller));
+        alerts::silences::save(&self.state.database, &actor, None, &caller.actor_name(), &write).await.map_err(domain)
+    }
+
+    async fn expire_silence(&self, request: &Parts, id: String) -> Result<(), ApiError> {
+        let (caller, client) = caller_with(request, Access::Deploy)?;
+        alerts::silences::expire(&self.state.database, &client.actor(Some(caller)), &id).await.map_err(domain)
+    }
+
+    async fn alert_annotations(&self, query: AnnotationQuery) -> Result<Vec<AlertAnnotation>, ApiError> {
+        alerts::annotations(&self.state.database, &query).await.map_err(domain)
     }
 }

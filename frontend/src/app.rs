@@ -9,8 +9,8 @@ use vigil_proto::paths;
 use crate::accounts::current_session;
 use crate::alerts::unacknowledged_firing_count;
 use crate::pages::{
-    AccountPage, AgentsPage, AlertsPage, DashboardEditPage, DashboardPage, DashboardsPage, LoginPage, LogsPage,
-    MetricsPage, NotBuiltYet, OverviewPage, SettingsPage,
+    AccountPage, AgentsPage, AlertRulePage, AlertsPage, DashboardEditPage, DashboardPage, DashboardsPage, LoginPage,
+    LogsPage, MetricsPage, NotBuiltYet, OverviewPage, SettingsPage, SilencesPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -63,6 +63,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("dashboard") view=DashboardPage/>
                     <Route path=path!("dashboard/edit") view=DashboardEditPage/>
                     <Route path=path!("alerts") view=AlertsPage/>
+                    // Before `alerts/:fingerprint`: the first route that matches wins.
+                    <Route path=path!("alerts/silences") view=SilencesPage/>
+                    <Route path=path!("alerts/rules/new") view=AlertRulePage/>
+                    <Route path=path!("alerts/rules/:id") view=AlertRulePage/>
                     // Where notifications link an alert.
                     <Route path=path!("alerts/:fingerprint") view=AlertsPage/>
                     <Route path=path!("rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
@@ -155,8 +159,10 @@ fn Frame(children: Children) -> impl IntoView {
                     {NAVIGATION
                         .into_iter()
                         .map(|(href, label)| {
-                            let count = (href == "/alerts").then(|| view! { <FiringCount/> });
-                            view! { <li><A href=href exact=true>{label}{count}</A></li> }
+                            let alerts = href == "/alerts";
+                            let count = alerts.then(|| view! { <FiringCount/> });
+                            // The silences and the rule editor are the Alerts section too.
+                            view! { <li><A href=href exact=!alerts>{label}{count}</A></li> }
                         })
                         .collect_view()}
                 </ul>

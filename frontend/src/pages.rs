@@ -2,21 +2,25 @@
 
 mod accounts;
 mod agents;
+mod alert_rules;
 mod alerts;
 mod dashboard_editor;
 mod dashboards;
 mod explore;
 mod logs;
 mod overview;
+mod silences;
 
 pub use accounts::{AccountPage, LoginPage, SettingsPage};
 pub use agents::AgentsPage;
+pub use alert_rules::AlertRulePage;
 pub use alerts::AlertsPage;
 pub use dashboard_editor::DashboardEditPage;
 pub use dashboards::{DashboardPage, DashboardsPage};
 pub use explore::MetricsPage;
 pub use logs::LogsPage;
 pub use overview::OverviewPage;
+pub use silences::SilencesPage;
 
 use leptos::prelude::*;
 
@@ -37,6 +41,45 @@ pub(crate) fn ago(seconds: i64) -> String {
         seconds if seconds < 48 * 3600 => format!("{} h ago", seconds / 3600),
         seconds => format!("{} days ago", seconds / 86400),
     }
+}
+
+/// `in 42 s`, `in 12 min`, `in 3 h`, `in 2 days`, from seconds ahead.
+pub(crate) fn ahead(seconds: i64) -> String {
+    match seconds.max(0) {
+        seconds if seconds < 90 => format!("in {seconds} s"),
+        seconds if seconds < 90 * 60 => format!("in {} min", (seconds + 59) / 60),
+        seconds if seconds < 48 * 3600 => format!("in {} h", seconds / 3600),
+        seconds => format!("in {} days", seconds / 86400),
+    }
+}
+
+/// `10,000`: a count with its thousands apart.
+pub(crate) fn grouped(count: u64) -> String {
+    let digits = count.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
+}
+
+/// A label value quoted for a selector (`"say \"hi\""`), as `parse_matchers` reads it back.
+pub(crate) fn quoted(value: &str) -> String {
+    let mut text = String::with_capacity(value.len() + 2);
+    text.push('"');
+    for character in value.chars() {
+        match character {
+            '\\' => text.push_str("\\\\"),
+            '"' => text.push_str("\\\""),
+            '\n' => text.push_str("\\n"),
+            other => text.push(other),
+        }
+    }
+    text.push('"');
+    text
 }
 
 /// Now, in Unix nanoseconds: the browser's clock once hydrated, the server's while rendering.
@@ -88,5 +131,31 @@ pub(crate) fn QueryError(error: crate::error::UiError, query: String) -> impl In
             <p class="error query-error">{error.to_string()}</p>
             {marked}
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_ahead_and_counts_read_naturally() {
+        assert_eq!(ahead(42), "in 42 s");
+        assert_eq!(ahead(11 * 60 + 1), "in 12 min");
+        assert_eq!(ahead(3 * 3600 + 5), "in 3 h");
+        assert_eq!(ahead(-5), "in 0 s");
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(10_000), "10,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn quoted_values_parse_back() {
+        for value in ["plain", "with \"quotes\"", "back\\slash", "line\nbreak", "a,b"] {
+            let selector = format!("{{name={}}}", quoted(value));
+            let matchers = vigil_proto::alerts::parse_matchers(&selector).unwrap();
+            assert_eq!(matchers[0].value, value, "{selector}");
+        }
     }
 }

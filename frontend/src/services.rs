@@ -11,7 +11,10 @@ use http::request::Parts;
 use leptos::prelude::*;
 
 use crate::error::UiError;
-use vigil_proto::alerts::{Alert, AlertDetail, AlertPage, AlertQuery, AlertRule};
+use vigil_proto::alerts::{
+    Alert, AlertAnnotation, AlertDetail, AlertPage, AlertQuery, AlertRule, AlertRuleSpec, AnnotationQuery, Matcher,
+    RulePreview, RulePreviewRequest, Silence, SilenceWrite,
+};
 use vigil_proto::auth::{
     AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, PasswordChange, SessionInfo, SsoStatus, TokenInfo, User,
     UserUpdate,
@@ -94,6 +97,29 @@ pub trait UiServices: Send + Sync + 'static {
     async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError>;
     /// Acknowledges a firing alert as the caller (deployers and administrators).
     async fn acknowledge_alert(&self, request: &Parts, fingerprint: String, note: String) -> Result<Alert, ApiError>;
+    async fn alert_rule(&self, id: i64) -> Result<AlertRule, ApiError>;
+    /// Creates a rule (`id` None) or changes one, as the caller (deployers and administrators).
+    async fn save_alert_rule(
+        &self,
+        request: &Parts,
+        id: Option<i64>,
+        spec: AlertRuleSpec,
+    ) -> Result<AlertRule, ApiError>;
+    async fn delete_alert_rule(&self, request: &Parts, id: i64) -> Result<(), ApiError>;
+    /// A rule evaluated now and over the last hours, unsaved.
+    async fn preview_alert_rule(&self, request: RulePreviewRequest) -> Result<RulePreview, ApiError>;
+    /// A made-up alert through the channel now, as the caller (deployers and administrators).
+    async fn send_test_notification(&self, request: &Parts, channel: String) -> Result<(), ApiError>;
+    /// The silences not ended, and those ended lately, each with the alerts it silences.
+    async fn silences(&self) -> Result<Vec<Silence>, ApiError>;
+    /// The current alerts the matchers would silence.
+    async fn preview_silence(&self, matchers: Vec<Matcher>) -> Result<Vec<Alert>, ApiError>;
+    /// A new silence whose creator is the caller (deployers and administrators).
+    async fn create_silence(&self, request: &Parts, write: SilenceWrite) -> Result<Silence, ApiError>;
+    /// Ends a silence now, as the caller (deployers and administrators).
+    async fn expire_silence(&self, request: &Parts, id: String) -> Result<(), ApiError>;
+    /// When alerts fired within a time range, for annotations on charts.
+    async fn alert_annotations(&self, query: AnnotationQuery) -> Result<Vec<AlertAnnotation>, ApiError>;
 }
 
 /// The context value: a cloneable handle on the backend's services.

@@ -457,6 +457,21 @@ pub struct AlertDetail {
     pub rule_name: String,
     pub events: Vec<AlertEvent>,
     pub deliveries: Vec<Delivery>,
+    /// Where to look next, in Vigil's UI.
+    #[serde(default)]
+    pub links: AlertLinks,
+}
+
+/// Links from an alert to what it is about, over its time (from a little before it became
+/// active to a little after it resolved, or now).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertLinks {
+    /// The matching logs: a log rule's query (narrowed to the alert's service or host), or the
+    /// records of the alert's service or host.
+    pub logs: String,
+    /// The metric chart of a PromQL rule's expression; none for other alerts.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 fn yes() -> bool {

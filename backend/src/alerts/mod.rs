@@ -23,9 +23,9 @@ use std::collections::BTreeMap;
 
 use vigil_logstore::LogStore;
 use vigil_proto::alerts::{
-    Acknowledgement, Alert, AlertAnnotation, AlertCounts, AlertDetail, AlertEvent, AlertPage, AlertQuery, AlertRule,
-    AlertRuleSpec, AlertState, AnnotationQuery, Delivery, DeliveryStatus, Matcher, Notification, NotificationEvent,
-    RuleKind, WebhookBody,
+    Acknowledgement, Alert, AlertAnnotation, AlertCounts, AlertDetail, AlertEvent, AlertLinks, AlertPage, AlertQuery,
+    AlertRule, AlertRuleSpec, AlertState, AnnotationQuery, Delivery, DeliveryStatus, Matcher, Notification,
+    NotificationEvent, RuleKind, WebhookBody,
 };
 use vigil_proto::auth::AuditOutcome;
 
@@ -441,8 +441,12 @@ pub async fn list(database: &Database, query: &AlertQuery) -> Result<AlertPage, 
     let (alerts, total) = match &filter {
         None => {
             let page = Some((i64::from(limit), i64::from(offset)));
-            let rows = database.alert_instances_ordered(states, query.rule_id, page).await?;
-            let total = database.count_alert_instances(states, query.rule_id).await?;
+            let (rows, matching) = database.alert_instances_counted(states, query.rule_id, page).await?;
+            // A page past the end counts nothing: count apart.
+            let total = match matching {
+                Some(matching) => matching,
+                None => database.count_alert_instances(states, query.rule_id).await?,
+            };
             (rows.iter().map(alert).collect::<Result<Vec<_>, _>>()?, u64::try_from(total).unwrap_or(0))
         }
         Some(filter) => {
@@ -514,11 +518,11 @@ pub async fn annotations(database: &Database, query: &AnnotationQuery) -> Result
             },
         }
     }
+    let seen: std::collections::HashSet<String> = spans.iter().map(|span| span.0.clone()).collect();
     let firing = database.alert_instances_ordered(&["firing"], None, None).await?;
     for row in &firing {
         let since = row.firing_since_millis.unwrap_or(row.active_since_millis);
-        if since < start && !open.contains_key(&row.fingerprint) && !spans.iter().any(|span| span.0 == row.fingerprint)
-        {
+        if since < start && !seen.contains(&row.fingerprint) {
             spans.push((row.fingerprint.clone(), since, None));
         }
     }
@@ -575,10 +579,13 @@ fn delivery(row: &DeliveryRow) -> Result<Delivery, AlertError> {
 /// An alert with its timeline and its notifications.
 pub async fn detail(database: &Database, fingerprint: &str) -> Result<AlertDetail, AlertError> {
     let row = database.alert_instance(fingerprint).await?.ok_or_else(|| AlertError::NoAlert(fingerprint.to_owned()))?;
-    let rule_name = match database.alert_rule(row.rule_id).await? {
-        Some(rule_row) => rule(&rule_row)?.spec.name,
-        None => String::new(),
+    let spec = match database.alert_rule(row.rule_id).await? {
+        Some(rule_row) => Some(rule(&rule_row)?.spec),
+        None => None,
     };
+    let shown = alert(&row)?;
+    let links = links(&shown, spec.as_ref());
+    let rule_name = spec.map(|spec| spec.name).unwrap_or_default();
     let events = database
         .alert_events(fingerprint, DETAIL_ROWS)
         .await?
@@ -592,7 +599,46 @@ pub async fn detail(database: &Database, fingerprint: &str) -> Result<AlertDetai
         .collect();
     let deliveries =
         database.alert_deliveries(fingerprint, DETAIL_ROWS).await?.iter().map(delivery).collect::<Result<_, _>>()?;
-    Ok(AlertDetail { alert: alert(&row)?, rule_name, events, deliveries })
+    Ok(AlertDetail { alert: shown, rule_name, events, deliveries, links })
+}
+
+/// How long before an alert became active, and after it resolved, its links look.
+const LINK_MARGIN_NANOS: i64 = 15 * 60 * 1_000_000_000;
+
+/// The logs and metric chart of an alert, over its time.
+fn links(alert: &Alert, spec: Option<&AlertRuleSpec>) -> AlertLinks {
+    let start = alert.active_since.saturating_add_nanos(-LINK_MARGIN_NANOS);
+    let end = match alert.resolved_at {
+        Some(resolved) if alert.state != AlertState::Firing && alert.state != AlertState::Pending => {
+            resolved.saturating_add_nanos(LINK_MARGIN_NANOS)
+        }
+        _ => millis_to_timestamp(now_millis()),
+    };
+    let range = format!("start={}&end={}", encode(&start.to_rfc3339()), encode(&end.to_rfc3339()));
+    let narrowing: Vec<String> = ["service", "host"]
+        .iter()
+        .filter_map(|name| alert.labels.get(*name).filter(|value| !value.is_empty()).map(|value| (name, value)))
+        .map(|(name, value)| format!("{name}:{}", serde_json::Value::from(value.as_str())))
+        .collect();
+    let logs_query = match spec {
+        Some(spec) if spec.kind == RuleKind::Logs => {
+            let expr = spec.expr.trim();
+            match (expr.is_empty(), narrowing.is_empty()) {
+                (true, _) => narrowing.join(" AND "),
+                (false, true) => expr.to_owned(),
+                (false, false) => format!("({expr}) AND {}", narrowing.join(" AND ")),
+            }
+        }
+        _ => narrowing.join(" AND "),
+    };
+    let metrics = spec
+        .filter(|spec| spec.kind == RuleKind::Promql)
+        .map(|spec| format!("/explore?q={}&{range}", encode(&spec.expr)));
+    AlertLinks { logs: format!("/logs?q={}&{range}", encode(&logs_query)), metrics }
+}
+
+fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// "I'm on it": repeats and escalation of this episode stop, and the rule's channels are told

@@ -230,7 +230,19 @@ impl Database {
         rule_id: Option<i64>,
         page: Option<(i64, i64)>,
     ) -> Result<Vec<AlertInstanceRow>, StoreError> {
-        let mut sql = format!("SELECT {INSTANCE_COLUMNS} FROM alert_instances WHERE state IN (");
+        Ok(self.alert_instances_counted(states, rule_id, page).await?.0)
+    }
+
+    /// The same, with how many instances match in all, counted by the same statement (so that
+    /// the page and the count agree while alerts change).
+    pub async fn alert_instances_counted(
+        &self,
+        states: &[&str],
+        rule_id: Option<i64>,
+        page: Option<(i64, i64)>,
+    ) -> Result<(Vec<AlertInstanceRow>, Option<i64>), StoreError> {
+        let mut sql =
+            format!("SELECT {INSTANCE_COLUMNS}, COUNT(*) OVER () AS matching FROM alert_instances WHERE state IN (");
         for at in 0..states.len() {
             sql.push_str(&format!("{}${}", if at == 0 { "" } else { ", " }, at + 1));
         }
@@ -258,7 +270,8 @@ impl Database {
             query = query.bind(limit).bind(offset);
         }
         let rows = query.fetch_all(self.pool()).await?;
-        rows.iter().map(instance_row).collect()
+        let matching = rows.first().map(|row| row.try_get::<i64, _>("matching")).transpose()?;
+        Ok((rows.iter().map(instance_row).collect::<Result<_, _>>()?, matching))
     }
 
     /// How many instances are in `states` (of one rule when asked).

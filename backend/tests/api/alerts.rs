@@ -316,6 +316,15 @@ async fn a_promql_rule_goes_pending_firing_acknowledged_resolved_with_one_notifi
     assert_eq!(resolved[2].event, NotificationEvent::Resolved);
     assert_eq!(resolved[2].dedup_key, fired[0].dedup_key);
     let detail = detail(&app, &pending.fingerprint).await;
+    // The links lead to the rule's metric chart and to the service's logs over the alert's time.
+    let metrics = detail.links.metrics.as_deref().expect("a PromQL rule links its chart");
+    assert!(metrics.starts_with("/explore?q=checkout_errors&start="), "{metrics}");
+    let logs = reqwest::Url::parse(&format!("http://vigil{}", detail.links.logs)).unwrap();
+    assert_eq!(logs.path(), "/logs");
+    let logs_query: Vec<(String, String)> = logs.query_pairs().into_owned().collect();
+    assert_eq!(logs_query[0], ("q".to_owned(), "service:\"checkout\"".to_owned()));
+    let search = app.read(paths::LOGS_SEARCH, &[("q", &logs_query[0].1), ("start", &logs_query[1].1)]).await;
+    assert_eq!(search.status(), 200, "the logs link's query is one the log store takes");
     let kinds: Vec<&str> = detail.events.iter().map(|event| event.kind.as_str()).collect();
     let five = ["notified"; 5];
     let expected = [&["pending", "firing"][..], &five, &["acknowledged"], &five, &["resolved"], &five].concat();

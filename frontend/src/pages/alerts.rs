@@ -1,18 +1,21 @@
-//! The Alerts page: the alerts, firing first, then pending, then resolved, filtered by state;
-//! acknowledgement for deployers and administrators; an alert's timeline and notifications
-//! (`/alerts?fingerprint=...`, or `/alerts/<fingerprint>` as notifications link it); and the
-//! rules with how their last evaluation went. Kept up to date by the layout's live tick, without
-//! a reload.
+//! The Alerts page: the alerts, firing first, then pending, then resolved, filtered by state
+//! (each tab with its count) and paged (`offset` in the URL), grouped by alertname;
+//! acknowledgement and a way to silence an alert for deployers and administrators; an alert's
+//! timeline and notifications (`/alerts?fingerprint=...`, or `/alerts/<fingerprint>` as
+//! notifications link it); and the rules with how their last evaluation went, each linking to
+//! its editor. Kept up to date by the layout's live tick, without a reload.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use vigil_proto::Timestamp;
-use vigil_proto::alerts::{Alert, AlertDetail, AlertRule, AlertState, DeliveryStatus};
-use vigil_proto::auth::Role;
+use vigil_proto::alerts::{Alert, AlertDetail, AlertPage, AlertQuery, AlertRule, AlertState, DeliveryStatus, Matcher};
+use vigil_proto::auth::{Role, SessionInfo};
 
+use super::alert_rules::TestChannelForm;
 use super::explore::format_value;
-use super::{ago, encode, now_nanos};
+use super::silences::silence_href;
+use super::{ago, encode, grouped, now_nanos};
 use crate::accounts::current_session;
 use crate::alerts::{AcknowledgeAlert, fetch_alert, list_alert_rules, list_alerts};
 use crate::app::live_tick;
@@ -22,14 +25,25 @@ use crate::error::UiError;
 const FILTERS: [(&str, &str); 4] =
     [("", "All"), ("firing", "Firing"), ("pending", "Pending"), ("resolved", "Resolved")];
 
+/// Alerts on a page (the server's default page size).
+const PAGE_SIZE: u32 = AlertQuery::DEFAULT_LIMIT;
+
+pub(crate) type SessionResource = Resource<Result<SessionInfo, UiError>>;
+
+/// Whether the signed-in user may change alerting (deployers and administrators); read it
+/// under a `Suspense` or `Transition`.
+pub(crate) fn may_deploy(session: SessionResource) -> bool {
+    session.with(|session| matches!(session, Some(Ok(session)) if session.role >= Role::Deployer))
+}
+
 /// `3 min ago`, with the time itself as the tooltip.
-fn relative(at: Timestamp) -> impl IntoView {
+pub(crate) fn relative(at: Timestamp) -> impl IntoView {
     let seconds = (now_nanos() - at.as_unix_nanos()) / 1_000_000_000;
     view! { <time datetime=at.to_string() title=at.to_string()>{ago(seconds)}</time> }
 }
 
 /// The same, kept current by the live tick.
-fn live_relative(at: Timestamp, tick: RwSignal<u64>) -> impl IntoView {
+pub(crate) fn live_relative(at: Timestamp, tick: RwSignal<u64>) -> impl IntoView {
     view! {
         <time datetime=at.to_string() title=at.to_string()>
             {move || {
@@ -42,7 +56,7 @@ fn live_relative(at: Timestamp, tick: RwSignal<u64>) -> impl IntoView {
 
 /// A rule's value: large ones scaled (`1.5k`), small ones with their significant digits
 /// (`0.00123`, where the charts' format would say `0`).
-fn value_text(value: f64) -> String {
+pub(crate) fn value_text(value: f64) -> String {
     if value == 0.0 || !value.is_finite() || value.abs() >= 1.0 {
         return format_value(value, "");
     }
@@ -51,17 +65,60 @@ fn value_text(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// Where a link to an alert's detail goes, keeping the state filter.
-fn detail_href(state: &str, fingerprint: &str) -> String {
+/// A label set as chips (`service=api`), leaving out the alertname (the row or group says it).
+pub(crate) fn label_chips(labels: &std::collections::BTreeMap<String, String>) -> impl IntoView + use<> {
+    labels
+        .iter()
+        .filter(|(label, _)| label.as_str() != "alertname")
+        .map(|(label, value)| {
+            let (label, value) = (label.clone(), value.clone());
+            view! { <span class="label-chip"><span class="label-name">{label}</span>"="{value}</span> }
+        })
+        .collect_view()
+}
+
+/// A matcher as a chip: `service=~"pay.*"`.
+pub(crate) fn matcher_chip(matcher: &Matcher) -> impl IntoView + use<> {
+    let (name, operator, value) = (matcher.name.clone(), matcher.operator(), super::quoted(&matcher.value));
+    view! {
+        <span class="label-chip matcher-chip">
+            <span class="label-name">{name}</span><span class="operator">{operator}</span>{value}
+        </span>
+    }
+}
+
+/// Where the list goes: a state filter and a page.
+fn list_href(state: &str, offset: u32) -> String {
+    let mut parameters = Vec::new();
+    if !state.is_empty() {
+        parameters.push(format!("state={}", encode(state)));
+    }
+    if offset > 0 {
+        parameters.push(format!("offset={offset}"));
+    }
+    if parameters.is_empty() { "/alerts".to_owned() } else { format!("/alerts?{}", parameters.join("&")) }
+}
+
+/// Where a link to an alert's detail goes, keeping the state filter and the page.
+fn detail_href(state: &str, offset: u32, fingerprint: &str) -> String {
     let mut href = format!("/alerts?fingerprint={}", encode(fingerprint));
     if !state.is_empty() {
         href.push_str(&format!("&state={}", encode(state)));
     }
+    if offset > 0 {
+        href.push_str(&format!("&offset={offset}"));
+    }
     href
 }
 
-fn close_href(state: &str) -> String {
-    if state.is_empty() { "/alerts".to_owned() } else { format!("/alerts?state={}", encode(state)) }
+/// "1–100 of 10,000".
+fn page_range(offset: u32, shown: usize, total: u64) -> String {
+    if shown == 0 {
+        return format!("0 of {}", grouped(total));
+    }
+    let first = u64::from(offset) + 1;
+    let last = u64::from(offset) + shown as u64;
+    format!("{}–{} of {}", grouped(first), grouped(last), grouped(total))
 }
 
 /// Since when an alert is in its state: firing since, pending since, resolved at.
@@ -73,11 +130,29 @@ fn since(alert: &Alert) -> Timestamp {
     }
 }
 
+fn alertname(alert: &Alert) -> &str {
+    alert.labels.get("alertname").map_or("", String::as_str)
+}
+
+/// The alertnames of a page in the order they first appear: the list is firing first, so a
+/// group with a firing alert comes before one that only has pending or resolved ones.
+fn group_names(alerts: &[Alert]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for alert in alerts {
+        if !names.iter().any(|name| name == alertname(alert)) {
+            names.push(alertname(alert).to_owned());
+        }
+    }
+    names
+}
+
 #[component]
 pub fn AlertsPage() -> impl IntoView {
     let query = use_query_map();
     let params = use_params_map();
     let state_filter = Memo::new(move |_| query.read().get("state").unwrap_or_default());
+    let offset =
+        Memo::new(move |_| query.read().get("offset").and_then(|offset| offset.parse::<u32>().ok()).unwrap_or(0));
     // `/alerts?fingerprint=...` from this page, `/alerts/<fingerprint>` from a notification.
     let selected = Memo::new(move |_| {
         query.read().get("fingerprint").or_else(|| params.read().get("fingerprint")).filter(|value| !value.is_empty())
@@ -92,8 +167,8 @@ pub fn AlertsPage() -> impl IntoView {
         }
     });
     let alerts = Resource::new(
-        move || (state_filter.get(), tick.get()),
-        |(state, _)| async move { list_alerts(state, 0).await.map(|page| page.alerts) },
+        move || (state_filter.get(), offset.get(), tick.get()),
+        |(state, offset, _)| list_alerts(state, offset),
     );
     let rules = Resource::new(move || tick.get(), |_| list_alert_rules());
     let detail = Resource::new(
@@ -114,39 +189,85 @@ pub fn AlertsPage() -> impl IntoView {
             .and_then(Result::err)
             .map(|error| view! { <p class="error acknowledge-error">{error.to_string()}</p> })
     };
+    let close = move || list_href(&state_filter.get_untracked(), offset.get_untracked());
     view! {
         <Title text="Alerts · Vigil"/>
         <div class="alerts-page" data-hydrated=move || hydrated.get().to_string()>
-            <h1>"Alerts"</h1>
+            <div class="dashboard-head">
+                <h1>"Alerts"</h1>
+                <div class="dashboard-controls">
+                    <a class="button silences-link" href="/alerts/silences">"Silences"</a>
+                </div>
+            </div>
             <nav class="alert-filter">
                 {FILTERS
                     .into_iter()
                     .map(|(state, label)| {
-                        let href = close_href(state);
+                        let href = list_href(state, 0);
                         let current = move || (state_filter.get() == state).then_some("true");
-                        view! { <a href=href data-state=state aria-current=current>{label}</a> }
+                        let count = move || {
+                            alerts.get().and_then(Result::ok).and_then(|page| match state {
+                                "firing" => Some(page.counts.firing),
+                                "pending" => Some(page.counts.pending),
+                                _ => None,
+                            })
+                            .map(|count| view! { " " <span class="tab-count">{format!("({})", grouped(count))}</span> })
+                        };
+                        view! {
+                            <a href=href data-state=state aria-current=current>
+                                {label}<Transition fallback=|| ()>{count}</Transition>
+                            </a>
+                        }
                     })
                     .collect_view()}
             </nav>
             {failure}
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {
-                    // Built once: a refresh changes the rows in place (keyed by alert and state),
-                    // so a note being typed stays where it is while the list moves around it.
+                    // Built once: a refresh changes the groups and rows in place (keyed by
+                    // alertname, and by alert and state), so a note being typed stays where it
+                    // is while the list moves around it.
                     let listing = Memo::new(move |_| {
                         alerts.with(|result| {
                             result.as_ref().map(|result| match result {
-                                Ok(alerts) if alerts.is_empty() => Listing::Empty,
+                                Ok(page) if page.alerts.is_empty() && page.total > 0 => Listing::PastTheEnd,
+                                Ok(page) if page.alerts.is_empty() => Listing::Empty,
                                 Ok(_) => Listing::Rows,
                                 Err(error) => Listing::Failed(error.clone()),
                             })
                         })
                     });
-                    let can_acknowledge = Memo::new(move |_| {
-                        session.with(|session| {
-                            matches!(session, Some(Ok(session)) if session.role >= Role::Deployer)
+                    let groups = Memo::new(move |_| {
+                        alerts.with(|result| {
+                            result
+                                .as_ref()
+                                .and_then(|result| result.as_ref().ok())
+                                .map(|page| group_names(&page.alerts))
+                                .unwrap_or_default()
                         })
                     });
+                    let can_deploy = Memo::new(move |_| may_deploy(session));
+                    let pager = move || {
+                        alerts.get().and_then(Result::ok).filter(|page| page.total > 0).map(|page| {
+                            let (state, offset) = (state_filter.get(), offset.get());
+                            let shown = page.alerts.len();
+                            let previous = (offset > 0).then(|| {
+                                let href = list_href(&state, offset.saturating_sub(PAGE_SIZE));
+                                view! { <a class="previous-page" href=href>"← Previous"</a> }
+                            });
+                            let next = (u64::from(offset) + (shown as u64) < page.total).then(|| {
+                                let href = list_href(&state, offset + PAGE_SIZE);
+                                view! { <a class="next-page" href=href>"Next →"</a> }
+                            });
+                            view! {
+                                <div class="alert-pager">
+                                    <span class="page-range">{page_range(offset, shown, page.total)}</span>
+                                    {previous}
+                                    {next}
+                                </div>
+                            }
+                        })
+                    };
                     move || {
                         listing.get().map(|listing| match listing {
                             Listing::Empty => view! {
@@ -158,24 +279,28 @@ pub fn AlertsPage() -> impl IntoView {
                                 </p>
                             }
                             .into_any(),
+                            Listing::PastTheEnd => view! {
+                                {pager}
+                                <p class="placeholder no-alerts">
+                                    "No alerts on this page. "
+                                    <a href=move || list_href(&state_filter.get(), 0)>"Back to the first page"</a>
+                                </p>
+                            }
+                            .into_any(),
                             Listing::Rows => view! {
+                                {pager}
                                 <table class="table alerts">
                                     <thead>
                                         <tr>
                                             <th>"State"</th><th>"Alert"</th><th>"Labels"</th><th>"Summary"</th>
-                                            <th>"Value"</th><th>"Since"</th><th>"Acknowledged"</th>
+                                            <th>"Value"</th><th>"Since"</th><th>"Acknowledged"</th><th></th>
                                         </tr>
                                     </thead>
-                                    <tbody>
-                                        <For
-                                            each=move || alerts.get().and_then(Result::ok).unwrap_or_default()
-                                            key=row_key
-                                            let(alert)
-                                        >
-                                            <AlertRow alert alerts state_filter selected can_acknowledge acknowledge tick/>
-                                        </For>
-                                    </tbody>
+                                    <For each=move || groups.get() key=|name| name.clone() let(name)>
+                                        <AlertGroup name alerts state_filter offset selected can_deploy acknowledge tick/>
+                                    </For>
                                 </table>
+                                {pager}
                             }
                             .into_any(),
                             Listing::Failed(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
@@ -188,14 +313,12 @@ pub fn AlertsPage() -> impl IntoView {
                     detail
                         .get()
                         .map(|result| match result {
-                            Ok(Some(detail)) => {
-                                view! { <AlertDetailPanel detail close=close_href(&state_filter.get_untracked())/> }.into_any()
-                            }
+                            Ok(Some(detail)) => view! { <AlertDetailPanel detail close=close()/> }.into_any(),
                             Ok(None) => ().into_any(),
                             Err(error) => view! {
                                 <aside class="panel alert-detail">
                                     <p class="error">{error.to_string()}</p>
-                                    <a class="close" href=close_href(&state_filter.get_untracked())>"Close"</a>
+                                    <a class="close" href=close()>"Close"</a>
                                 </aside>
                             }
                             .into_any(),
@@ -203,20 +326,28 @@ pub fn AlertsPage() -> impl IntoView {
                 }}
             </Transition>
             <section class="alert-rules">
-                <h2>"Rules"</h2>
+                <div class="dashboard-head">
+                    <h2>"Rules"</h2>
+                    <Transition fallback=|| ()>
+                        {move || may_deploy(session).then(|| view! { <a class="button new-rule" href="/alerts/rules/new">"New rule"</a> })}
+                    </Transition>
+                </div>
                 <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                     {move || {
                         rules
                             .get()
                             .map(|result| match result {
                                 Ok(rules) if rules.is_empty() => view! {
-                                    <p class="placeholder">"No alert rules yet: create them with POST /api/v1/alerts/rules."</p>
+                                    <p class="placeholder">"No alert rules yet."</p>
                                 }
                                 .into_any(),
                                 Ok(rules) => view! { <RulesTable rules/> }.into_any(),
                                 Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
                             })
                     }}
+                </Transition>
+                <Transition fallback=|| ()>
+                    {move || may_deploy(session).then(|| view! { <TestChannelForm/> })}
                 </Transition>
             </section>
         </div>
@@ -227,6 +358,8 @@ pub fn AlertsPage() -> impl IntoView {
 #[derive(Clone, PartialEq)]
 enum Listing {
     Empty,
+    /// Alerts match, but the page is past the last of them (they resolved meanwhile).
+    PastTheEnd,
     Rows,
     Failed(UiError),
 }
@@ -237,15 +370,57 @@ fn row_key(alert: &Alert) -> (String, &'static str, i64, bool) {
     (alert.fingerprint.clone(), alert.state.as_str(), alert.episode, alert.acknowledged.is_some())
 }
 
-type AlertsResource = Resource<Result<Vec<Alert>, UiError>>;
+type AlertsResource = Resource<Result<AlertPage, UiError>>;
+
+/// The alerts of one alertname on the page, under a heading with their count, as
+/// Alertmanager's UI groups them.
+#[component]
+fn AlertGroup(
+    name: String,
+    alerts: AlertsResource,
+    state_filter: Memo<String>,
+    offset: Memo<u32>,
+    selected: Memo<Option<String>>,
+    can_deploy: Memo<bool>,
+    acknowledge: ServerAction<AcknowledgeAlert>,
+    tick: RwSignal<u64>,
+) -> impl IntoView {
+    let members = Memo::new({
+        let name = name.clone();
+        move |_| {
+            alerts.with(|result| {
+                result
+                    .as_ref()
+                    .and_then(|result| result.as_ref().ok())
+                    .map(|page| {
+                        page.alerts.iter().filter(|alert| alertname(alert) == name).cloned().collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            })
+        }
+    });
+    let count = move || members.read().len();
+    let heading = if name.is_empty() { "(no alertname)".to_owned() } else { name.clone() };
+    view! {
+        <tbody class="alert-group" data-alertname=name>
+            <tr class="alert-group-head">
+                <th colspan="8"><span class="group-name">{heading}</span>" "<span class="group-count">{count}</span></th>
+            </tr>
+            <For each=move || members.get() key=row_key let(alert)>
+                <AlertRow alert alerts state_filter offset selected can_deploy acknowledge tick/>
+            </For>
+        </tbody>
+    }
+}
 
 #[component]
 fn AlertRow(
     alert: Alert,
     alerts: AlertsResource,
     state_filter: Memo<String>,
+    offset: Memo<u32>,
     selected: Memo<Option<String>>,
-    can_acknowledge: Memo<bool>,
+    can_deploy: Memo<bool>,
     acknowledge: ServerAction<AcknowledgeAlert>,
     tick: RwSignal<u64>,
 ) -> impl IntoView {
@@ -260,26 +435,23 @@ fn AlertRow(
                 result
                     .as_ref()
                     .and_then(|result| result.as_ref().ok())
-                    .and_then(|alerts| alerts.iter().find(|alert| alert.fingerprint == fingerprint).cloned())
+                    .and_then(|page| page.alerts.iter().find(|alert| alert.fingerprint == fingerprint).cloned())
                     .unwrap_or_else(|| first.clone())
             })
         }
     });
-    let name = alert.labels.get("alertname").cloned().unwrap_or_default();
-    let chips: Vec<(String, String)> = alert
-        .labels
-        .iter()
-        .filter(|(label, _)| label.as_str() != "alertname")
-        .map(|(label, value)| (label.clone(), value.clone()))
-        .collect();
+    let name = alertname(&alert).to_owned();
+    let chips = label_chips(&alert.labels);
     let summary = move || live.read().annotations.get("summary").cloned().unwrap_or_default();
     let value = move || live.read().value.map_or_else(|| "—".to_owned(), value_text);
     let row_name = name.clone();
     let offer = alert.state == AlertState::Firing && alert.acknowledged.is_none();
+    let silenceable = matches!(alert.state, AlertState::Firing | AlertState::Pending);
+    let silence = silence_href(&alert.labels);
     let since = since(&alert);
     let href = {
         let fingerprint = fingerprint.clone();
-        move || detail_href(&state_filter.get(), &fingerprint)
+        move || detail_href(&state_filter.get(), offset.get(), &fingerprint)
     };
     let is_selected = {
         let fingerprint = fingerprint.clone();
@@ -293,7 +465,7 @@ fn AlertRow(
         }
     });
     let form = move || {
-        (offer && can_acknowledge.get()).then(|| {
+        (offer && can_deploy.get()).then(|| {
             let fingerprint = fingerprint.clone();
             view! {
                 <ActionForm action=acknowledge attr:class="acknowledge-form">
@@ -302,6 +474,11 @@ fn AlertRow(
                     <button type="submit" class="acknowledge" disabled=move || acknowledge.pending().get()>"Acknowledge"</button>
                 </ActionForm>
             }
+        })
+    };
+    let silence_link = move || {
+        (silenceable && can_deploy.get()).then(|| {
+            view! { <a class="button silence-alert" href=silence.clone() title="Silence alerts with these labels">"Silence"</a> }
         })
     };
     view! {
@@ -314,16 +491,12 @@ fn AlertRow(
         >
             <td><span class=format!("state-badge state-{state}")>{state}</span></td>
             <td class="alertname"><a class="alert-link" href=href>{name}</a></td>
-            <td class="labels">
-                {chips
-                    .into_iter()
-                    .map(|(label, value)| view! { <span class="label-chip"><span class="label-name">{label}</span>"="{value}</span> })
-                    .collect_view()}
-            </td>
+            <td class="labels">{chips}</td>
             <td class="summary-annotation">{summary}</td>
             <td class="value">{value}</td>
             <td class="since">{live_relative(since, tick)}</td>
             <td class="acknowledgement">{acknowledged}{form}</td>
+            <td class="actions">{silence_link}</td>
         </tr>
     }
 }
@@ -331,7 +504,7 @@ fn AlertRow(
 /// An alert's labels and annotations, its timeline and its notifications.
 #[component]
 fn AlertDetailPanel(detail: AlertDetail, close: String) -> impl IntoView {
-    let AlertDetail { alert, rule_name, events, deliveries } = detail;
+    let AlertDetail { alert, rule_name, events, deliveries, links } = detail;
     let state = alert.state.as_str();
     let pairs = |map: &std::collections::BTreeMap<String, String>| {
         map.iter().map(|(name, value)| view! { <dt>{name.clone()}</dt><dd>{value.clone()}</dd> }).collect_view()
@@ -347,6 +520,10 @@ fn AlertDetailPanel(detail: AlertDetail, close: String) -> impl IntoView {
                 </h2>
                 <a class="close" href=close>"Close"</a>
             </div>
+            <p class="alert-links">
+                <a class="alert-logs-link" href=links.logs>"Matching logs"</a>
+                {links.metrics.map(|href| view! { " · "<a class="alert-metrics-link" href=href>"Metric chart"</a> })}
+            </p>
             <dl class="alert-facts">
                 <dt>"Rule"</dt><dd>{rule_name}</dd>
                 <dt>"Fingerprint"</dt><dd><code>{alert.fingerprint.clone()}</code></dd>
@@ -445,7 +622,7 @@ fn RulesTable(rules: Vec<AlertRule>) -> impl IntoView {
                         view! {
                             <tr class=class data-rule=rule.id>
                                 <td class="rule-name">
-                                    {spec.name.clone()}
+                                    <a class="rule-link" href=format!("/alerts/rules/{}", rule.id)>{spec.name.clone()}</a>
                                     {(!spec.group.is_empty()).then(|| view! { " " <span class="muted">{spec.group.clone()}</span> })}
                                     {(!spec.enabled).then(|| view! { " " <span class="muted">"(disabled)"</span> })}
                                 </td>
@@ -489,9 +666,47 @@ mod tests {
     }
 
     #[test]
-    fn detail_links_keep_the_state_filter() {
-        assert_eq!(detail_href("", "ab12"), "/alerts?fingerprint=ab12");
-        assert_eq!(detail_href("firing", "ab12"), "/alerts?fingerprint=ab12&state=firing");
-        assert_eq!(close_href("resolved"), "/alerts?state=resolved");
+    fn links_keep_the_state_filter_and_the_page() {
+        assert_eq!(detail_href("", 0, "ab12"), "/alerts?fingerprint=ab12");
+        assert_eq!(detail_href("firing", 200, "ab12"), "/alerts?fingerprint=ab12&state=firing&offset=200");
+        assert_eq!(list_href("", 0), "/alerts");
+        assert_eq!(list_href("resolved", 0), "/alerts?state=resolved");
+        assert_eq!(list_href("", 100), "/alerts?offset=100");
+        assert_eq!(list_href("firing", 100), "/alerts?state=firing&offset=100");
+    }
+
+    #[test]
+    fn pages_say_which_alerts_they_show() {
+        assert_eq!(page_range(0, 100, 10_000), "1–100 of 10,000");
+        assert_eq!(page_range(9_900, 100, 10_000), "9,901–10,000 of 10,000");
+        assert_eq!(page_range(0, 3, 3), "1–3 of 3");
+        assert_eq!(page_range(100, 0, 50), "0 of 50");
+    }
+
+    #[test]
+    fn groups_follow_the_order_of_the_list() {
+        let alert = |name: &str, state: AlertState| Alert {
+            fingerprint: format!("{name}-{}", state.as_str()),
+            rule_id: 1,
+            labels: [("alertname".to_owned(), name.to_owned())].into(),
+            annotations: Default::default(),
+            state,
+            value: None,
+            active_since: Timestamp::from_unix_nanos(0).unwrap(),
+            firing_since: None,
+            resolved_at: None,
+            episode: 1,
+            acknowledged: None,
+            source: "rule".to_owned(),
+            ends_at: None,
+        };
+        let alerts = [
+            alert("Disk", AlertState::Firing),
+            alert("Cpu", AlertState::Firing),
+            alert("Disk", AlertState::Pending),
+            alert("Queue", AlertState::Pending),
+            alert("Cpu", AlertState::Resolved),
+        ];
+        assert_eq!(group_names(&alerts), ["Disk", "Cpu", "Queue"]);
     }
 }

@@ -1,6 +1,8 @@
 //! Dashboards: the list (stored and generated), and a dashboard's view: variables filled from
 //! label values, a time range for every panel, auto-refresh, panels laid out on a 12-column
 //! grid. The URL holds it all: `/dashboard?uid=...&range=...&var-host=a,b&refresh=30`.
+//! The time-series panels show when alerts fired in the range (those of the chosen services
+//! when the dashboard has a `service` variable), read once for the whole dashboard.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +14,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use vigil_proto::dashboards::{DashboardSpec, Panel, PanelKind, Variable, expand};
 use vigil_proto::metrics::QueryResult;
 
-use super::explore::{Chart, format_value, series_name, zoomed_range};
+use super::explore::{Band, BandsError, BandsQuery, Chart, format_value, series_name, watch_alert_bands, zoomed_range};
 use crate::metrics::{
     DeleteDashboard, DuplicateDashboard, ImportDashboard, fetch_dashboard, list_dashboards, metrics_instant,
     metrics_range, variable_values,
@@ -216,6 +218,19 @@ fn Dashboard(spec: DashboardSpec, view_state: Memo<View>) -> impl IntoView {
         }
         chosen
     });
+    // When alerts fired in the range: one request for every panel.
+    let has_service = spec.variables.iter().any(|variable| variable.name == SERVICE_VARIABLE);
+    let alerts = watch_alert_bands(move || {
+        tick.track();
+        let view = view_state.get();
+        let filter = if has_service {
+            chosen.read().get(SERVICE_VARIABLE).map(|values| service_filter(values)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Some(BandsQuery { range: range.get(), start: view.start, end: view.end, filter })
+    });
+    let bands = Signal::from(alerts.bands);
     view! {
         <Title text=format!("{} · Vigil", spec.title)/>
         <div class="dashboard-head">
@@ -257,6 +272,7 @@ fn Dashboard(spec: DashboardSpec, view_state: Memo<View>) -> impl IntoView {
             </div>
         </div>
         <p class="muted">{spec.description.clone()}</p>
+        <BandsError error=alerts.error/>
         {rows
             .into_iter()
             .map(|row| {
@@ -264,7 +280,7 @@ fn Dashboard(spec: DashboardSpec, view_state: Memo<View>) -> impl IntoView {
                     <section class="dashboard-row">
                         <h2>{row.title}</h2>
                         <div class="panel-grid">
-                            {row.panels.into_iter().map(|panel| view! { <PanelView panel view_state chosen range tick go/> }).collect_view()}
+                            {row.panels.into_iter().map(|panel| view! { <PanelView panel view_state chosen range tick go bands/> }).collect_view()}
                         </div>
                     </section>
                 }
@@ -325,6 +341,34 @@ fn VariablePicker(variable: Variable, view_state: Memo<View>, go: Callback<View>
     }
 }
 
+/// The variable whose values narrow the alerts drawn on the panels to those services.
+const SERVICE_VARIABLE: &str = "service";
+
+/// The alerts of the chosen services, as a selector: `{service="a"}`, `{service=~"a|b"}`, or
+/// nothing (every alert) when all are chosen.
+fn service_filter(values: &[String]) -> String {
+    match values {
+        [] => String::new(),
+        [value] => format!("{{{SERVICE_VARIABLE}={}}}", super::quoted(value)),
+        values => {
+            let alternatives: Vec<String> = values.iter().map(|value| regex_escape(value)).collect();
+            format!("{{{SERVICE_VARIABLE}=~{}}}", super::quoted(&alternatives.join("|")))
+        }
+    }
+}
+
+/// A value matched literally inside a regular expression.
+fn regex_escape(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for character in value.chars() {
+        if "\\.+*?()|[]{}^$".contains(character) {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
+}
+
 /// `{{label}}` in a legend template becomes the series' label value.
 fn legend(template: &str, labels: &BTreeMap<String, String>) -> String {
     if template.is_empty() {
@@ -345,6 +389,7 @@ fn PanelView(
     range: Memo<String>,
     tick: RwSignal<u64>,
     go: Callback<View>,
+    bands: Signal<Vec<Band>>,
 ) -> impl IntoView {
     let unit = panel.unit.clone().unwrap_or_default();
     let style = format!("grid-column: span {}", panel.width.clamp(1, 12));
@@ -386,7 +431,7 @@ fn PanelView(
                         let unit = unit.clone();
                         data.get().map(move |result| match result {
                             Ok((result, _)) if result.series.is_empty() => view! { <p class="placeholder no-data">"No data"</p> }.into_any(),
-                            Ok((result, names)) => view! { <Chart result names unit stacked zoom/> }.into_any(),
+                            Ok((result, names)) => view! { <Chart result names unit stacked zoom bands/> }.into_any(),
                             Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
                         })
                     }}
@@ -503,5 +548,19 @@ fn PanelView(
             <h3>{title}</h3>
             {body}
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chosen_services_narrow_the_alerts() {
+        assert_eq!(service_filter(&[]), "");
+        assert_eq!(service_filter(&["payments".to_owned()]), r#"{service="payments"}"#);
+        assert_eq!(service_filter(&["a.b".to_owned(), "c\"d".to_owned()]), r#"{service=~"a\\.b|c\"d"}"#);
+        let parsed = vigil_proto::alerts::parse_matchers(&service_filter(&["a.b".to_owned(), "c".to_owned()])).unwrap();
+        assert_eq!((parsed[0].value.as_str(), parsed[0].operator()), (r"a\.b|c", "=~"));
     }
 }

@@ -2,14 +2,23 @@
 //! a unit; the chart is uPlot (served from npm's package next to the bundle) driven through
 //! wasm-bindgen: hover values in its legend, click a legend entry to hide a series, drag across
 //! the chart to zoom (the zoomed range goes into the URL). The whole state is in the URL.
+//!
+//! The chart (also the dashboards' and the rule editor's) marks spans of time as bands over its
+//! plot: when alerts fired (one request for the chart's range, merged per alertname), or when a
+//! rule being edited would have fired; and a threshold as a dashed line.
+
+use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::{use_navigate, use_query_map};
+use vigil_proto::alerts::AlertAnnotation;
 use vigil_proto::metrics::QueryResult;
+use vigil_proto::{RelativeRange, Timestamp};
 
 use super::encode;
+use crate::alerts::alert_annotations;
 use crate::metrics::{metrics_range, promql_candidates};
 use crate::promql;
 
@@ -131,6 +140,168 @@ pub fn series_name(labels: &std::collections::BTreeMap<String, String>) -> Strin
     if rest.is_empty() && !name.is_empty() { name } else { format!("{name}{{{}}}", rest.join(", ")) }
 }
 
+/// A span of time marked on a chart, from `start` to `end` (Unix seconds; to the right edge
+/// while `end` is absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub start: f64,
+    pub end: Option<f64>,
+    /// Written on the band.
+    pub label: String,
+    /// What hovering over it says.
+    pub title: String,
+    /// `alert-band` (alerts that fired) or `firing-span` (where a rule would have fired).
+    pub class: &'static str,
+}
+
+/// A horizontal line across a chart (a rule's threshold), with its legend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub value: f64,
+    pub label: String,
+}
+
+fn seconds(at: Timestamp) -> f64 {
+    at.as_unix_nanos() as f64 / 1e9
+}
+
+/// The firings of alerts of one name that overlap, merged, while bands are made.
+struct Stretch<'a> {
+    start: f64,
+    /// Open while one of them still fires.
+    end: Option<f64>,
+    fingerprints: Vec<&'a str>,
+}
+
+impl Stretch<'_> {
+    fn into_band(mut self, name: &str) -> Band {
+        self.fingerprints.sort_unstable();
+        self.fingerprints.dedup();
+        let state = if self.end.is_none() { "firing" } else { "fired" };
+        let title = match self.fingerprints.len() {
+            1 => format!("{name} {state}"),
+            count => format!("{name} {state} ({count} alerts)"),
+        };
+        Band { start: self.start, end: self.end, label: name.to_owned(), title, class: "alert-band" }
+    }
+}
+
+/// Alert annotations as bands: one per alertname and stretch of time in which some alert of
+/// that name fired (overlapping firings merged), so that many alerts stay readable.
+pub fn alert_bands(annotations: &[AlertAnnotation]) -> Vec<Band> {
+    let mut by_name: BTreeMap<&str, Vec<&AlertAnnotation>> = BTreeMap::new();
+    for annotation in annotations {
+        by_name.entry(annotation.labels.get("alertname").map_or("", String::as_str)).or_default().push(annotation);
+    }
+    let mut bands = Vec::new();
+    for (name, mut firings) in by_name {
+        firings.sort_by_key(|annotation| annotation.start);
+        let mut current: Option<Stretch<'_>> = None;
+        for annotation in firings {
+            let (start, end) = (seconds(annotation.start), annotation.end.map(seconds));
+            match &mut current {
+                Some(stretch) if stretch.end.is_none_or(|stretch_end| start <= stretch_end) => {
+                    stretch.end = stretch.end.zip(end).map(|(stretch_end, end)| stretch_end.max(end));
+                    stretch.fingerprints.push(&annotation.fingerprint);
+                }
+                _ => {
+                    if let Some(done) = current.take() {
+                        bands.push(done.into_band(name));
+                    }
+                    current = Some(Stretch { start, end, fingerprints: vec![&annotation.fingerprint] });
+                }
+            }
+        }
+        if let Some(done) = current {
+            bands.push(done.into_band(name));
+        }
+    }
+    bands
+}
+
+/// The absolute span (RFC 3339 start and end) of a chart's range as the URL holds it: a
+/// relative `range` back from `now_nanos`, or `start` and `end` (which take precedence; an
+/// absent end is now, an absent start an hour before the end), as the range queries read it.
+pub fn absolute_range(range: &str, start: &str, end: &str, now_nanos: i64) -> Option<(String, String)> {
+    let parse = |text: &str| -> Result<Option<Timestamp>, ()> {
+        match text.trim() {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(|_| ()),
+        }
+    };
+    let now = Timestamp::from_unix_nanos(now_nanos).ok()?;
+    let (start, end) = match (parse(start).ok()?, parse(end).ok()?) {
+        (None, None) => {
+            let range: RelativeRange = range.parse().ok()?;
+            (now.saturating_add_nanos(-range.as_nanos()), now)
+        }
+        (start, end) => {
+            let end = end.unwrap_or(now);
+            (start.unwrap_or_else(|| end.saturating_add_nanos(-3_600_000_000_000)), end)
+        }
+    };
+    Some((start.to_rfc3339(), end.to_rfc3339()))
+}
+
+/// What a chart's alerts are asked for: its range as the URL holds it, and a selector of the
+/// alerts wanted (all when empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandsQuery {
+    pub range: String,
+    pub start: String,
+    pub end: String,
+    pub filter: String,
+}
+
+/// The alerts of a chart, as bands, and why they are missing when they are.
+#[derive(Clone, Copy)]
+pub struct AlertBands {
+    pub bands: RwSignal<Vec<Band>>,
+    pub error: RwSignal<Option<String>>,
+}
+
+/// Keeps the bands of the alerts that fired in a chart's range current: fetched in the browser
+/// (the server renders no chart) whenever `query` changes, one request per range whatever the
+/// number of series; the newest answer wins. No query, no bands.
+pub fn watch_alert_bands(query: impl Fn() -> Option<BandsQuery> + 'static) -> AlertBands {
+    let bands = RwSignal::new(Vec::new());
+    let error = RwSignal::new(None);
+    let asked = StoredValue::new(0_u64);
+    Effect::new(move |_| {
+        let Some(query) = query() else {
+            bands.set(Vec::new());
+            return;
+        };
+        let this = asked.get_value() + 1;
+        asked.set_value(this);
+        leptos::task::spawn_local(async move {
+            let result = match absolute_range(&query.range, &query.start, &query.end, super::now_nanos()) {
+                Some((start, end)) => alert_annotations(start, end, query.filter).await,
+                None => Ok(Vec::new()),
+            };
+            if asked.get_value() != this {
+                return;
+            }
+            match result {
+                Ok(annotations) => {
+                    bands.set(alert_bands(&annotations));
+                    error.set(None);
+                }
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        });
+    });
+    AlertBands { bands, error }
+}
+
+/// Why a chart shows no alerts, under it (alerts are an extra: the chart stands without them).
+#[component]
+pub fn BandsError(error: RwSignal<Option<String>>) -> impl IntoView {
+    move || {
+        error.get().map(|error| view! { <p class="error annotations-error">{format!("alerts not shown: {error}")}</p> })
+    }
+}
+
 #[component]
 pub fn MetricsPage() -> impl IntoView {
     let query = use_query_map();
@@ -167,6 +338,17 @@ pub fn MetricsPage() -> impl IntoView {
     let absolute = move || !explore.read().start.is_empty() || !explore.read().end.is_empty();
     // The last chart shown, kept on screen when the next query fails.
     let shown = StoredValue::new(None::<(QueryResult, Explore)>);
+    // When alerts fired in the range, drawn over the chart.
+    let alerts = watch_alert_bands(move || {
+        let explore = explore.get();
+        (!explore.q.trim().is_empty()).then(|| BandsQuery {
+            range: explore.range,
+            start: explore.start,
+            end: explore.end,
+            filter: String::new(),
+        })
+    });
+    let bands = Signal::from(alerts.bands);
 
     view! {
         <Title text="Metrics · Vigil"/>
@@ -229,7 +411,7 @@ pub fn MetricsPage() -> impl IntoView {
                             navigate(&Explore { start, end, ..explore.clone() }.url(), Default::default());
                         }
                     });
-                    view! { <Chart result names unit=explore.unit.clone() stacked=explore.stacked zoom/> }
+                    view! { <Chart result names unit=explore.unit.clone() stacked=explore.stacked zoom bands/> }
                 };
                 match result.await {
                     // A query that fails leaves the last chart on the page, under its error.
@@ -253,11 +435,13 @@ pub fn MetricsPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <BandsError error=alerts.error/>
     }
 }
 
 /// A time-series chart: `names[i]` labels `result.series[i]`; dragging across it calls `zoom`
-/// with the selected span (Unix seconds).
+/// with the selected span (Unix seconds). `bands` are drawn over the plot (redrawn when they
+/// change), `threshold` as a dashed line.
 #[component]
 pub fn Chart(
     result: QueryResult,
@@ -265,30 +449,36 @@ pub fn Chart(
     #[prop(into)] unit: String,
     stacked: bool,
     zoom: Callback<(f64, f64)>,
+    #[prop(optional, into)] bands: Signal<Vec<Band>>,
+    #[prop(optional)] threshold: Option<Threshold>,
 ) -> impl IntoView {
     let (xs, columns) = chart_data(&result, stacked);
     let points = columns.iter().map(|column| column.iter().filter(|value| value.is_some()).count()).sum::<usize>();
     let node = NodeRef::<leptos::html::Div>::new();
     let step = result.step_seconds.unwrap_or_default();
+    let threshold_value = threshold.as_ref().map(|threshold| threshold.value);
     #[cfg(feature = "hydrate")]
     {
         let names = names.clone();
         let unit = unit.clone();
+        let threshold = threshold.clone();
         Effect::new(move |_| {
+            let bands = bands.get();
             if let Some(element) = node.get() {
-                uplot::draw(&element, &xs, &columns, &names, &unit, stacked, move |from: f64, to: f64| {
-                    zoom.run((from, to))
-                });
+                let series = uplot::Series { xs: &xs, columns: &columns, names: &names, threshold: threshold.as_ref() };
+                uplot::draw(&element, &series, &unit, stacked, bands, move |from: f64, to: f64| zoom.run((from, to)));
             }
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (&xs, &columns, &unit, &zoom);
+    let _ = (&xs, &columns, &unit, &zoom, &bands);
     view! {
         <div class="chart-panel">
-            <div class="chart" node_ref=node data-series=names.len() data-points=points data-step=step></div>
+            <div class="chart" node_ref=node data-series=names.len() data-points=points data-step=step
+                data-threshold=threshold_value></div>
             <ul class="chart-series">
                 {names.into_iter().map(|name| view! { <li>{name}</li> }).collect_view()}
+                {threshold.map(|threshold| view! { <li class="threshold">{threshold.label}</li> })}
             </ul>
         </div>
     }
@@ -317,22 +507,102 @@ mod uplot {
         fn new(options: &JsValue, data: &JsValue, target: &web_sys::Element) -> UPlot;
     }
 
+    use std::rc::Rc;
+
+    use super::{Band, Threshold};
+
     const COLORS: [&str; 10] =
         ["#4e9cf5", "#f5a623", "#4caf50", "#e0555a", "#9c6ade", "#26c6da", "#ffca28", "#ec407a", "#8d6e63", "#78909c"];
+    const THRESHOLD_COLOR: &str = "#ff6b6b";
 
     fn set(target: &JsValue, key: &str, value: &JsValue) {
         let _ = js_sys::Reflect::set(target, &JsValue::from_str(key), value);
     }
 
+    fn get(target: &JsValue, key: &str) -> JsValue {
+        js_sys::Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// What the chart plots: the x axis, one column per named series, and a threshold.
+    pub struct Series<'a> {
+        pub xs: &'a [f64],
+        pub columns: &'a [Vec<Option<f64>>],
+        pub names: &'a [String],
+        pub threshold: Option<&'a Threshold>,
+    }
+
+    /// A position on the x axis in CSS pixels of the plotting area, from a value.
+    fn x_position(plot: &JsValue, value: f64) -> Option<f64> {
+        let position: js_sys::Function = get(plot, "valToPos").dyn_into().ok()?;
+        position.call2(plot, &JsValue::from_f64(value), &JsValue::from_str("x")).ok()?.as_f64()
+    }
+
+    /// (Re)places the bands, as elements under the plot's canvas (so the lines stay on top and
+    /// the cursor and drag zoom keep working): after every draw (data, zoom, size).
+    fn place_bands(plot: &JsValue, bands: &[Band]) {
+        let Ok(under) = get(plot, "under").dyn_into::<web_sys::HtmlElement>() else { return };
+        let Some(document) = under.owner_document() else { return };
+        while let Ok(Some(old)) = under.query_selector(".chart-band") {
+            old.remove();
+        }
+        let width = f64::from(under.client_width());
+        for band in bands {
+            let Some(left) = x_position(plot, band.start) else { continue };
+            let right = band.end.and_then(|end| x_position(plot, end)).unwrap_or(width);
+            if right < 0.0 || left > width {
+                continue;
+            }
+            let left = left.clamp(0.0, width);
+            // An instant still shows.
+            let right = right.clamp(0.0, width).max(left + 2.0);
+            let Ok(element) = document.create_element("div") else { continue };
+            element.set_class_name(&format!("chart-band {}", band.class));
+            let _ = element.set_attribute("data-label", &band.label);
+            let _ = element.set_attribute("data-open", if band.end.is_none() { "true" } else { "false" });
+            let _ = element.set_attribute("style", &format!("left: {left:.1}px; width: {:.1}px", right - left));
+            if let Ok(label) = document.create_element("span") {
+                label.set_class_name("chart-band-label");
+                label.set_text_content(Some(&band.label));
+                let _ = element.append_child(&label);
+            }
+            let _ = under.append_child(&element);
+        }
+    }
+
+    /// The hover's tooltip: the bands under the cursor.
+    fn describe_bands_at_cursor(plot: &JsValue, bands: &[Band]) {
+        let Ok(over) = get(plot, "over").dyn_into::<web_sys::HtmlElement>() else { return };
+        let left = get(&get(plot, "cursor"), "left").as_f64().unwrap_or(-1.0);
+        let value = (left >= 0.0)
+            .then(|| get(plot, "posToVal").dyn_into::<js_sys::Function>().ok())
+            .flatten()
+            .and_then(|position| position.call2(plot, &JsValue::from_f64(left), &JsValue::from_str("x")).ok())
+            .and_then(|value| value.as_f64());
+        let titles: Vec<&str> = value
+            .map(|value| {
+                bands
+                    .iter()
+                    .filter(|band| band.start <= value && band.end.is_none_or(|end| value <= end))
+                    .map(|band| band.title.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if titles.is_empty() {
+            let _ = over.remove_attribute("title");
+        } else {
+            let _ = over.set_attribute("title", &titles.join("\n"));
+        }
+    }
+
     pub fn draw(
         element: &web_sys::HtmlDivElement,
-        xs: &[f64],
-        columns: &[Vec<Option<f64>>],
-        names: &[String],
+        series: &Series<'_>,
         unit: &str,
         stacked: bool,
+        bands: Vec<Band>,
         zoom: impl Fn(f64, f64) + 'static,
     ) {
+        let Series { xs, columns, names, threshold } = *series;
         element.set_inner_html("");
         let data = js_sys::Array::new();
         data.push(&js_sys::Float64Array::from(xs).into());
@@ -342,6 +612,9 @@ mod uplot {
                 values.push(&value.map_or(JsValue::NULL, JsValue::from_f64));
             }
             data.push(&values);
+        }
+        if let Some(threshold) = threshold {
+            data.push(&js_sys::Float64Array::from(&vec![threshold.value; xs.len()][..]).into());
         }
         let width = element.client_width().max(200);
         let options = serde_json::json!({
@@ -353,8 +626,7 @@ mod uplot {
             "series": [{}],
         });
         let Ok(options) = js_sys::JSON::parse(&options.to_string()) else { return };
-        let series = js_sys::Reflect::get(&options, &JsValue::from_str("series")).unwrap_or(JsValue::UNDEFINED);
-        let series: js_sys::Array = series.unchecked_into();
+        let series: js_sys::Array = get(&options, "series").unchecked_into();
         let unit_for_values = unit.to_owned();
         let format = Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(move |_plot: JsValue, value: JsValue| {
             value.as_f64().map_or(JsValue::from_str("—"), |value| {
@@ -374,6 +646,17 @@ mod uplot {
             }
             series.push(&entry);
         }
+        if let Some(threshold) = threshold {
+            let entry = js_sys::Object::new();
+            set(&entry, "label", &JsValue::from_str(&threshold.label));
+            set(&entry, "class", &JsValue::from_str("threshold"));
+            set(&entry, "stroke", &JsValue::from_str(THRESHOLD_COLOR));
+            set(&entry, "width", &JsValue::from_f64(1.5));
+            let dash = js_sys::Array::of2(&JsValue::from_f64(6.0), &JsValue::from_f64(4.0));
+            set(&entry, "dash", &dash);
+            set(&entry, "value", format.as_ref());
+            series.push(&entry);
+        }
         format.forget();
         let unit_for_axis = unit.to_owned();
         let ticks = Closure::<dyn Fn(JsValue, JsValue) -> JsValue>::new(move |_plot: JsValue, splits: JsValue| {
@@ -388,16 +671,11 @@ mod uplot {
                 .collect::<js_sys::Array>()
                 .into()
         });
-        if let Ok(axes) = js_sys::Reflect::get(&options, &JsValue::from_str("axes")) {
-            let axes: js_sys::Array = axes.unchecked_into();
-            set(&axes.get(1), "values", ticks.as_ref());
-        }
+        let axes: js_sys::Array = get(&options, "axes").unchecked_into();
+        set(&axes.get(1), "values", ticks.as_ref());
         ticks.forget();
         // Dragging selects a span of the x axis: it becomes the page's range.
         let select = Closure::<dyn Fn(JsValue)>::new(move |plot: JsValue| {
-            let get = |target: &JsValue, key: &str| {
-                js_sys::Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-            };
             let selection = get(&plot, "select");
             let (left, width) =
                 (get(&selection, "left").as_f64().unwrap_or(0.0), get(&selection, "width").as_f64().unwrap_or(0.0));
@@ -420,8 +698,18 @@ mod uplot {
         let handlers = js_sys::Array::new();
         handlers.push(select.as_ref());
         set(&hooks, "setSelect", &handlers);
-        set(&options, "hooks", &hooks);
         select.forget();
+        if !bands.is_empty() {
+            let bands = Rc::new(bands);
+            let placed = Rc::clone(&bands);
+            let place = Closure::<dyn Fn(JsValue)>::new(move |plot: JsValue| place_bands(&plot, &placed));
+            set(&hooks, "draw", &js_sys::Array::of1(place.as_ref()));
+            place.forget();
+            let hover = Closure::<dyn Fn(JsValue)>::new(move |plot: JsValue| describe_bands_at_cursor(&plot, &bands));
+            set(&hooks, "setCursor", &js_sys::Array::of1(hover.as_ref()));
+            hover.forget();
+        }
+        set(&options, "hooks", &hooks);
         let _chart = UPlot::new(&options, &data, element);
     }
 }
@@ -446,6 +734,52 @@ mod tests {
         assert_eq!(lines, [vec![Some(1.0), Some(2.0), None], vec![None, Some(5.0), None]]);
         let (_, stacked) = chart_data(&result, true);
         assert_eq!(stacked[1], [None, Some(7.0), None]);
+    }
+
+    fn annotation(fingerprint: &str, name: &str, start: i64, end: Option<i64>) -> AlertAnnotation {
+        let at = |seconds: i64| Timestamp::from_unix_nanos(seconds * 1_000_000_000).unwrap();
+        AlertAnnotation {
+            fingerprint: fingerprint.to_owned(),
+            labels: [("alertname".to_owned(), name.to_owned())].into(),
+            start: at(start),
+            end: end.map(at),
+        }
+    }
+
+    #[test]
+    fn alerts_of_one_name_merge_into_one_band_where_they_overlap() {
+        let bands = alert_bands(&[
+            annotation("a", "DiskFull", 100, Some(200)),
+            annotation("b", "DiskFull", 150, Some(300)),
+            annotation("a", "DiskFull", 400, Some(500)),
+            annotation("c", "Latency", 120, None),
+            annotation("d", "Latency", 600, Some(700)),
+        ]);
+        let shown: Vec<(&str, f64, Option<f64>, &str)> =
+            bands.iter().map(|band| (band.label.as_str(), band.start, band.end, band.title.as_str())).collect();
+        assert_eq!(
+            shown,
+            [
+                ("DiskFull", 100.0, Some(300.0), "DiskFull fired (2 alerts)"),
+                ("DiskFull", 400.0, Some(500.0), "DiskFull fired"),
+                // Still firing: open to the right, and it swallows what starts later.
+                ("Latency", 120.0, None, "Latency firing (2 alerts)"),
+            ]
+        );
+        assert!(bands.iter().all(|band| band.class == "alert-band"));
+    }
+
+    #[test]
+    fn chart_ranges_resolve_as_the_range_queries_do() {
+        let now = 1_700_000_000 * 1_000_000_000;
+        let (start, end) = absolute_range("15m", "", "", now).unwrap();
+        assert_eq!((start.as_str(), end.as_str()), ("2023-11-14T21:58:20Z", "2023-11-14T22:13:20Z"));
+        let (start, end) = absolute_range("1h", "2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z", now).unwrap();
+        assert_eq!((start.as_str(), end.as_str()), ("2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z"));
+        let (start, _) = absolute_range("1h", "", "2024-01-01T11:00:00Z", now).unwrap();
+        assert_eq!(start, "2024-01-01T10:00:00Z");
+        assert_eq!(absolute_range("soon", "", "", now), None);
+        assert_eq!(absolute_range("1h", "yesterday", "", now), None);
     }
 
     #[test]
