@@ -318,7 +318,11 @@ async fn a_promql_rule_goes_pending_firing_acknowledged_resolved_with_one_notifi
     let detail = detail(&app, &pending.fingerprint).await;
     // The links lead to the rule's metric chart and to the service's logs over the alert's time.
     let metrics = detail.links.metrics.as_deref().expect("a PromQL rule links its chart");
-    assert!(metrics.starts_with("/explore?q=checkout_errors&start="), "{metrics}");
+    let metrics = reqwest::Url::parse(&format!("http://vigil{metrics}")).unwrap();
+    assert_eq!(metrics.path(), "/explore");
+    let chart_query: Vec<(String, String)> = metrics.query_pairs().into_owned().collect();
+    assert_eq!(chart_query[0], ("q".to_owned(), "checkout_errors".to_owned()));
+    assert_eq!(chart_query[1].0, "start");
     let logs = reqwest::Url::parse(&format!("http://vigil{}", detail.links.logs)).unwrap();
     assert_eq!(logs.path(), "/logs");
     let logs_query: Vec<(String, String)> = logs.query_pairs().into_owned().collect();

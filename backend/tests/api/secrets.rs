@@ -166,7 +166,8 @@ async fn integration_secrets_open_only_with_the_configured_key() {
     let admin = app.admin_session().await;
     let created: Value = app
         .with_session(Method::POST, paths::INTEGRATIONS, &admin)
-        .json(&json!({"name": "smtp", "kind": "smtp", "settings": {"host": "mail"}, "secrets": {"password": "p@ss-w0rd"}}))
+        .json(&json!({"name": "smtp", "kind": "smtp", "settings": {"host": "mail", "from": "vigil@example.com", "to": "ops@example.com"},
+                      "secrets": {"username": "vigil", "password": "p@ss-w0rd"}}))
         .send()
         .await
         .unwrap()
