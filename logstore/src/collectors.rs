@@ -1,58 +1,14 @@
-//! Tantivy collectors of the log store: records ordered by time, counts per time bucket and
-//! level, and the most frequent values of the exact fields. They read fast fields only.
+//! Tantivy collectors of the log store: counts per time bucket and level, and the most
+//! frequent values of the exact fields. They read fast fields only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use tantivy::collector::sort_key::NaturalComparator;
-use tantivy::collector::{Collector, SegmentCollector, SegmentSortKeyComputer, SortKeyComputer};
+use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{ColumnValues, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::schema::{LEVEL, SEQUENCE, TIMESTAMP};
-
-/// Orders records by (timestamp, sequence), newest first or oldest first, as the score of
-/// `TopDocs::order_by`.
-pub struct ByTime {
-    pub newest_first: bool,
-}
-
-pub struct ByTimeSegment {
-    timestamps: Arc<dyn ColumnValues<i64>>,
-    sequences: Arc<dyn ColumnValues<u64>>,
-    newest_first: bool,
-}
-
-impl SortKeyComputer for ByTime {
-    type SortKey = (i64, u64);
-    type Child = ByTimeSegment;
-    type Comparator = NaturalComparator;
-
-    fn segment_sort_key_computer(&self, segment_reader: &SegmentReader) -> tantivy::Result<ByTimeSegment> {
-        let fast_fields = segment_reader.fast_fields();
-        Ok(ByTimeSegment {
-            timestamps: fast_fields.i64(TIMESTAMP)?.first_or_default_col(0),
-            sequences: fast_fields.u64(SEQUENCE)?.first_or_default_col(0),
-            newest_first: self.newest_first,
-        })
-    }
-}
-
-impl SegmentSortKeyComputer for ByTimeSegment {
-    type SortKey = (i64, u64);
-    type SegmentSortKey = (i64, u64);
-    type SegmentComparator = NaturalComparator;
-
-    fn segment_sort_key(&mut self, doc: DocId, _score: Score) -> (i64, u64) {
-        let (timestamp, sequence) = (self.timestamps.get_val(doc), self.sequences.get_val(doc));
-        // The collector keeps the highest keys: invert the key for oldest first.
-        if self.newest_first { (timestamp, sequence) } else { (-timestamp, u64::MAX - sequence) }
-    }
-
-    fn convert_segment_sort_key(&self, key: (i64, u64)) -> (i64, u64) {
-        key
-    }
-}
+use super::schema::{LEVEL, TIMESTAMP};
 
 /// Counts matching records per bucket of `interval` nanoseconds from `start`, per level.
 pub struct HistogramCollector {

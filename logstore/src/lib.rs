@@ -9,6 +9,7 @@
 
 mod collectors;
 mod histogram;
+mod newest;
 mod partition;
 mod query;
 mod schema;

@@ -9,14 +9,14 @@ use std::thread::JoinHandle;
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query};
-use tantivy::{DocAddress, Index, Order, Searcher, TantivyDocument};
+use tantivy::{Index, Order, TantivyDocument};
 use tokio::sync::{oneshot, watch};
 use vigil_proto::{
     Commit, FieldValue, FieldValues, HistogramBucket, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord,
     RecordId, Timestamp,
 };
 
-use super::collectors::{ByTime, HistogramCollector, TermCounts};
+use super::collectors::{HistogramCollector, TermCounts};
 use super::partition::{Partition, PartitionKey, Partitions, Retention};
 use super::schema::{self, LogFields};
 use super::wal::{Encoded, Wal};
@@ -135,26 +135,7 @@ fn search_error(error: tantivy::TantivyError) -> LogStoreError {
     }
 }
 
-/// Up to `limit` records matching `query` in one partition, in time order, and the count.
-fn top_by_time(
-    searcher: &Searcher,
-    fields: &LogFields,
-    query: &dyn Query,
-    limit: usize,
-    newest_first: bool,
-) -> tantivy::Result<(Vec<LogHit>, usize)> {
-    let collector = (TopDocs::with_limit(limit.max(1)).order_by(ByTime { newest_first }), Count);
-    let (top, total) = searcher.search(query, &collector)?;
-    let hits = top
-        .into_iter()
-        .map(|(_, address): ((i64, u64), DocAddress)| {
-            searcher.doc::<TantivyDocument>(address).map(|document| fields.hit(&document))
-        })
-        .collect::<tantivy::Result<Vec<_>>>()?;
-    Ok((hits, total))
-}
-
-/// The same, over several partitions: their answers merged.
+/// Up to `limit` records matching `query` in `partitions`, in time order, and the count.
 fn top_by_time_in(
     partitions: &[(PartitionKey, Partition)],
     fields: &LogFields,
@@ -162,17 +143,9 @@ fn top_by_time_in(
     limit: usize,
     newest_first: bool,
 ) -> tantivy::Result<(Vec<LogHit>, usize)> {
-    let mut hits = Vec::new();
-    let mut total = 0;
-    for (_, partition) in partitions {
-        let (partition_hits, partition_total) =
-            top_by_time(&partition.searcher()?, fields, query, limit, newest_first)?;
-        hits.extend(partition_hits);
-        total += partition_total;
-    }
-    hits.sort_by(|left, right| if newest_first { right.id.cmp(&left.id) } else { left.id.cmp(&right.id) });
-    hits.truncate(limit);
-    Ok((hits, total))
+    let searchers =
+        partitions.iter().map(|(_, partition)| partition.searcher()).collect::<tantivy::Result<Vec<_>>>()?;
+    super::newest::top_by_time(&searchers, fields, query, limit, newest_first)
 }
 
 #[async_trait::async_trait]

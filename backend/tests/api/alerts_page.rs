@@ -706,6 +706,9 @@ async fn charts_draw_bands_where_alerts_fired_on_the_explorer_and_on_a_dashboard
     in_state(&app, "Blip", AlertState::Resolved).await;
     create_rule_labelled(&app, &deployer, "PaymentsSlow", "vector(1)", json!({"service": "payments"})).await;
     firing(&app, "PaymentsSlow").await;
+    // On a chart of 15 minutes a second is about a pixel: Blip's end must be a few seconds
+    // old to stop visibly short of the right edge.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
 
     let browser = Browser::start().await;
     browser.goto_signed_in(&app.url("/explore?q=vector(1)&range=15m"), "dora", "dora has a long password").await;
