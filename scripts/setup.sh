@@ -14,7 +14,7 @@ fi
 
 packages=(prometheus)
 if [ "$profile" = test ]; then
-  packages+=(chromium chromium-driver postgresql prometheus-alertmanager python3-aiosmtpd)
+  packages+=(chromium chromium-driver postgresql prometheus-alertmanager python3-aiosmtpd buildbot buildbot-worker webhook)
 fi
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 

@@ -48,6 +48,13 @@ pub enum Action {
     NotificationTest,
     SilenceSave,
     SilenceExpire,
+    ServiceCreate,
+    ServiceUpdate,
+    RolloutStart,
+    RolloutApprove,
+    RolloutAbort,
+    RolloutRollback,
+    RolloutCallback,
 }
 
 impl Action {
@@ -75,6 +82,13 @@ impl Action {
             Self::NotificationTest => "notification.test",
             Self::SilenceSave => "silence.save",
             Self::SilenceExpire => "silence.expire",
+            Self::ServiceCreate => "service.create",
+            Self::ServiceUpdate => "service.update",
+            Self::RolloutStart => "rollout.start",
+            Self::RolloutApprove => "rollout.approve",
+            Self::RolloutAbort => "rollout.abort",
+            Self::RolloutRollback => "rollout.rollback",
+            Self::RolloutCallback => "rollout.callback",
         }
     }
 }

@@ -51,6 +51,7 @@ pub struct RawConfig {
     pub secrets: RawSecrets,
     pub metrics: MetricsConfig,
     pub alerts: AlertsConfig,
+    pub rollouts: RolloutsConfig,
     /// The services Vigil knows of (`[[services]]`).
     pub services: Vec<ServiceConfig>,
     pub telemetry: RawTelemetry,
@@ -323,6 +324,36 @@ impl Default for AlertsConfig {
     }
 }
 
+/// The rollout runner (section `[rollouts]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutsConfig {
+    /// Whether this node takes part in running rollouts (one node at a time does, holding a
+    /// lease in the database).
+    pub run: bool,
+    /// Vigil's address as CI systems reach it, for the callback URL of the generic webhook;
+    /// the address the server listens on when empty.
+    pub external_url: String,
+    /// How often the rollouts in progress are moved on (runs polled, gates due evaluated).
+    pub tick_millis: u64,
+    /// How long the runner's lease lasts without renewal (another node takes over after).
+    pub lease_seconds: u64,
+    /// Rollouts moved on at once.
+    pub max_concurrent_rollouts: usize,
+}
+
+impl Default for RolloutsConfig {
+    fn default() -> Self {
+        Self {
+            run: true,
+            external_url: String::new(),
+            tick_millis: 500,
+            lease_seconds: 15,
+            max_concurrent_rollouts: 16,
+        }
+    }
+}
+
 /// Prometheus, where samples go and PromQL is answered (section `[metrics]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -559,6 +590,7 @@ pub struct Config {
     pub secrets_key: SecretsKey,
     pub metrics: MetricsConfig,
     pub alerts: AlertsConfig,
+    pub rollouts: RolloutsConfig,
     pub services: Vec<ServiceConfig>,
     pub telemetry_filter: String,
     pub telemetry_format: LogFormat,
@@ -735,6 +767,20 @@ impl RawConfig {
             alerts.external_url = format!("{scheme}://{listen}");
         }
         alerts.external_url = alerts.external_url.trim_end_matches('/').to_owned();
+        let mut rollouts = self.rollouts;
+        if rollouts.tick_millis == 0 || rollouts.lease_seconds == 0 || rollouts.max_concurrent_rollouts == 0 {
+            return invalid(
+                "rollouts.tick_millis, lease_seconds and max_concurrent_rollouts must be greater than 0".to_owned(),
+            );
+        }
+        rollouts.external_url = rollouts.external_url.trim_end_matches('/').to_owned();
+        let url = &rollouts.external_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return invalid(format!(
+                "rollouts.external_url {:?} must be an http:// or https:// URL",
+                rollouts.external_url
+            ));
+        }
         for (name, url) in [
             ("metrics.prometheus_url", Some(&metrics.prometheus_url)),
             ("metrics.remote_write_url", metrics.remote_write_url.as_ref()),
@@ -814,6 +860,7 @@ impl RawConfig {
             secrets_key,
             metrics,
             alerts,
+            rollouts,
             services: self.services,
             telemetry_filter: self.telemetry.filter,
             telemetry_format: self.telemetry.format,

@@ -315,6 +315,45 @@ impl From<crate::alerts::AlertError> for HttpError {
     }
 }
 
+impl From<crate::rollouts::provider::ProviderError> for HttpError {
+    fn from(error: crate::rollouts::provider::ProviderError) -> Self {
+        use crate::rollouts::provider::ProviderError;
+        match error {
+            ProviderError::Params(_) | ProviderError::UnknownKind(_) => {
+                Self::new(ErrorCode::InvalidParameter, error.to_string())
+            }
+            ProviderError::Unsupported(_) => Self::new(ErrorCode::Conflict, error.to_string()),
+            ProviderError::Refused { .. } | ProviderError::Answer { .. } | ProviderError::Request { .. } => {
+                Self::new(ErrorCode::Unavailable, error.to_string())
+            }
+        }
+    }
+}
+
+impl From<crate::rollouts::RolloutError> for HttpError {
+    fn from(error: crate::rollouts::RolloutError) -> Self {
+        use crate::rollouts::RolloutError;
+        match error {
+            RolloutError::Invalid(_) | RolloutError::UnknownIntegration(_) | RolloutError::BadCallback(_) => {
+                Self::new(ErrorCode::InvalidParameter, error.to_string())
+            }
+            RolloutError::NoService(_) | RolloutError::NoEnvironment { .. } | RolloutError::NoRollout(_) => {
+                Self::new(ErrorCode::NotFound, error.to_string())
+            }
+            RolloutError::Busy { .. }
+            | RolloutError::Frozen { .. }
+            | RolloutError::Transition(_)
+            | RolloutError::NoPreviousVersion { .. } => Self::new(ErrorCode::Conflict, error.to_string()),
+            RolloutError::OwnApproval(_) => Self::new(ErrorCode::Forbidden, error.to_string()),
+            RolloutError::BadSignature(_) => Self::new(ErrorCode::Unauthorized, error.to_string()),
+            RolloutError::Provider(error) => error.into(),
+            RolloutError::Integration(error) => error.into(),
+            RolloutError::Store(error) => error.into(),
+            RolloutError::Encoding(_) => Self::internal(&error),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use vigil_proto::{ApiError, ErrorCode};

@@ -17,6 +17,7 @@ pub(crate) mod http;
 pub mod ingest;
 pub mod integrations;
 pub(crate) mod prometheus;
+pub mod rollouts;
 pub(crate) mod routes;
 pub(crate) mod search;
 pub mod secrets;

@@ -44,6 +44,8 @@ pub enum BuildError {
     DataDir(String, #[source] std::io::Error),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("cannot seed the services")]
+    Services(#[from] crate::rollouts::RolloutError),
     #[error("cannot open the log store")]
     LogStore(#[from] vigil_logstore::LogStoreError),
     #[error("cannot load the secrets key")]
@@ -80,6 +82,8 @@ impl Application {
             ),
             None => None,
         };
+        let service_names: Vec<String> = config.services.iter().map(|service| service.name.clone()).collect();
+        crate::rollouts::seed(&database, &service_names).await?;
         let auth = Auth::new(database.clone(), config.auth.clone(), tls.is_some())?;
         if let Some(password) = auth.ensure_initial_admin().await? {
             // Printed once, on standard error and not through tracing, so that it reaches the
@@ -146,6 +150,13 @@ impl Application {
             .user_agent(concat!("Vigil/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(BuildError::MetricsHttp)?;
+        let provider_http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Vigil/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(BuildError::MetricsHttp)?;
         let config_logs = config.logs.clone();
         let ingest_budget = crate::ingest::budget::IngestBudget::new(
             config_logs.ingest_memory_bytes,
@@ -161,6 +172,7 @@ impl Application {
             remote_writer,
             prometheus,
             notify_http,
+            provider_http,
             metrics,
             shutdown: shutdown.clone(),
             tails: Arc::default(),
@@ -203,7 +215,13 @@ impl Application {
         tokio::spawn(tidy_sign_ins_periodically(state.clone()));
         let address = self.listener.local_addr()?;
         let holder = format!("{}:{}", hostname(), address.port());
-        let alerting = state.config.alerts.evaluate.then(|| tokio::spawn(run_alerting(state.clone(), holder)));
+        let alerting = state.config.alerts.evaluate.then(|| tokio::spawn(run_alerting(state.clone(), holder.clone())));
+        let callback_base = match state.config.rollouts.external_url.as_str() {
+            "" => format!("{}://{address}", if self.tls.is_some() { "https" } else { "http" }),
+            configured => configured.to_owned(),
+        };
+        let rolling =
+            state.config.rollouts.run.then(|| tokio::spawn(run_rollouts(state.clone(), holder, callback_base)));
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let served = match (self.tls, &state.config.tls) {
             (Some(tls), Some(files)) => {
@@ -239,6 +257,11 @@ impl Application {
             && let Err(error) = alerting.await
         {
             tracing::error!(error = %error, "the alert evaluator failed");
+        }
+        if let Some(rolling) = rolling
+            && let Err(error) = rolling.await
+        {
+            tracing::error!(error = %error, "the rollout runner failed");
         }
         state.log_store.close().await;
         state.auth.failures().flush(&state.database, true).await;
@@ -278,6 +301,21 @@ async fn run_alerting(state: Arc<AppState>, holder: String) {
         state.shutdown.clone(),
     );
     tokio::join!(evaluation, sending);
+}
+
+/// The rollout runner, until shutdown; its lease leaves it idle on every node but one.
+async fn run_rollouts(state: Arc<AppState>, holder: String, callback_base: String) {
+    use crate::rollouts::runner;
+    let parts = runner::Parts {
+        database: &state.database,
+        secrets: &state.secrets,
+        prometheus: &state.prometheus,
+        log_store: state.log_store.as_ref(),
+        http: &state.provider_http,
+        config: &state.config.rollouts,
+        callback_base: &callback_base,
+    };
+    runner::run(parts, &holder, state.shutdown.clone()).await;
 }
 
 fn hostname() -> String {
@@ -374,7 +412,7 @@ async fn tidy_sign_ins_periodically(state: Arc<AppState>) {
 fn api_routes() -> ApiRouter<Arc<AppState>> {
     use routes::{
         account, admin, agents, alertmanager, alerts, dashboards, elasticsearch, health, integrations, logs, loki,
-        metrics, otlp, sso,
+        metrics, otlp, rollouts, sso,
     };
     ApiRouter::new()
         .get(paths::HEALTHZ, Access::Public, health::healthz)
@@ -440,6 +478,21 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .post(paths::SILENCE_PREVIEW, Access::Read, alerts::preview_silence)
         .get(paths::SILENCE, Access::Read, alerts::silence)
         .delete(paths::SILENCE, Access::Deploy, alerts::expire_silence)
+        // rollouts: everyone reads them; deployers and administrators start, approve, abort
+        // and roll back; administrators edit services (their environments name credentials,
+        // approval rules and freeze windows, which deployers must not lift for themselves);
+        // a CI's callback is public and believed only when signed
+        .get(paths::SERVICES, Access::Read, rollouts::services)
+        .post(paths::SERVICES, Access::Admin, rollouts::create_service)
+        .get(paths::SERVICE, Access::Read, rollouts::service)
+        .put(paths::SERVICE, Access::Admin, rollouts::update_service)
+        .post(paths::SERVICE_ROLLBACK, Access::Deploy, rollouts::roll_back)
+        .get(paths::ROLLOUTS, Access::Read, rollouts::list)
+        .post(paths::ROLLOUTS, Access::Deploy, rollouts::start)
+        .get(paths::ROLLOUT, Access::Read, rollouts::detail)
+        .post(paths::ROLLOUT_APPROVE, Access::Deploy, rollouts::approve)
+        .post(paths::ROLLOUT_ABORT, Access::Deploy, rollouts::abort)
+        .post(paths::ROLLOUT_CALLBACK, Access::Public, rollouts::callback)
         // alerts from Prometheus and Alertmanager, and `amtool`
         .post(paths::ALERTMANAGER_WEBHOOK, Access::Ingest, alertmanager::alertmanager_webhook)
         .post(paths::AM_ALERTS, Access::Ingest, alertmanager::post_alerts)

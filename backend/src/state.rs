@@ -30,6 +30,9 @@ pub struct AppState {
     pub prometheus: Prometheus,
     /// Sends notifications (webhooks, Slack, PagerDuty, Alertmanager) and test notifications.
     pub notify_http: reqwest::Client,
+    /// Calls the rollouts' CI/CD providers; follows no redirect (a login's session cookie comes
+    /// with its redirect).
+    pub provider_http: reqwest::Client,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server stops; long-lived connections (live tails) end with it.
     pub shutdown: CancellationToken,

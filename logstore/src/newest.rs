@@ -73,7 +73,7 @@ impl Best {
     }
 
     fn into_sorted(mut self) -> Vec<Candidate> {
-        self.buffer.sort_unstable_by(|left, right| right.key.cmp(&left.key));
+        self.buffer.sort_unstable_by_key(|candidate| std::cmp::Reverse(candidate.key));
         self.buffer.truncate(self.limit);
         self.buffer
     }
@@ -111,7 +111,7 @@ pub fn top_by_time(
             segments.push(Segment { searcher: index, ordinal: ordinal as u32, reader, timestamps, best_possible });
         }
     }
-    segments.sort_unstable_by(|left, right| right.best_possible.cmp(&left.best_possible));
+    segments.sort_unstable_by_key(|segment| std::cmp::Reverse(segment.best_possible));
 
     let mut best = Best::new(limit);
     let mut total = 0usize;

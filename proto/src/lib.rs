@@ -21,6 +21,7 @@ mod logs;
 pub mod metrics;
 pub mod names;
 pub mod paths;
+pub mod rollouts;
 mod timestamp;
 
 pub use error::{ApiError, ErrorCode};

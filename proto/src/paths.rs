@@ -95,3 +95,13 @@ pub const AM_STATUS: &str = "/api/v2/status";
 pub const AM_RECEIVERS: &str = "/api/v2/receivers";
 pub const ALERT_RULES_PREVIEW: &str = "/api/v1/alerts/rules/preview";
 pub const ALERT_RULES_IMPORT: &str = "/api/v1/alerts/rules/import";
+/// Rollouts: services with their environments and gates, the rollouts, their approval, abort,
+/// the callback of an asynchronous CI, and the Rollback button of an environment.
+pub const SERVICES: &str = "/api/v1/services";
+pub const SERVICE: &str = "/api/v1/services/{name}";
+pub const SERVICE_ROLLBACK: &str = "/api/v1/services/{name}/environments/{environment}/rollback";
+pub const ROLLOUTS: &str = "/api/v1/rollouts";
+pub const ROLLOUT: &str = "/api/v1/rollouts/{id}";
+pub const ROLLOUT_APPROVE: &str = "/api/v1/rollouts/{id}/approve";
+pub const ROLLOUT_ABORT: &str = "/api/v1/rollouts/{id}/abort";
+pub const ROLLOUT_CALLBACK: &str = "/api/v1/rollouts/{id}/callback";

@@ -46,7 +46,7 @@ impl fmt::Display for Layer {
 fn layer_of(module: &str) -> Option<Layer> {
     Some(match module {
         "config" => Layer::Config,
-        "accounts" | "agents" | "alerts" | "audit" | "auth" | "dashboards" | "ingest" | "integrations"
+        "accounts" | "agents" | "alerts" | "audit" | "auth" | "dashboards" | "ingest" | "integrations" | "rollouts"
         | "prometheus" | "search" | "secrets" | "sessions" | "store" | "tail" | "telemetry" => Layer::Domain,
         "state" => Layer::State,
         "error" | "http" => Layer::Http,

@@ -330,7 +330,7 @@ fn rfc3339_now() -> String {
 
 /// HMAC-SHA256 (RFC 2104) over the concatenated parts. The `hmac` crate is not a dependency
 /// of the backend; the construction is a few lines over `sha2`.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     const BLOCK_BYTES: usize = 64;
     let mut block_key = [0u8; BLOCK_BYTES];
     if key.len() > BLOCK_BYTES {
@@ -349,7 +349,7 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-fn lowercase_hex(bytes: &[u8]) -> String {
+pub(crate) fn lowercase_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 

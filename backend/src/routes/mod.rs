@@ -15,6 +15,7 @@ pub mod logs;
 pub mod loki;
 pub mod metrics;
 pub mod otlp;
+pub mod rollouts;
 pub mod sso;
 
 use axum::body::{Body, Bytes};

@@ -8,6 +8,7 @@ mod alerts;
 mod audit;
 mod dashboards;
 mod integrations;
+mod rollouts;
 mod sessions;
 mod tokens;
 mod users;
@@ -19,6 +20,10 @@ pub use alerts::{
 pub use audit::{AuditFilter, AuditRow, NewAuditEvent};
 pub use dashboards::{DashboardRow, UpdateOutcome};
 pub use integrations::IntegrationRow;
+pub use rollouts::{
+    EnvironmentRow, GateRow, NewRollout, RolloutChange, RolloutEventRow, RolloutFilter, RolloutRow, ServiceRow,
+    TERMINAL_STATES, Versions,
+};
 pub use sessions::{NewSession, SessionRow};
 pub use tokens::{NewTokenRow, TokenRow};
 pub use users::{NewUserRow, UserRow};
@@ -69,10 +74,10 @@ macro_rules! migrations {
 fn migrator(dialect: Dialect) -> Migrator {
     let migrations = match dialect {
         Dialect::Sqlite => {
-            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups")
+            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups", 8 "0008_rollouts")
         }
         Dialect::Postgres => {
-            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups")
+            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups", 8 "0008_rollouts")
         }
     };
     Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }

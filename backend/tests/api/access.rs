@@ -101,7 +101,9 @@ impl Identities {
     }
 }
 
-#[tokio::test]
+// Two workers: the server runs on the test's runtime, and a request that stalled one of them
+// must not stop the clock that names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_exactly_the_callers_its_access_allows() {
     let app = spawn_app().await;
     let (_, policy) = router_with_policy(app.state.clone());
@@ -145,6 +147,7 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
             paths::AUTH_LOGOUT,
             paths::AUTH_OIDC_CALLBACK,
             paths::AUTH_OIDC_LOGIN,
+            paths::ROLLOUT_CALLBACK,
             paths::HEALTHZ,
             paths::LOGIN_PAGE,
             paths::METRICS,
@@ -152,7 +155,7 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
             paths::READYZ,
             "/ui/fn/public/sso",
         ],
-        "only health, metrics, sign-in and static files are public"
+        "only health, metrics, sign-in, static files and the signed rollout callback are public"
     );
 
     let identities = Identities::create(&app).await;
@@ -195,7 +198,10 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
             let location = response.headers().get("location").and_then(|value| value.to_str().ok()).unwrap_or("");
             let sent_to_login = status == 303 && location.starts_with("/login?next=");
             let denied = status == 401 || status == 403 || sent_to_login;
-            let body = response.text().await.unwrap_or_default();
+            let body = tokio::time::timeout(Duration::from_secs(30), response.text())
+                .await
+                .unwrap_or_else(|_| panic!("{} {path} for {who:?}: the body did not end within 30 s", route.method))
+                .unwrap_or_default();
             assert!(
                 !body.contains("no route for") && !body.contains("Page not found"),
                 "{} {path} is in the access table but not routed",

@@ -2,6 +2,8 @@
 //! Prometheus, Chromium), nothing mocked.
 
 mod browser;
+#[path = "../support/buildbot.rs"]
+mod buildbot;
 mod helpers;
 mod oidc_provider;
 mod postgres;
@@ -11,6 +13,8 @@ mod prometheus;
 mod server;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
+#[path = "../support/webhook_tool.rs"]
+mod webhook_tool;
 
 mod access;
 mod agent;
@@ -30,6 +34,7 @@ mod metrics;
 mod otlp;
 mod pages;
 mod restart;
+mod rollouts;
 mod search;
 mod secrets;
 mod sessions;

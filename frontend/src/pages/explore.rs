@@ -552,9 +552,10 @@ mod uplot {
             if right < 0.0 || left > width {
                 continue;
             }
-            let left = left.clamp(0.0, width);
-            // An instant still shows.
-            let right = right.clamp(0.0, width).max(left + 2.0);
+            // An instant still shows, two pixels wide, inside the plot (one at its right edge
+            // too).
+            let right = right.clamp(0.0, width).max(left.clamp(0.0, width) + 2.0).min(width.max(2.0));
+            let left = left.clamp(0.0, width).min(right - 2.0).max(0.0);
             let Ok(element) = document.create_element("div") else { continue };
             element.set_class_name(&format!("chart-band {}", band.class));
             let _ = element.set_attribute("data-label", &band.label);

@@ -1,0 +1,329 @@
+//! Rollouts: services with their environments (a rollout target each: a CI/CD provider with
+//! parameters, an approval rule, freeze windows) and health gates, the rollouts that deploy a
+//! version or roll one back, and the timeline of each.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+use crate::alerts::Comparator;
+
+/// A service as written by its editors: everything but the versions, which only rollouts move
+/// (an environment's `current_version` is taken when the environment is created).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceWrite {
+    pub name: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub environments: Vec<EnvironmentWrite>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentWrite {
+    pub name: String,
+    pub provider: ProviderSpec,
+    /// A second person must approve each rollout.
+    #[serde(default)]
+    pub approval_required: bool,
+    #[serde(default)]
+    pub freeze_windows: Vec<FreezeWindow>,
+    #[serde(default)]
+    pub gates: Vec<GateSpec>,
+    /// The version running when the environment is first described (ignored afterwards).
+    #[serde(default)]
+    pub current_version: Option<String>,
+}
+
+/// Which CI/CD system deploys, how, and with which credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    /// `buildbot` or `webhook`.
+    pub kind: String,
+    /// The provider's parameters (see each provider).
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// The integration (by name) whose sealed secrets the provider uses.
+    #[serde(default)]
+    pub integration: Option<String>,
+}
+
+/// A span of time in which deploys are refused (rollbacks are not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeWindow {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateKind {
+    /// A PromQL query whose value is compared with the threshold.
+    Promql,
+    /// A log query: matching lines per minute over the window.
+    Log,
+}
+
+impl GateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Promql => "promql",
+            Self::Log => "log",
+        }
+    }
+}
+
+/// A health gate: healthy while `value <comparator> threshold` holds, evaluated every
+/// `interval_seconds` for `window_seconds` after the provider's run succeeded; it fails after
+/// `failures_allowed + 1` consecutive failing evaluations. A dry-run gate is evaluated and
+/// recorded, never acted on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    pub name: String,
+    pub kind: GateKind,
+    pub query: String,
+    pub comparator: Comparator,
+    pub threshold: f64,
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u64,
+    #[serde(default = "default_window")]
+    pub window_seconds: u64,
+    #[serde(default)]
+    pub failures_allowed: u32,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn default_interval() -> u64 {
+    30
+}
+
+fn default_window() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub owner: String,
+    pub environments: Vec<Environment>,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub name: String,
+    pub current_version: Option<String>,
+    pub previous_good_version: Option<String>,
+    pub provider: ProviderSpec,
+    pub approval_required: bool,
+    pub freeze_windows: Vec<FreezeWindow>,
+    pub gates: Vec<GateSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    Requested,
+    AwaitingApproval,
+    Triggered,
+    Running,
+    Analysing,
+    Succeeded,
+    Failed,
+    RolledBack,
+    Aborted,
+}
+
+impl RolloutState {
+    pub const ALL: [Self; 9] = [
+        Self::Requested,
+        Self::AwaitingApproval,
+        Self::Triggered,
+        Self::Running,
+        Self::Analysing,
+        Self::Succeeded,
+        Self::Failed,
+        Self::RolledBack,
+        Self::Aborted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Triggered => "triggered",
+            Self::Running => "running",
+            Self::Analysing => "analysing",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+            Self::Aborted => "aborted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    /// Whether the rollout is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::RolledBack | Self::Aborted)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutKind {
+    Deploy,
+    Rollback,
+}
+
+impl RolloutKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Rollback => "rollback",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub id: i64,
+    pub service: String,
+    pub environment: String,
+    pub kind: RolloutKind,
+    pub version: String,
+    pub from_version: Option<String>,
+    pub state: RolloutState,
+    pub requested_by: String,
+    pub approved_by: Option<String>,
+    /// The provider's run, once triggered.
+    pub run_id: Option<String>,
+    pub run_url: Option<String>,
+    pub error: Option<String>,
+    /// For an automatic rollback: the rollout it undoes.
+    pub parent_id: Option<i64>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A line of a rollout's timeline: a state it entered, or an event (`gate`, `callback`,
+/// `approved`, `cancel`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutEvent {
+    pub at: Timestamp,
+    pub kind: String,
+    pub actor: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutDetail {
+    pub rollout: Rollout,
+    pub events: Vec<RolloutEvent>,
+}
+
+/// `POST /api/v1/rollouts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRequest {
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+}
+
+/// `GET /api/v1/rollouts?service=&environment=&state=&limit=&offset=`, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutQuery {
+    pub service: Option<String>,
+    pub environment: Option<String>,
+    pub state: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+impl RolloutQuery {
+    pub const DEFAULT_LIMIT: u32 = 50;
+    pub const MAX_LIMIT: u32 = 500;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutPage {
+    pub rollouts: Vec<Rollout>,
+    pub total: u64,
+}
+
+/// What a generic-webhook provider posts to its receiver (signed, see the backend's
+/// `rollouts::webhook`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployWebhookBody {
+    pub rollout_id: i64,
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    /// `deploy` or `rollback`.
+    pub kind: RolloutKind,
+    /// Where an asynchronous receiver posts the run's outcome.
+    pub callback_url: String,
+    /// When it was sent, Unix seconds (so that a receiver can refuse replays).
+    pub sent_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// What an asynchronous CI posts to `POST /api/v1/rollouts/{id}/callback`, signed like the
+/// webhook it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutCallback {
+    pub rollout_id: i64,
+    pub status: CallbackStatus,
+    #[serde(default)]
+    pub detail: String,
+    /// A link to the CI's run, if it has one.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_back_and_know_when_they_are_over() {
+        for state in RolloutState::ALL {
+            assert_eq!(RolloutState::parse(state.as_str()), Some(state));
+            let wire = serde_json::to_value(state).unwrap();
+            assert_eq!(wire, state.as_str());
+        }
+        assert!(RolloutState::RolledBack.is_terminal() && !RolloutState::Analysing.is_terminal());
+    }
+
+    #[test]
+    fn a_gate_takes_its_defaults() {
+        let gate: GateSpec = serde_json::from_value(serde_json::json!({
+            "name": "errors", "kind": "log", "query": "level:error", "comparator": "<", "threshold": 5
+        }))
+        .unwrap();
+        assert_eq!(
+            (gate.interval_seconds, gate.window_seconds, gate.failures_allowed, gate.dry_run),
+            (30, 300, 0, false)
+        );
+    }
+}
