@@ -48,7 +48,13 @@ pub async fn preview(
             let step = result.step_seconds.unwrap_or(60.0);
             (result.series, step)
         }
-        RuleKind::Logs => (log_history(log_store, spec, start, end).await?, spec.window_seconds as f64),
+        RuleKind::Logs => {
+            // Windows at multiples of their width (as Prometheus aligns a range query's steps),
+            // so that the same lines fall in the same window whenever the preview is asked for.
+            let window = spec.window_seconds.max(1) as f64;
+            let aligned = (start / window).floor() * window;
+            (log_history(log_store, spec, aligned, end).await?, window)
+        }
     };
     let spans = series.iter().flat_map(|series| spans(spec, series, step)).collect();
     Ok(RulePreview {
