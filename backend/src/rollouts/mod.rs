@@ -198,6 +198,7 @@ pub async fn get_service(database: &Database, name: &str) -> Result<Service, Rol
 pub async fn save_service(
     database: &Database,
     log_store: &dyn LogStore,
+    http: &reqwest::Client,
     actor: &Actor,
     existing: Option<&str>,
     write: &ServiceWrite,
@@ -205,7 +206,7 @@ pub async fn save_service(
     if let Some(name) = existing.filter(|name| *name != write.name) {
         return Err(RolloutError::Invalid(format!("name {:?} differs from the service's, {name:?}", write.name)));
     }
-    let environments = check_service(database, log_store, write).await?;
+    let environments = check_service(database, log_store, http, write).await?;
     let row = ServiceRow {
         name: write.name.clone(),
         owner: write.owner.clone(),
@@ -228,6 +229,7 @@ pub async fn save_service(
 async fn check_service(
     database: &Database,
     log_store: &dyn LogStore,
+    http: &reqwest::Client,
     write: &ServiceWrite,
 ) -> Result<Vec<(EnvironmentRow, Vec<GateRow>)>, RolloutError> {
     let invalid = |message: String| Err(RolloutError::Invalid(message));
@@ -246,7 +248,7 @@ async fn check_service(
         if !names.insert(environment.name.as_str()) {
             return invalid(format!("environment {:?} is listed twice", environment.name));
         }
-        rows.push(check_environment(database, log_store, &write.name, environment).await?);
+        rows.push(check_environment(database, log_store, http, &write.name, environment).await?);
     }
     Ok(rows)
 }
@@ -254,6 +256,7 @@ async fn check_service(
 async fn check_environment(
     database: &Database,
     log_store: &dyn LogStore,
+    http: &reqwest::Client,
     service: &str,
     write: &EnvironmentWrite,
 ) -> Result<(EnvironmentRow, Vec<GateRow>), RolloutError> {
@@ -266,7 +269,7 @@ async fn check_environment(
         check_version(version).map_err(|error| RolloutError::Invalid(format!("environments.{name}: {error}")))?;
     }
     // The parameters are checked by building the provider (without its credential).
-    if let Err(error) = provider::build(&write.provider.kind, &write.provider.params, None, &reqwest::Client::new()) {
+    if let Err(error) = provider::build(&write.provider.kind, &write.provider.params, None, http) {
         return invalid(error.to_string());
     }
     let integration_id = match &write.provider.integration {

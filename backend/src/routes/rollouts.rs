@@ -44,7 +44,9 @@ pub async fn create_service(
 ) -> Result<(StatusCode, Json<Service>), HttpError> {
     let write: ServiceWrite = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "service")?;
     let actor = client.actor(Some(&caller));
-    let created = rollouts::save_service(&state.database, state.log_store.as_ref(), &actor, None, &write).await?;
+    let created =
+        rollouts::save_service(&state.database, state.log_store.as_ref(), &state.provider_http, &actor, None, &write)
+            .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -58,7 +60,17 @@ pub async fn update_service(
 ) -> Result<Json<Service>, HttpError> {
     let write: ServiceWrite = json_body(&bounded_body(body, MAX_BODY_BYTES).await?, "service")?;
     let actor = client.actor(Some(&caller));
-    Ok(Json(rollouts::save_service(&state.database, state.log_store.as_ref(), &actor, Some(&name), &write).await?))
+    Ok(Json(
+        rollouts::save_service(
+            &state.database,
+            state.log_store.as_ref(),
+            &state.provider_http,
+            &actor,
+            Some(&name),
+            &write,
+        )
+        .await?,
+    ))
 }
 
 /// `POST /api/v1/rollouts` with `{service, environment, version}`.
