@@ -348,6 +348,7 @@ impl From<crate::rollouts::RolloutError> for HttpError {
             RolloutError::BadSignature(_) => Self::new(ErrorCode::Unauthorized, error.to_string()),
             RolloutError::Provider(error) => error.into(),
             RolloutError::Integration(error) => error.into(),
+            RolloutError::Alerts(error) => error.into(),
             RolloutError::Store(error) => error.into(),
             RolloutError::Encoding(_) => Self::internal(&error),
         }

@@ -489,6 +489,7 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .post(paths::SERVICE_ROLLBACK, Access::Deploy, rollouts::roll_back)
         .get(paths::ROLLOUTS, Access::Read, rollouts::list)
         .post(paths::ROLLOUTS, Access::Deploy, rollouts::start)
+        .get(paths::DEPLOY_ANNOTATIONS, Access::Read, rollouts::annotations)
         .get(paths::ROLLOUT, Access::Read, rollouts::detail)
         .post(paths::ROLLOUT_APPROVE, Access::Deploy, rollouts::approve)
         .post(paths::ROLLOUT_ABORT, Access::Deploy, rollouts::abort)

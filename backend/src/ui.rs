@@ -17,6 +17,9 @@ use vigil_proto::dashboards::{
     Dashboard, DashboardExport, DashboardSpec, DashboardSummary, DashboardUpdate, NewDashboard, ServiceHealth,
 };
 use vigil_proto::metrics::QueryResult;
+use vigil_proto::rollouts::{
+    DeployAnnotation, DeployAnnotationQuery, Rollout, RolloutDetail, RolloutPage, RolloutQuery, RolloutRequest, Service,
+};
 use vigil_proto::{
     ApiError, ContextQuery, ErrorCode, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery, Timestamp,
 };
@@ -26,6 +29,7 @@ use crate::alerts;
 use crate::auth::{Access, Caller, ClientInfo};
 use crate::dashboards::builtin;
 use crate::error::HttpError;
+use crate::rollouts::{self, Requester};
 use crate::search;
 use crate::state::AppState;
 
@@ -57,6 +61,12 @@ fn caller_with(request: &Parts, access: Access) -> Result<(&Caller, ClientInfo),
     } else {
         Err(ApiError::new(ErrorCode::Forbidden, format!("this needs {} access", access.as_str())))
     }
+}
+
+/// Who acts in a rollout: the caller, if they may deploy.
+fn deployer(request: &Parts) -> Result<Requester, ApiError> {
+    let (caller, client) = caller_with(request, Access::Deploy)?;
+    Ok(Requester { actor: client.actor(Some(caller)), key: caller.key() })
 }
 
 /// A domain's error as the wire's, through the one mapping to HTTP.
@@ -341,5 +351,43 @@ impl UiServices for BackendServices {
 
     async fn alert_annotations(&self, query: AnnotationQuery) -> Result<Vec<AlertAnnotation>, ApiError> {
         alerts::annotations(&self.state.database, &query).await.map_err(domain)
+    }
+
+    async fn services(&self) -> Result<Vec<Service>, ApiError> {
+        rollouts::list_services(&self.state.database).await.map_err(domain)
+    }
+
+    async fn service(&self, name: String) -> Result<Service, ApiError> {
+        rollouts::get_service(&self.state.database, &name).await.map_err(domain)
+    }
+
+    async fn rollouts(&self, query: RolloutQuery) -> Result<RolloutPage, ApiError> {
+        rollouts::list(&self.state.database, &query).await.map_err(domain)
+    }
+
+    async fn rollout(&self, id: i64) -> Result<RolloutDetail, ApiError> {
+        rollouts::detail(&self.state.database, id).await.map_err(domain)
+    }
+
+    async fn start_rollout(&self, request: &Parts, rollout: RolloutRequest) -> Result<Rollout, ApiError> {
+        rollouts::start(&self.state.database, &deployer(request)?, &rollout).await.map_err(domain)
+    }
+
+    async fn approve_rollout(&self, request: &Parts, id: i64) -> Result<Rollout, ApiError> {
+        rollouts::approve(&self.state.database, &deployer(request)?, id).await.map_err(domain)
+    }
+
+    async fn abort_rollout(&self, request: &Parts, id: i64) -> Result<Rollout, ApiError> {
+        let requester = deployer(request)?;
+        let state = &self.state;
+        rollouts::abort(&state.database, &state.secrets, &state.provider_http, &requester, id).await.map_err(domain)
+    }
+
+    async fn roll_back(&self, request: &Parts, service: String, environment: String) -> Result<Rollout, ApiError> {
+        rollouts::roll_back(&self.state.database, &deployer(request)?, &service, &environment).await.map_err(domain)
+    }
+
+    async fn deploy_annotations(&self, query: DeployAnnotationQuery) -> Result<Vec<DeployAnnotation>, ApiError> {
+        rollouts::annotations(&self.state.database, &query).await.map_err(domain)
     }
 }

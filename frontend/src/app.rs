@@ -10,7 +10,7 @@ use crate::accounts::current_session;
 use crate::alerts::unacknowledged_firing_count;
 use crate::pages::{
     AccountPage, AgentsPage, AlertRulePage, AlertsPage, DashboardEditPage, DashboardPage, DashboardsPage, LoginPage,
-    LogsPage, MetricsPage, NotBuiltYet, OverviewPage, SettingsPage, SilencesPage,
+    LogsPage, MetricsPage, OverviewPage, RolloutPage, RolloutsPage, ServicePage, SettingsPage, SilencesPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -69,7 +69,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("alerts/rules/:id") view=AlertRulePage/>
                     // Where notifications link an alert.
                     <Route path=path!("alerts/:fingerprint") view=AlertsPage/>
-                    <Route path=path!("rollouts") view=|| view! { <NotBuiltYet title="Rollouts"/> }/>
+                    <Route path=path!("rollouts") view=RolloutsPage/>
+                    <Route path=path!("rollouts/:id") view=RolloutPage/>
+                    <Route path=path!("services/:name") view=ServicePage/>
                     <Route path=path!("agents") view=AgentsPage/>
                     <Route path=path!("settings") view=SettingsPage/>
                     <Route path=path!("account") view=AccountPage/>

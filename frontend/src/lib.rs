@@ -16,6 +16,7 @@ pub mod logs;
 pub mod metrics;
 mod pages;
 pub mod promql;
+pub mod rollouts;
 #[cfg(feature = "ssr")]
 pub mod services;
 

@@ -9,6 +9,7 @@ mod dashboards;
 mod explore;
 mod logs;
 mod overview;
+mod rollouts;
 mod silences;
 
 pub use accounts::{AccountPage, LoginPage, SettingsPage};
@@ -20,18 +21,10 @@ pub use dashboards::{DashboardPage, DashboardsPage};
 pub use explore::MetricsPage;
 pub use logs::LogsPage;
 pub use overview::OverviewPage;
+pub use rollouts::{RolloutPage, RolloutsPage, ServicePage};
 pub use silences::SilencesPage;
 
 use leptos::prelude::*;
-
-/// A page whose capability has not been built yet.
-#[component]
-pub fn NotBuiltYet(title: &'static str) -> impl IntoView {
-    view! {
-        <h1>{title}</h1>
-        <p class="placeholder">"Not built yet."</p>
-    }
-}
 
 /// `42 s ago`, `3 min ago`, `2 h ago`, from seconds.
 pub(crate) fn ago(seconds: i64) -> String {

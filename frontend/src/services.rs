@@ -21,6 +21,9 @@ use vigil_proto::auth::{
 };
 use vigil_proto::dashboards::{DashboardSpec, DashboardSummary, ServiceHealth};
 use vigil_proto::metrics::QueryResult;
+use vigil_proto::rollouts::{
+    DeployAnnotation, DeployAnnotationQuery, Rollout, RolloutDetail, RolloutPage, RolloutQuery, RolloutRequest, Service,
+};
 use vigil_proto::{ApiError, ContextQuery, HistogramQuery, LogContext, LogHistogram, LogPage, LogQuery};
 
 #[async_trait::async_trait]
@@ -120,6 +123,23 @@ pub trait UiServices: Send + Sync + 'static {
     async fn expire_silence(&self, request: &Parts, id: String) -> Result<(), ApiError>;
     /// When alerts fired within a time range, for annotations on charts.
     async fn alert_annotations(&self, query: AnnotationQuery) -> Result<Vec<AlertAnnotation>, ApiError>;
+    /// Every service with its environments, versions and gates.
+    async fn services(&self) -> Result<Vec<Service>, ApiError>;
+    async fn service(&self, name: String) -> Result<Service, ApiError>;
+    /// A page of rollouts, newest first.
+    async fn rollouts(&self, query: RolloutQuery) -> Result<RolloutPage, ApiError>;
+    /// A rollout with its timeline, its gates' analysis and the alerts that fired meanwhile.
+    async fn rollout(&self, id: i64) -> Result<RolloutDetail, ApiError>;
+    /// Deploys a version as the caller (deployers and administrators).
+    async fn start_rollout(&self, request: &Parts, rollout: RolloutRequest) -> Result<Rollout, ApiError>;
+    /// Approves another person's rollout as the caller (deployers and administrators).
+    async fn approve_rollout(&self, request: &Parts, id: i64) -> Result<Rollout, ApiError>;
+    /// Aborts a rollout as the caller (deployers and administrators).
+    async fn abort_rollout(&self, request: &Parts, id: i64) -> Result<Rollout, ApiError>;
+    /// Rolls an environment back to its previous good version as the caller.
+    async fn roll_back(&self, request: &Parts, service: String, environment: String) -> Result<Rollout, ApiError>;
+    /// When rollouts ran within a time range, for annotations on charts.
+    async fn deploy_annotations(&self, query: DeployAnnotationQuery) -> Result<Vec<DeployAnnotation>, ApiError>;
 }
 
 /// The context value: a cloneable handle on the backend's services.

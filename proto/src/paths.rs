@@ -101,6 +101,8 @@ pub const SERVICES: &str = "/api/v1/services";
 pub const SERVICE: &str = "/api/v1/services/{name}";
 pub const SERVICE_ROLLBACK: &str = "/api/v1/services/{name}/environments/{environment}/rollback";
 pub const ROLLOUTS: &str = "/api/v1/rollouts";
+/// When rollouts ran, for charts (before `ROLLOUT`, which would take `annotations` for an id).
+pub const DEPLOY_ANNOTATIONS: &str = "/api/v1/rollouts/annotations";
 pub const ROLLOUT: &str = "/api/v1/rollouts/{id}";
 pub const ROLLOUT_APPROVE: &str = "/api/v1/rollouts/{id}/approve";
 pub const ROLLOUT_ABORT: &str = "/api/v1/rollouts/{id}/abort";

@@ -226,10 +226,82 @@ pub struct RolloutEvent {
     pub detail: String,
 }
 
+/// One evaluation of a gate during the analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateSample {
+    pub at: Timestamp,
+    /// Absent when it could not be evaluated (no data, Prometheus away): a failing evaluation.
+    pub value: Option<f64>,
+    pub healthy: bool,
+}
+
+/// A gate of a rollout's environment and what its analysis found so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    pub gate: GateSpec,
+    /// The evaluations, oldest first (the newest [`GateResult::MAX_SAMPLES`]).
+    pub samples: Vec<GateSample>,
+    pub consecutive_failures: u32,
+    pub failed: bool,
+}
+
+impl GateResult {
+    pub const MAX_SAMPLES: usize = 500;
+}
+
+/// A firing of an alert of the rollout's service while the rollout ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutAlert {
+    pub fingerprint: String,
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub start: Timestamp,
+    /// Still firing when absent.
+    pub end: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RolloutDetail {
     pub rollout: Rollout,
     pub events: Vec<RolloutEvent>,
+    /// The environment's gates with their analysis (empty before the analysis begins when the
+    /// environment has none).
+    #[serde(default)]
+    pub gates: Vec<GateResult>,
+    /// Alerts of the service (label `service`) that fired between the rollout's start and end.
+    #[serde(default)]
+    pub alerts: Vec<RolloutAlert>,
+}
+
+/// `GET /api/v1/rollouts/annotations?start=&end=&filter=`: when deploys ran, for charts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployAnnotationQuery {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// A selector of matchers on the labels `service` and `environment` (every rollout when
+    /// empty), as an alert filter is written.
+    #[serde(default)]
+    pub filter: Option<String>,
+}
+
+/// One rollout that overlaps the asked range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployAnnotation {
+    pub rollout_id: i64,
+    pub service: String,
+    pub environment: String,
+    pub kind: RolloutKind,
+    pub version: String,
+    pub state: RolloutState,
+    pub start: Timestamp,
+    /// When it ended; still running when absent.
+    pub end: Option<Timestamp>,
+}
+
+impl DeployAnnotationQuery {
+    /// The most rollouts one answer holds (the newest).
+    pub const MAX_ANNOTATIONS: usize = 1000;
 }
 
 /// `POST /api/v1/rollouts`.
@@ -241,7 +313,8 @@ pub struct RolloutRequest {
     pub version: String,
 }
 
-/// `GET /api/v1/rollouts?service=&environment=&state=&limit=&offset=`, newest first.
+/// `GET /api/v1/rollouts?service=&environment=&state=&limit=&offset=`, newest first; `state`
+/// is one state, or `active` for every rollout not over yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutQuery {
@@ -253,6 +326,8 @@ pub struct RolloutQuery {
 }
 
 impl RolloutQuery {
+    /// The `state` that lists every rollout not over yet.
+    pub const ACTIVE: &'static str = "active";
     pub const DEFAULT_LIMIT: u32 = 50;
     pub const MAX_LIMIT: u32 = 500;
 }

@@ -193,11 +193,17 @@ impl Provider for Buildbot {
             let request = requests.get("buildrequests").and_then(|requests| requests.get(0)).cloned();
             let finished = request.as_ref().filter(|request| request["complete"] == true);
             return Ok(match finished {
-                Some(request) => RunOutcome {
-                    status: status_of(request["results"].as_i64().unwrap_or(-1)),
-                    detail: "the build request ended before a build started".to_owned(),
-                    url: None,
-                },
+                Some(request) => {
+                    let results = request["results"].as_i64().unwrap_or(-1);
+                    let detail = if results == CANCELLED {
+                        "the build request was cancelled before a build started"
+                    } else {
+                        // What Buildbot does to requests it collapses into another build.
+                        "the build request ended before a build started (was it collapsed into another build? a \
+                         deploy builder wants collapseRequests=False)"
+                    };
+                    RunOutcome { status: status_of(results), detail: detail.to_owned(), url: None }
+                }
                 None => RunOutcome { status: RunStatus::Running, detail: "queued".to_owned(), url: None },
             });
         };

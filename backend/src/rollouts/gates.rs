@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use vigil_logstore::LogStore;
 use vigil_proto::LogQuery;
 use vigil_proto::alerts::Comparator;
+use vigil_proto::rollouts::GateResult;
 
 use crate::prometheus::query::Prometheus;
 use crate::store::{GateRow, millis_to_timestamp};
@@ -28,13 +29,25 @@ pub struct Evaluation {
 }
 
 /// Where a gate is in the analysis.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub evaluations: u32,
     pub consecutive_failures: u32,
     /// When it is evaluated next (Unix milliseconds; 0: at once).
     pub next_at_millis: i64,
     pub failed: bool,
+    /// The evaluations for the gate's chart, oldest first: the newest
+    /// [`GateResult::MAX_SAMPLES`].
+    #[serde(default)]
+    pub samples: Vec<Sample>,
+}
+
+/// One evaluation as the gate's chart shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at_millis: i64,
+    pub value: Option<f64>,
+    pub healthy: bool,
 }
 
 /// Every gate's progress, by gate id.
@@ -49,6 +62,17 @@ pub fn judge(previous: &Progress, healthy: bool, gate: &GateRow, now: i64) -> Pr
         consecutive_failures,
         next_at_millis: now + gate.interval_seconds.max(1) * 1000,
         failed: previous.failed || consecutive_failures > allowed,
+        samples: previous.samples.clone(),
+    }
+}
+
+impl Progress {
+    /// Keeps an evaluation for the chart, dropping the oldest beyond the cap.
+    pub fn record(&mut self, at_millis: i64, evaluation: &Evaluation) {
+        if self.samples.len() >= GateResult::MAX_SAMPLES {
+            self.samples.remove(0);
+        }
+        self.samples.push(Sample { at_millis, value: evaluation.value, healthy: evaluation.healthy });
     }
 }
 
@@ -149,6 +173,21 @@ mod tests {
         assert_eq!((progress.evaluations, progress.next_at_millis), (6, 10_005));
         let later = judge(&progress, true, &gate, 6);
         assert!(later.failed, "a failed gate stays failed");
+    }
+
+    #[test]
+    fn a_chart_keeps_the_newest_evaluations() {
+        let mut progress = Progress::default();
+        for at in 0..(GateResult::MAX_SAMPLES as i64 + 3) {
+            let evaluation = Evaluation { value: Some(at as f64), healthy: at % 2 == 0, detail: String::new() };
+            progress.record(at, &evaluation);
+        }
+        assert_eq!(progress.samples.len(), GateResult::MAX_SAMPLES);
+        assert_eq!(progress.samples[0].at_millis, 3);
+        assert_eq!(
+            progress.samples.last().map(|sample| sample.value),
+            Some(Some(GateResult::MAX_SAMPLES as f64 + 2.0))
+        );
     }
 
     #[test]

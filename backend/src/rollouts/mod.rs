@@ -20,11 +20,12 @@ pub mod webhook;
 use std::collections::BTreeSet;
 
 use vigil_logstore::LogStore;
+use vigil_proto::alerts::AnnotationQuery;
 use vigil_proto::auth::AuditOutcome;
 use vigil_proto::rollouts::{
-    CallbackStatus, Environment, EnvironmentWrite, FreezeWindow, GateKind, GateSpec, ProviderSpec, Rollout,
-    RolloutCallback, RolloutDetail, RolloutEvent, RolloutKind, RolloutPage, RolloutQuery, RolloutRequest, RolloutState,
-    Service, ServiceWrite,
+    CallbackStatus, DeployAnnotation, DeployAnnotationQuery, Environment, EnvironmentWrite, FreezeWindow, GateKind,
+    GateResult, GateSample, GateSpec, ProviderSpec, Rollout, RolloutAlert, RolloutCallback, RolloutDetail,
+    RolloutEvent, RolloutKind, RolloutPage, RolloutQuery, RolloutRequest, RolloutState, Service, ServiceWrite,
 };
 
 use self::machine::{Event, TransitionError};
@@ -81,6 +82,8 @@ pub enum RolloutError {
     Provider(#[from] ProviderError),
     #[error(transparent)]
     Integration(#[from] IntegrationError),
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertError),
     #[error("a stored service or rollout cannot be read or written: {0}")]
     Encoding(#[from] serde_json::Error),
     #[error(transparent)]
@@ -700,17 +703,24 @@ pub async fn list(database: &Database, query: &RolloutQuery) -> Result<RolloutPa
     if limit == 0 || limit > RolloutQuery::MAX_LIMIT {
         return Err(RolloutError::Invalid(format!("limit must be between 1 and {}", RolloutQuery::MAX_LIMIT)));
     }
-    let state = match query.state.as_deref().filter(|state| !state.is_empty()) {
+    let wanted = query.state.as_deref().filter(|state| !state.is_empty());
+    let active = wanted == Some(RolloutQuery::ACTIVE);
+    let state = match wanted.filter(|_| !active) {
         None => None,
         Some(text) => Some(RolloutState::parse(text).ok_or_else(|| {
             let states: Vec<&str> = RolloutState::ALL.iter().map(|state| state.as_str()).collect();
-            RolloutError::Invalid(format!("state {text:?} is not one of {}", states.join(", ")))
+            RolloutError::Invalid(format!(
+                "state {text:?} is not one of {}, or {} (every state but the final ones)",
+                states.join(", "),
+                RolloutQuery::ACTIVE
+            ))
         })?),
     };
     let filter = RolloutFilter {
         service: query.service.as_deref().filter(|service| !service.is_empty()),
         environment: query.environment.as_deref().filter(|environment| !environment.is_empty()),
         state: state.map(RolloutState::as_str),
+        active,
     };
     let (rows, total) = database.rollouts_page(&filter, i64::from(limit), i64::from(query.offset.unwrap_or(0))).await?;
     Ok(RolloutPage { rollouts: rows.iter().map(rollout).collect(), total: u64::try_from(total).unwrap_or(0) })
@@ -730,7 +740,103 @@ pub async fn detail(database: &Database, id: i64) -> Result<RolloutDetail, Rollo
             detail: event.detail,
         })
         .collect();
-    Ok(RolloutDetail { rollout: rollout(&row), events })
+    let analysis: gates::Analysis = serde_json::from_str(&row.analysis).unwrap_or_default();
+    let gates = database
+        .gates(&row.service, &row.environment)
+        .await?
+        .iter()
+        .map(|gate| {
+            let progress = analysis.get(&gate.id).cloned().unwrap_or_default();
+            GateResult {
+                gate: gate_spec(gate),
+                samples: progress
+                    .samples
+                    .iter()
+                    .map(|sample| GateSample {
+                        at: millis_to_timestamp(sample.at_millis),
+                        value: sample.value,
+                        healthy: sample.healthy,
+                    })
+                    .collect(),
+                consecutive_failures: progress.consecutive_failures,
+                failed: progress.failed,
+            }
+        })
+        .collect();
+    let alerts = alerts_during(database, &row).await?;
+    Ok(RolloutDetail { rollout: rollout(&row), events, gates, alerts })
+}
+
+/// When a rollout ended; `None` while it runs.
+fn ended_at(row: &RolloutRow) -> Option<i64> {
+    state_of(row).is_terminal().then_some(row.updated_at_millis)
+}
+
+/// The alerts of the rollout's service (label `service`) that fired while it ran.
+async fn alerts_during(database: &Database, row: &RolloutRow) -> Result<Vec<RolloutAlert>, RolloutError> {
+    let query = AnnotationQuery {
+        start: millis_to_timestamp(row.created_at_millis),
+        end: millis_to_timestamp(ended_at(row).unwrap_or_else(now_millis)),
+        filter: Some(format!("service={}", quoted(&row.service))),
+    };
+    let annotations = crate::alerts::annotations(database, &query).await?;
+    Ok(annotations
+        .into_iter()
+        .map(|annotation| RolloutAlert {
+            name: annotation.labels.get("alertname").cloned().unwrap_or_default(),
+            fingerprint: annotation.fingerprint,
+            labels: annotation.labels,
+            start: annotation.start,
+            end: annotation.end,
+        })
+        .collect())
+}
+
+/// A label value as a matcher quotes it.
+fn quoted(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
+/// When rollouts ran between `start` and `end` whose `service` and `environment` match the
+/// filter: one annotation per rollout, newest first, for charts.
+pub async fn annotations(
+    database: &Database,
+    query: &DeployAnnotationQuery,
+) -> Result<Vec<DeployAnnotation>, RolloutError> {
+    if query.end < query.start {
+        return Err(RolloutError::Invalid("end must not be before start".to_owned()));
+    }
+    let filter = match query.filter.as_deref().filter(|text| !text.trim().is_empty()) {
+        None => None,
+        Some(text) => {
+            let matchers = vigil_proto::alerts::parse_matchers(text)
+                .map_err(|error| RolloutError::Invalid(format!("filter: {error}")))?;
+            Some(crate::alerts::silences::Compiled::new("filter", &matchers)?)
+        }
+    };
+    let limit = i64::try_from(DeployAnnotationQuery::MAX_ANNOTATIONS).unwrap_or(i64::MAX);
+    let start = query.start.as_unix_nanos() / 1_000_000;
+    let end = query.end.as_unix_nanos() / 1_000_000;
+    let rows = database.rollouts_overlapping(start, end, limit).await?;
+    Ok(rows
+        .iter()
+        .filter(|row| {
+            let labels = [("service", &row.service), ("environment", &row.environment)]
+                .map(|(name, value)| (name.to_owned(), value.clone()))
+                .into();
+            filter.as_ref().is_none_or(|filter| filter.matches(&labels))
+        })
+        .map(|row| DeployAnnotation {
+            rollout_id: row.id,
+            service: row.service.clone(),
+            environment: row.environment.clone(),
+            kind: kind_of(row),
+            version: row.version.clone(),
+            state: state_of(row),
+            start: millis_to_timestamp(row.created_at_millis),
+            end: ended_at(row).map(millis_to_timestamp),
+        })
+        .collect())
 }
 
 /// Audits a use case's outcome: the rollout's id on success, the error on failure.

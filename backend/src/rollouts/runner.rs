@@ -229,7 +229,8 @@ async fn analyse(parts: &Parts<'_>, row: &RolloutRow) -> Result<(), RolloutError
             continue;
         }
         let evaluation = gates::evaluate(parts.prometheus, parts.log_store, gate, started, now).await;
-        let judged = gates::judge(&progress, evaluation.healthy, gate, now);
+        let mut judged = gates::judge(&progress, evaluation.healthy, gate, now);
+        judged.record(now, &evaluation);
         let mut detail = evaluation.detail.clone();
         if judged.failed && !progress.failed {
             detail.push_str(&format!(

@@ -9,7 +9,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use vigil_proto::rollouts::{Rollout, RolloutDetail, RolloutPage, RolloutQuery, RolloutRequest, Service, ServiceWrite};
+use vigil_proto::rollouts::{
+    DeployAnnotation, DeployAnnotationQuery, Rollout, RolloutDetail, RolloutPage, RolloutQuery, RolloutRequest,
+    Service, ServiceWrite,
+};
 
 use super::admin::parse_id;
 use super::{bounded_body, json_body};
@@ -94,7 +97,17 @@ pub async fn list(
     Ok(Json(rollouts::list(&state.database, &query).await?))
 }
 
-/// `GET /api/v1/rollouts/{id}`, with its timeline.
+/// `GET /api/v1/rollouts/annotations?start=&end=&filter=`: when deploys ran, for charts.
+pub async fn annotations(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<DeployAnnotationQuery>, QueryRejection>,
+) -> Result<Json<Vec<DeployAnnotation>>, HttpError> {
+    let Query(query) = query?;
+    Ok(Json(rollouts::annotations(&state.database, &query).await?))
+}
+
+/// `GET /api/v1/rollouts/{id}`, with its timeline, its gates' analysis and the alerts of its
+/// service that fired meanwhile.
 pub async fn detail(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -122,6 +122,8 @@ pub struct RolloutFilter<'a> {
     pub service: Option<&'a str>,
     pub environment: Option<&'a str>,
     pub state: Option<&'a str>,
+    /// Only the rollouts that are not over.
+    pub active: bool,
 }
 
 /// The versions an environment moves to when a rollout of it succeeds.
@@ -309,6 +311,18 @@ impl Database {
         query.fetch_all(self.pool()).await?.iter().map(rollout_row).collect()
     }
 
+    /// The newest `limit` rollouts that overlap `[start, end]` (Unix milliseconds): begun by
+    /// `end`, and not over before `start` (an ended rollout's end is its last change).
+    pub async fn rollouts_overlapping(&self, start: i64, end: i64, limit: i64) -> Result<Vec<RolloutRow>, StoreError> {
+        let sql = format!(
+            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE created_at <= $1 \
+             AND (updated_at >= $2 OR state NOT IN ('succeeded', 'failed', 'rolled_back', 'aborted')) \
+             ORDER BY id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(&sql).bind(end).bind(start).bind(limit).fetch_all(self.pool()).await?;
+        rows.iter().map(rollout_row).collect()
+    }
+
     /// A page of rollouts, newest first, and how many match in all.
     pub async fn rollouts_page(
         &self,
@@ -324,6 +338,9 @@ impl Database {
             if value.is_some() {
                 conditions.push(format!("{column} = ${}", conditions.len() + 1));
             }
+        }
+        if filter.active {
+            conditions.push("state NOT IN ('succeeded', 'failed', 'rolled_back', 'aborted')".to_owned());
         }
         let condition =
             if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };

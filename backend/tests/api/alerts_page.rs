@@ -88,7 +88,7 @@ async fn silences(app: &TestApp) -> Vec<Silence> {
 }
 
 /// Sets a field's value as typing does (an `input` event), replacing what it held.
-async fn fill(browser: &Browser, selector: &str, value: &str) {
+pub(crate) async fn fill(browser: &Browser, selector: &str, value: &str) {
     browser.wait_for(selector).await;
     let script = "const field = document.querySelector(arguments[0]); field.value = arguments[1]; \
         field.dispatchEvent(new Event('input', {bubbles: true}));";
@@ -96,7 +96,7 @@ async fn fill(browser: &Browser, selector: &str, value: &str) {
 }
 
 /// Chooses an option of a `select` (a `change` event).
-async fn choose(browser: &Browser, selector: &str, value: &str) {
+pub(crate) async fn choose(browser: &Browser, selector: &str, value: &str) {
     browser.wait_for(selector).await;
     let script = "const field = document.querySelector(arguments[0]); field.value = arguments[1]; \
         field.dispatchEvent(new Event('change', {bubbles: true}));";
@@ -104,7 +104,7 @@ async fn choose(browser: &Browser, selector: &str, value: &str) {
 }
 
 /// The texts of every element matching `selector`, read in one script.
-async fn texts(browser: &Browser, selector: &str) -> Vec<String> {
+pub(crate) async fn texts(browser: &Browser, selector: &str) -> Vec<String> {
     let found = browser
         .execute(
             "return [...document.querySelectorAll(arguments[0])].map(found => found.innerText);",
@@ -115,7 +115,7 @@ async fn texts(browser: &Browser, selector: &str) -> Vec<String> {
 }
 
 /// The `data-<name>` of every element matching `selector`.
-async fn data_of(browser: &Browser, selector: &str, name: &str) -> Vec<String> {
+pub(crate) async fn data_of(browser: &Browser, selector: &str, name: &str) -> Vec<String> {
     let found = browser
         .execute(
             "return [...document.querySelectorAll(arguments[0])].map(found => found.dataset[arguments[1]] ?? '');",
@@ -139,7 +139,7 @@ fn row(name: &str) -> String {
 
 /// The text of the first element matching `selector`, or None when there is none: read in one
 /// script, so an element replaced meanwhile cannot go stale between finding and reading it.
-async fn text_now(browser: &Browser, selector: &str) -> Option<String> {
+pub(crate) async fn text_now(browser: &Browser, selector: &str) -> Option<String> {
     let text = browser
         .execute(
             "const found = document.querySelector(arguments[0]); return found ? found.innerText : null;",
@@ -150,7 +150,7 @@ async fn text_now(browser: &Browser, selector: &str) -> Option<String> {
 }
 
 /// Waits for an element matching `selector` and reads its text.
-async fn text_of(browser: &Browser, selector: &str) -> String {
+pub(crate) async fn text_of(browser: &Browser, selector: &str) -> String {
     eventually(20, &format!("an element matching {selector}"), || text_now(browser, selector)).await
 }
 

@@ -10,8 +10,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use vigil_proto::auth::Role;
 use vigil_proto::paths;
-use vigil_proto::rollouts::{Rollout, RolloutDetail, RolloutKind, RolloutPage, RolloutState, Service};
+use vigil_proto::rollouts::{
+    DeployAnnotation, Rollout, RolloutDetail, RolloutKind, RolloutPage, RolloutState, Service,
+};
 
+use crate::alerts_page::{choose, data_of, fill, text_of};
+use crate::browser::Browser;
 use crate::buildbot::{self, TestBuildbot};
 use crate::helpers::{Db, TestApp, TestSession, assert_error, eventually, record, spawn_app_with};
 use crate::prometheus::TestPrometheus;
@@ -364,6 +368,17 @@ async fn a_burst_of_error_lines_fails_the_log_gate_and_rolls_back_to_the_last_go
     );
     let gate_events = rolled_back.events.iter().filter(|event| event.kind == "gate").count();
     assert!(gate_events >= 2, "one failure allowed, failed at the second: {:#?}", rolled_back.events);
+    // The gate's chart: each evaluation with its value, the failing ones last.
+    let [gate] = &rolled_back.gates[..] else { panic!("one gate: {:#?}", rolled_back.gates) };
+    assert_eq!((gate.gate.name.as_str(), gate.gate.threshold, gate.failed), ("errors", 5.0, true));
+    assert_eq!(gate.samples.len(), gate_events, "a sample per evaluation");
+    let failing: Vec<_> = gate.samples.iter().rev().take(2).collect();
+    assert!(
+        failing.iter().all(|sample| !sample.healthy && sample.value.is_some_and(|value| value >= 5.0)),
+        "{:#?}",
+        gate.samples
+    );
+    assert!(gate.samples.windows(2).all(|pair| pair[0].at <= pair[1].at), "oldest first");
     let page: RolloutPage =
         app.read(paths::ROLLOUTS, &[("service", "checkout"), ("environment", "sync")]).await.json().await.unwrap();
     let rollback = &page.rollouts[0];
@@ -372,6 +387,43 @@ async fn a_burst_of_error_lines_fails_the_log_gate_and_rolls_back_to_the_last_go
         (RolloutKind::Rollback, "1.0.0", Some(rollout.id))
     );
     reaches(&app, rollback.id, RolloutState::Succeeded, 20).await;
+    // Both, as annotations on the service's charts; none for another service.
+    let start = rolled_back.rollout.created_at.to_rfc3339();
+    let end = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let annotations = |filter: &'static str| {
+        let (app, start, end) = (&app, start.clone(), end.clone());
+        async move {
+            let response = app
+                .read(
+                    paths::DEPLOY_ANNOTATIONS,
+                    &[("start", start.as_str()), ("end", end.as_str()), ("filter", filter)],
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+            response.json::<Vec<DeployAnnotation>>().await.unwrap()
+        }
+    };
+    let shown = annotations(r#"{service="checkout"}"#).await;
+    let ids: Vec<(i64, RolloutKind, RolloutState, bool)> =
+        shown.iter().map(|shown| (shown.rollout_id, shown.kind, shown.state, shown.end.is_some())).collect();
+    assert_eq!(
+        ids,
+        [
+            (rollback.id, RolloutKind::Rollback, RolloutState::Succeeded, true),
+            (rollout.id, RolloutKind::Deploy, RolloutState::RolledBack, true)
+        ]
+    );
+    assert!(annotations(r#"{service="elsewhere"}"#).await.is_empty());
+    let bad = app.read(paths::DEPLOY_ANNOTATIONS, &[("start", end.as_str()), ("end", start.as_str())]).await;
+    assert_error(bad, 400, "invalid_parameter", "end must not be before start").await;
+    let bad = app
+        .read(paths::DEPLOY_ANNOTATIONS, &[("start", start.as_str()), ("end", end.as_str()), ("filter", "{service=")])
+        .await;
+    assert_eq!(bad.status(), 400);
+    // Nothing of it is still in progress.
+    let active: RolloutPage =
+        app.read(paths::ROLLOUTS, &[("service", "checkout"), ("state", "active")]).await.json().await.unwrap();
+    assert_eq!(active.total, 0, "{active:#?}");
     let calls = hook.calls();
     assert_eq!(calls.last().unwrap()[..2], ["1.0.0", "rollback"], "{calls:?}");
     assert_eq!(service(&app, "checkout").await.environments[1].current_version.as_deref(), Some("1.0.0"));
@@ -481,4 +533,72 @@ async fn services_are_seeded_from_the_configuration_checked_and_edited_by_admini
     assert_error(missing, 404, "not_found", "has no environment \"production\"").await;
     let bad_version = request(&app, &deployer, "frontend", "production", "1.0; rm -rf /").await;
     assert_error(bad_version, 400, "invalid_parameter", "version").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployer_presses_deploy_confirms_watches_the_progress_and_sees_the_automatic_rollback() {
+    let hook = TestWebhook::start(SIGNING_KEY).await;
+    let app = start(None).await;
+    let admin = app.admin_session().await;
+    let gates = json!([
+        {"name": "errors", "kind": "log", "query": "level:error AND service:checkout", "comparator": "<",
+         "threshold": 5, "interval_seconds": 1, "window_seconds": 120, "failures_allowed": 1},
+    ]);
+    webhook_service(&app, &admin, &hook, json!({"gates": gates})).await;
+    app.user_session("dora", Role::Deployer).await;
+    let browser = Browser::start().await;
+    browser.goto_signed_in(&app.url("/services/checkout"), "dora", "dora has a long password").await;
+    browser.wait_for(".service-page[data-hydrated='true']").await;
+    assert_eq!(text_of(&browser, ".environment[data-environment='sync'] .current-version").await, "1.0.0");
+
+    // Deploy asks first, saying what runs now, what judges it and that nobody must approve.
+    choose(&browser, ".deploy-form select[name='environment']", "sync").await;
+    fill(&browser, ".deploy-form input[name='version']", "2.0.0").await;
+    browser.click(&browser.wait_for(".deploy-form button.deploy").await).await;
+    let confirmation = text_of(&browser, ".confirmation").await;
+    assert!(confirmation.contains("Deploy checkout to sync?"), "{confirmation}");
+    assert_eq!(text_of(&browser, ".confirmation .confirm-current").await, "1.0.0");
+    assert_eq!(text_of(&browser, ".confirmation .confirm-target").await, "2.0.0");
+    assert!(confirmation.contains("errors (< 5)") && confirmation.contains("Needs no approval"), "{confirmation}");
+    assert!(hook.calls().is_empty(), "nothing is triggered before the confirmation");
+    browser.click(&browser.wait_for(".confirmation button.confirm").await).await;
+
+    // The rollout's page follows it: triggered, analysed (the gate charted), then the burst.
+    browser.wait_for(".rollout-page[data-hydrated='true']").await;
+    browser.wait_for(".rollout-steps[data-state='analysing']").await;
+    browser.wait_for(".gate[data-gate='errors'][data-verdict='healthy'] .chart").await;
+    assert_eq!(data_of(&browser, ".gate[data-gate='errors'] .chart", "threshold").await, ["5"]);
+    assert_eq!(hook.calls().len(), 1);
+    let url = browser.current_url().await;
+    let id: i64 = url.rsplit('/').next().and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("{url}"));
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let burst: Vec<_> = (0..50).map(|i| record(&now, "checkout", "error", &format!("payment failed {i}"))).collect();
+    assert_eq!(app.post_logs(&burst).await.status(), 200);
+    eventually(30, "the page to show the rollback", || async {
+        let state = data_of(&browser, ".rollout-steps", "state").await;
+        (state == ["rolled_back"]).then_some(())
+    })
+    .await;
+    assert_eq!(data_of(&browser, ".gate[data-gate='errors']", "verdict").await, ["failed"]);
+    let undone = text_of(&browser, ".rollout-undone").await;
+    assert!(undone.contains("to 1.0.0"), "{undone}");
+    let error = text_of(&browser, ".rollout-error").await;
+    assert!(error.starts_with("gate errors failed"), "{error}");
+
+    // The automatic rollback ran through the same hook; the history says so.
+    let rollback = reaches(&app, id + 1, RolloutState::Succeeded, 20).await.rollout;
+    assert_eq!((rollback.parent_id, rollback.version.as_str()), (Some(id), "1.0.0"));
+    let calls = hook.calls();
+    assert_eq!(
+        calls.iter().map(|call| call[..2].to_vec()).collect::<Vec<_>>(),
+        [["2.0.0", "deploy"], ["1.0.0", "rollback"]]
+    );
+    browser.goto(&app.url("/rollouts?service=checkout")).await;
+    browser.wait_for(".rollouts-page[data-hydrated='true']").await;
+    eventually(20, "the history to list both", || async {
+        let states = data_of(&browser, ".rollout-history tr.rollout-row", "state").await;
+        (states == ["succeeded", "rolled_back"]).then_some(())
+    })
+    .await;
+    browser.quit().await;
 }

@@ -51,6 +51,9 @@ f.addStep(steps.ShellCommand(
     env={"VERSION": util.Property("version"), "TARGET": util.Property("target")},
     haltOnFailure=True,
 ))
+# A deploy of one version must never be merged into the build of another: without this,
+# Buildbot collapses queued requests of the builder and completes them without a build.
+c['collapseRequests'] = False
 c['builders'] = [util.BuilderConfig(name="rollout", workernames=["w1"], factory=f)]
 c['services'] = []
 c['title'] = "vigil-test"

@@ -15,12 +15,14 @@ use leptos_router::components::Form;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use vigil_proto::alerts::AlertAnnotation;
 use vigil_proto::metrics::QueryResult;
+use vigil_proto::rollouts::{DeployAnnotation, RolloutKind};
 use vigil_proto::{RelativeRange, Timestamp};
 
 use super::encode;
 use crate::alerts::alert_annotations;
 use crate::metrics::{metrics_range, promql_candidates};
 use crate::promql;
+use crate::rollouts::deploy_annotations;
 
 const RANGES: [(&str, &str); 6] = [
     ("15m", "15 minutes"),
@@ -150,7 +152,8 @@ pub struct Band {
     pub label: String,
     /// What hovering over it says.
     pub title: String,
-    /// `alert-band` (alerts that fired) or `firing-span` (where a rule would have fired).
+    /// `alert-band` (alerts that fired), `firing-span` (where a rule would have fired) or
+    /// `deploy-band` (a rollout).
     pub class: &'static str,
 }
 
@@ -219,6 +222,31 @@ pub fn alert_bands(annotations: &[AlertAnnotation]) -> Vec<Band> {
     bands
 }
 
+/// Rollouts as bands from their start to their end (open while they run), oldest first.
+pub fn deploy_bands(annotations: &[DeployAnnotation]) -> Vec<Band> {
+    let mut bands: Vec<Band> = annotations
+        .iter()
+        .map(|deploy| {
+            let what = match deploy.kind {
+                RolloutKind::Deploy => "deploy",
+                RolloutKind::Rollback => "rollback",
+            };
+            let label = format!("{what} {} {}", deploy.service, deploy.version);
+            let title = format!(
+                "{what} of {} {} to {} (rollout {}): {}",
+                deploy.service,
+                deploy.environment,
+                deploy.version,
+                deploy.rollout_id,
+                deploy.state.as_str().replace('_', " ")
+            );
+            Band { start: seconds(deploy.start), end: deploy.end.map(seconds), label, title, class: "deploy-band" }
+        })
+        .collect();
+    bands.sort_by(|one, other| one.start.total_cmp(&other.start));
+    bands
+}
+
 /// The absolute span (RFC 3339 start and end) of a chart's range as the URL holds it: a
 /// relative `range` back from `now_nanos`, or `start` and `end` (which take precedence; an
 /// absent end is now, an absent start an hour before the end), as the range queries read it.
@@ -276,15 +304,21 @@ pub fn watch_alert_bands(query: impl Fn() -> Option<BandsQuery> + 'static) -> Al
         asked.set_value(this);
         leptos::task::spawn_local(async move {
             let result = match absolute_range(&query.range, &query.start, &query.end, super::now_nanos()) {
-                Some((start, end)) => alert_annotations(start, end, query.filter).await,
-                None => Ok(Vec::new()),
+                Some((start, end)) => {
+                    let alerts = alert_annotations(start.clone(), end.clone(), query.filter.clone()).await;
+                    let deploys = deploy_annotations(start, end, query.filter).await;
+                    alerts.and_then(|alerts| Ok((alerts, deploys?)))
+                }
+                None => Ok((Vec::new(), Vec::new())),
             };
             if asked.get_value() != this {
                 return;
             }
             match result {
-                Ok(annotations) => {
-                    bands.set(alert_bands(&annotations));
+                Ok((alerts, deploys)) => {
+                    let mut shown = alert_bands(&alerts);
+                    shown.extend(deploy_bands(&deploys));
+                    bands.set(shown);
                     error.set(None);
                 }
                 Err(failure) => error.set(Some(failure.to_string())),
