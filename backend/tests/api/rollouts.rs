@@ -602,3 +602,50 @@ async fn a_deployer_presses_deploy_confirms_watches_the_progress_and_sees_the_au
     .await;
     browser.quit().await;
 }
+
+/// Deploys as bands on the charts: a finished one closed, one still running open to the right
+/// edge; a dashboard with a `service` variable shows only the chosen service's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charts_draw_deploys_as_bands_on_the_explorer_and_on_the_dashboards_of_their_service() {
+    let prometheus = TestPrometheus::start("").await;
+    let hook = TestWebhook::start(SIGNING_KEY).await;
+    let app = start(Some(&prometheus)).await;
+    let admin = app.admin_session().await;
+    webhook_service(&app, &admin, &hook, json!({})).await;
+    let done = deploy(&app, &admin, "checkout", "sync", "2.0.0").await;
+    reaches(&app, done.id, RolloutState::Succeeded, 20).await;
+    // The asynchronous hook runs until its callback, which never comes.
+    let running = deploy(&app, &admin, "checkout", "async", "3.0.0").await;
+    reaches(&app, running.id, RolloutState::Running, 20).await;
+    // Seconds old, so that the finished one ends visibly short of the right edge.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    app.user_session("dora", Role::Deployer).await;
+    let browser = Browser::start().await;
+    browser.goto_signed_in(&app.url("/explore?q=vector(1)&range=15m"), "dora", "dora has a long password").await;
+    let band = |version: &str| format!(".chart .chart-band.deploy-band[data-label='deploy checkout {version}']");
+    browser.wait_for(&band("2.0.0")).await;
+    browser.wait_for(&band("3.0.0")).await;
+    assert_eq!(data_of(&browser, &band("2.0.0"), "open").await, ["false"]);
+    assert_eq!(data_of(&browser, &band("3.0.0"), "open").await, ["true"]);
+
+    let dashboard = json!({
+        "title": "Checkout", "variables": [{"name": "service", "label": "service"}], "range": "15m",
+        "rows": [{"panels": [{"title": "Up", "type": "time_series", "queries": [{"expr": "vector(1)"}], "width": 12}]}],
+    });
+    let created = app.with_session(Method::POST, paths::DASHBOARDS, &admin).json(&dashboard).send().await.unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    let uid = created.json::<Value>().await.unwrap()["uid"].as_str().unwrap().to_owned();
+    browser.goto(&app.url(&format!("/dashboard?uid={uid}&var-service=checkout"))).await;
+    let panel = ".dashboard-panel .chart .chart-band.deploy-band";
+    eventually(20, "both deploys on the checkout dashboard", || async {
+        let labels = data_of(&browser, panel, "label").await;
+        (labels == ["deploy checkout 2.0.0", "deploy checkout 3.0.0"]).then_some(())
+    })
+    .await;
+    browser.goto(&app.url(&format!("/dashboard?uid={uid}&var-service=payments"))).await;
+    browser.wait_for(".dashboard-panel .chart").await;
+    // The alerts and deploys of a chart come in one go: once drawn, none is checkout's.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(data_of(&browser, panel, "label").await.is_empty());
+    browser.quit().await;
+}
