@@ -340,6 +340,10 @@ pub struct RolloutsConfig {
     pub lease_seconds: u64,
     /// Rollouts moved on at once.
     pub max_concurrent_rollouts: usize,
+    /// How long a provider's run may take from its trigger: longer, it is cancelled at the
+    /// provider and the rollout fails (a CI that never calls back does not hold the service's
+    /// rollouts forever).
+    pub run_timeout_seconds: u64,
 }
 
 impl Default for RolloutsConfig {
@@ -350,6 +354,7 @@ impl Default for RolloutsConfig {
             tick_millis: 500,
             lease_seconds: 15,
             max_concurrent_rollouts: 16,
+            run_timeout_seconds: 3600,
         }
     }
 }

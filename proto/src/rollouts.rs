@@ -30,6 +30,8 @@ pub struct EnvironmentWrite {
     #[serde(default)]
     pub freeze_windows: Vec<FreezeWindow>,
     #[serde(default)]
+    pub recurring_freezes: Vec<RecurringFreeze>,
+    #[serde(default)]
     pub gates: Vec<GateSpec>,
     /// The version running when the environment is first described (ignored afterwards).
     #[serde(default)]
@@ -56,6 +58,21 @@ pub struct ProviderSpec {
 pub struct FreezeWindow {
     pub start: Timestamp,
     pub end: Timestamp,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A freeze that comes back, as Argo CD's sync windows: it opens each time the cron
+/// `schedule` fires (minute, hour, day of month, month, day of week, read at `utc_offset`)
+/// and lasts `duration` (`30m`, `2h`, `3d`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecurringFreeze {
+    pub schedule: String,
+    pub duration: String,
+    /// `+01:00`, `-05:00`; UTC when empty.
+    #[serde(default)]
+    pub utc_offset: String,
     #[serde(default)]
     pub reason: String,
 }
@@ -125,6 +142,12 @@ pub struct Environment {
     pub provider: ProviderSpec,
     pub approval_required: bool,
     pub freeze_windows: Vec<FreezeWindow>,
+    #[serde(default)]
+    pub recurring_freezes: Vec<RecurringFreeze>,
+    /// The freeze in force as the environment was read (an absolute window, or the current
+    /// occurrence of a recurring one), if any.
+    #[serde(default)]
+    pub frozen: Option<FreezeWindow>,
     pub gates: Vec<GateSpec>,
 }
 

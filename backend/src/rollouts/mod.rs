@@ -15,6 +15,7 @@ pub mod gates;
 pub mod machine;
 pub mod provider;
 pub mod runner;
+pub mod schedule;
 pub mod webhook;
 
 use std::collections::BTreeSet;
@@ -24,8 +25,9 @@ use vigil_proto::alerts::AnnotationQuery;
 use vigil_proto::auth::AuditOutcome;
 use vigil_proto::rollouts::{
     CallbackStatus, DeployAnnotation, DeployAnnotationQuery, Environment, EnvironmentWrite, FreezeWindow, GateKind,
-    GateResult, GateSample, GateSpec, ProviderSpec, Rollout, RolloutAlert, RolloutCallback, RolloutDetail,
-    RolloutEvent, RolloutKind, RolloutPage, RolloutQuery, RolloutRequest, RolloutState, Service, ServiceWrite,
+    GateResult, GateSample, GateSpec, ProviderSpec, RecurringFreeze, Rollout, RolloutAlert, RolloutCallback,
+    RolloutDetail, RolloutEvent, RolloutKind, RolloutPage, RolloutQuery, RolloutRequest, RolloutState, Service,
+    ServiceWrite,
 };
 
 use self::machine::{Event, TransitionError};
@@ -150,6 +152,7 @@ async fn environment(database: &Database, row: &EnvironmentRow) -> Result<Enviro
         Some(id) => database.integration(id).await?.map(|integration| integration.name),
         None => None,
     };
+    let (freeze_windows, recurring_freezes) = freezes_of(row)?;
     Ok(Environment {
         name: row.name.clone(),
         current_version: row.current_version.clone(),
@@ -160,7 +163,9 @@ async fn environment(database: &Database, row: &EnvironmentRow) -> Result<Enviro
             integration,
         },
         approval_required: row.approval_required,
-        freeze_windows: serde_json::from_str(&row.freeze_windows)?,
+        frozen: freeze_at(row, now_millis())?,
+        freeze_windows,
+        recurring_freezes,
         gates: database.gates(&row.service, &row.name).await?.iter().map(gate_spec).collect(),
     })
 }
@@ -282,6 +287,11 @@ async fn check_environment(
     if let Some(window) = write.freeze_windows.iter().find(|window| window.end <= window.start) {
         return invalid(format!("the freeze window from {} must end after it starts", window.start.to_rfc3339()));
     }
+    for (index, freeze) in write.recurring_freezes.iter().enumerate() {
+        recurring(freeze).map_err(|error| {
+            RolloutError::Invalid(format!("environments.{name}.recurring_freezes[{index}]: {error}"))
+        })?;
+    }
     if write.gates.len() > MAX_GATES {
         return invalid(format!("at most {MAX_GATES} gates"));
     }
@@ -305,7 +315,7 @@ async fn check_environment(
         provider_params: serde_json::to_string(&write.provider.params)?,
         integration_id,
         approval_required: write.approval_required,
-        freeze_windows: serde_json::to_string(&write.freeze_windows)?,
+        freeze_windows: serde_json::to_string(&stored_freezes(write))?,
     };
     Ok((row, gates))
 }
@@ -390,11 +400,65 @@ async fn environment_row(database: &Database, service: &str, name: &str) -> Resu
         .ok_or_else(|| RolloutError::NoEnvironment { service: service.to_owned(), environment: name.to_owned() })
 }
 
-/// The freeze window `at` falls in, if any.
+/// A freeze as the `freeze_windows` column keeps it: the absolute windows and the recurring
+/// ones in one JSON array, told apart by their fields.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum StoredFreeze {
+    Absolute(FreezeWindow),
+    Recurring(RecurringFreeze),
+}
+
+fn stored_freezes(write: &EnvironmentWrite) -> Vec<StoredFreeze> {
+    let absolute = write.freeze_windows.iter().cloned().map(StoredFreeze::Absolute);
+    absolute.chain(write.recurring_freezes.iter().cloned().map(StoredFreeze::Recurring)).collect()
+}
+
+fn freezes_of(environment: &EnvironmentRow) -> Result<(Vec<FreezeWindow>, Vec<RecurringFreeze>), RolloutError> {
+    let stored: Vec<StoredFreeze> = serde_json::from_str(&environment.freeze_windows)?;
+    let (mut absolute, mut recurring) = (Vec::new(), Vec::new());
+    for freeze in stored {
+        match freeze {
+            StoredFreeze::Absolute(window) => absolute.push(window),
+            StoredFreeze::Recurring(freeze) => recurring.push(freeze),
+        }
+    }
+    Ok((absolute, recurring))
+}
+
+/// A recurring freeze's schedule, duration in minutes and offset, checked.
+fn recurring(freeze: &RecurringFreeze) -> Result<(schedule::Cron, i64, time::UtcOffset), String> {
+    let cron = schedule::Cron::parse(&freeze.schedule).map_err(|error| format!("schedule: {error}"))?;
+    let duration: vigil_proto::RelativeRange =
+        freeze.duration.parse().map_err(|_| format!("duration {:?} must read like 30m, 2h or 3d", freeze.duration))?;
+    let minutes = duration.as_nanos() / 60_000_000_000;
+    if minutes < 1 || minutes > schedule::MAX_DURATION_MINUTES {
+        return Err(format!("duration {:?} must be from 1 minute to 31 days", freeze.duration));
+    }
+    let offset = schedule::parse_offset(&freeze.utc_offset)?;
+    Ok((cron, minutes, offset))
+}
+
+/// The freeze `at` falls in, if any: an absolute window, or the occurrence of a recurring
+/// one that holds it (as an absolute window).
 fn freeze_at(environment: &EnvironmentRow, at_millis: i64) -> Result<Option<FreezeWindow>, RolloutError> {
-    let windows: Vec<FreezeWindow> = serde_json::from_str(&environment.freeze_windows)?;
+    let (windows, recurring_freezes) = freezes_of(environment)?;
     let at = millis_to_timestamp(at_millis);
-    Ok(windows.into_iter().find(|window| window.start <= at && at < window.end))
+    if let Some(window) = windows.into_iter().find(|window| window.start <= at && at < window.end) {
+        return Ok(Some(window));
+    }
+    for freeze in &recurring_freezes {
+        // Checked when saved; a schedule that no longer reads freezes nothing.
+        let Ok((cron, minutes, offset)) = recurring(freeze) else { continue };
+        if let Some((start, end)) = schedule::window_at(&cron, minutes, offset, at_millis) {
+            return Ok(Some(FreezeWindow {
+                start: millis_to_timestamp(start),
+                end: millis_to_timestamp(end),
+                reason: freeze.reason.clone(),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Requests a deploy of `version`: refused in a freeze window and while another rollout of
@@ -886,5 +950,17 @@ mod tests {
         assert!(freeze_at(&environment, at("2026-12-23T23:59:59Z")).unwrap().is_none());
         assert_eq!(freeze_at(&environment, at("2026-12-24T00:00:00Z")).unwrap().unwrap().reason, "holidays");
         assert!(freeze_at(&environment, at("2026-12-27T00:00:00Z")).unwrap().is_none());
+        // Every Friday from 22:00 UTC for 58 hours, beside the absolute window.
+        let both = r#"[{"start":"2026-12-24T00:00:00Z","end":"2026-12-27T00:00:00Z","reason":"holidays"},
+                       {"schedule":"0 22 * * 5","duration":"58h","reason":"weekend"}]"#;
+        let environment = EnvironmentRow { freeze_windows: both.to_owned(), ..environment };
+        let weekend = freeze_at(&environment, at("2026-12-05T10:00:00Z")).unwrap().unwrap();
+        assert_eq!(weekend.reason, "weekend");
+        assert_eq!(
+            (weekend.start.to_rfc3339(), weekend.end.to_rfc3339()),
+            ("2026-12-04T22:00:00Z".to_owned(), "2026-12-07T08:00:00Z".to_owned())
+        );
+        assert!(freeze_at(&environment, at("2026-12-07T08:00:00Z")).unwrap().is_none());
+        assert_eq!(freeze_at(&environment, at("2026-12-25T12:00:00Z")).unwrap().unwrap().reason, "holidays");
     }
 }

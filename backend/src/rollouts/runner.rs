@@ -175,6 +175,18 @@ async fn follow(parts: &Parts<'_>, row: &RolloutRow) -> Result<(), RolloutError>
     };
     let environment = super::environment_row(parts.database, &row.service, &row.environment).await?;
     let provider = provider_for(parts.database, parts.secrets, parts.http, &environment).await?;
+    let timeout_millis = i64::try_from(parts.config.run_timeout_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let started = row.trigger_started_at_millis.unwrap_or(row.created_at_millis);
+    if now_millis().saturating_sub(started) > timeout_millis {
+        let limit = parts.config.run_timeout_seconds;
+        let cancelled = match provider.cancel(run_id, &format!("Vigil: the run took longer than {limit} s")).await {
+            Ok(()) => "cancelled at the provider".to_owned(),
+            Err(error) => format!("not cancelled at the provider: {error}"),
+        };
+        let detail = format!("the run took longer than {limit} s (rollouts.run_timeout_seconds); {cancelled}");
+        let outcome = RunOutcome { status: RunStatus::Failed, detail, url: None };
+        return finish_run(parts, row, outcome).await;
+    }
     // A provider that does not answer now may answer at the next tick.
     let outcome = provider.poll(run_id).await?;
     if outcome.status == RunStatus::Running {

@@ -287,6 +287,27 @@ async fn the_generic_webhook_deploys_synchronously_and_asynchronously_with_a_sig
 }
 
 #[tokio::test]
+async fn a_run_that_never_ends_is_cancelled_after_the_run_timeout_and_fails() {
+    let hook = TestWebhook::start(SIGNING_KEY).await;
+    let app = spawn_app_with(Db::Sqlite, |config| {
+        config.rollouts.tick_millis = 100;
+        config.rollouts.run_timeout_seconds = 2;
+    })
+    .await;
+    let admin = app.admin_session().await;
+    webhook_service(&app, &admin, &hook, json!({})).await;
+    // The asynchronous hook answers 202; its callback never comes.
+    let rollout = deploy(&app, &admin, "checkout", "async", "2.0.0").await;
+    reaches(&app, rollout.id, RolloutState::Running, 20).await;
+    let failed = reaches(&app, rollout.id, RolloutState::Failed, 20).await;
+    let error = failed.rollout.error.unwrap_or_default();
+    assert!(error.contains("the run took longer than 2 s (rollouts.run_timeout_seconds)"), "{error}");
+    assert!(error.contains("not cancelled at the provider"), "a webhook cannot be cancelled: {error}");
+    assert_eq!(service(&app, "checkout").await.environments[1].current_version.as_deref(), Some("1.0.0"));
+    assert_eq!(deploy(&app, &admin, "checkout", "async", "2.0.1").await.state, RolloutState::Triggered, "free again");
+}
+
+#[tokio::test]
 async fn a_second_person_approves_and_the_requester_cannot() {
     let hook = TestWebhook::start(SIGNING_KEY).await;
     let app = start(None).await;
@@ -329,6 +350,43 @@ async fn a_freeze_window_refuses_deploys_and_one_rollout_runs_at_a_time() {
     .await;
     let refused = request(&app, &admin, "frozen", "production", "2.0.0").await;
     assert_error(refused, 409, "conflict", "frozen until").await;
+
+    // A recurring freeze (as Argo CD's sync windows): the occurrence holding now refuses, and
+    // the service says it is frozen, until when and why.
+    let hour = now.hour();
+    // Two hours long, so that the hour turning during the test changes nothing.
+    let recurring = json!([{"schedule": format!("0 {hour} * * *"), "duration": "2h", "reason": "nightly batch"},
+                           {"schedule": format!("0 {} * * *", (hour + 12) % 24), "duration": "1h", "utc_offset": "+00:00"}]);
+    let provider = json!({"kind": "webhook", "params": {"url": format!("{}/deploy", hook.hooks)}});
+    create_service(
+        &app,
+        &admin,
+        json!({"name": "nightly", "environments": [{"name": "production", "recurring_freezes": recurring,
+               "provider": provider.clone()}]}),
+    )
+    .await;
+    let refused = request(&app, &admin, "nightly", "production", "2.0.0").await;
+    let opened = now.replace_minute(0).unwrap().replace_second(0).unwrap().replace_nanosecond(0).unwrap();
+    let until = rfc3339(opened + time::Duration::hours(2));
+    assert_error(refused, 409, "conflict", &format!("frozen until {until} (nightly batch)")).await;
+    let frozen = service(&app, "nightly").await.environments[0].frozen.clone().expect("frozen now");
+    assert_eq!((frozen.start.to_rfc3339(), frozen.end.to_rfc3339()), (rfc3339(opened), until));
+    assert_eq!(service(&app, "checkout").await.environments[0].frozen, None);
+    for (freeze, needle) in [
+        (
+            json!({"schedule": "0 25 * * *", "duration": "1h"}),
+            "recurring_freezes[0]: schedule: hour 25 is outside 0-23",
+        ),
+        (json!({"schedule": "0 1 * * *", "duration": "forever"}), "recurring_freezes[0]: duration \"forever\""),
+        (json!({"schedule": "0 1 * * *", "duration": "40d"}), "from 1 minute to 31 days"),
+        (json!({"schedule": "0 1 * * *", "duration": "1h", "utc_offset": "CET"}), "utc offset \"CET\""),
+    ] {
+        let body = json!({"name": "nightly", "environments": [{"name": "production", "recurring_freezes": [freeze],
+                          "provider": provider.clone()}]});
+        let path = paths::SERVICE.replace("{name}", "nightly");
+        let refused = app.with_session(Method::PUT, &path, &admin).json(&body).send().await.unwrap();
+        assert_error(refused, 400, "invalid_parameter", needle).await;
+    }
 
     let first = deploy(&app, &admin, "checkout", "async", "2.0.0").await;
     reaches(&app, first.id, RolloutState::Running, 20).await;

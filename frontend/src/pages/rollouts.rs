@@ -672,11 +672,6 @@ fn RolloutTimeline(detail: RolloutDetail) -> impl IntoView {
     }
 }
 
-/// The freeze window in force at `now_nanos`, if any.
-fn frozen_at(windows: &[FreezeWindow], now_nanos: i64) -> Option<&FreezeWindow> {
-    windows.iter().find(|window| window.start.as_unix_nanos() <= now_nanos && now_nanos < window.end.as_unix_nanos())
-}
-
 #[component]
 pub fn ServicePage() -> impl IntoView {
     let params = use_params_map();
@@ -836,7 +831,7 @@ fn ServiceView(
 #[component]
 fn EnvironmentCard(environment: Environment, can_deploy: bool, pending: RwSignal<Option<Pending>>) -> impl IntoView {
     let name = environment.name.clone();
-    let frozen = frozen_at(&environment.freeze_windows, now_nanos()).cloned();
+    let frozen = environment.frozen.clone();
     let rollback = (can_deploy && environment.previous_good_version.is_some()).then(|| {
         let name = name.clone();
         view! {
@@ -861,9 +856,27 @@ fn EnvironmentCard(environment: Environment, can_deploy: bool, pending: RwSignal
         }
         .into_any()
     };
-    let freeze = frozen.map(|window| {
+    let freeze = frozen.map(|window: FreezeWindow| {
         view! {
             <p class="frozen">"Frozen until "{window.end.to_rfc3339()}{(!window.reason.is_empty()).then(|| format!(": {}", window.reason))}</p>
+        }
+    });
+    let upcoming: Vec<String> = environment
+        .freeze_windows
+        .iter()
+        .filter(|window| window.end.as_unix_nanos() > now_nanos())
+        .map(|window| format!("{} to {} {}", window.start.to_rfc3339(), window.end.to_rfc3339(), window.reason))
+        .chain(environment.recurring_freezes.iter().map(|freeze| {
+            let offset = if freeze.utc_offset.is_empty() { "UTC" } else { freeze.utc_offset.as_str() };
+            format!("every {} ({offset}) for {} {}", freeze.schedule, freeze.duration, freeze.reason)
+        }))
+        .collect();
+    let freezes = (!upcoming.is_empty()).then(|| {
+        view! {
+            <h3>"Freeze windows"</h3>
+            <ul class="freeze-windows">
+                {upcoming.into_iter().map(|text| view! { <li>{text.trim_end().to_owned()}</li> }).collect_view()}
+            </ul>
         }
     });
     view! {
@@ -879,6 +892,7 @@ fn EnvironmentCard(environment: Environment, can_deploy: bool, pending: RwSignal
                 <dt>"Approval"</dt><dd>{if environment.approval_required { "a second person approves" } else { "none" }}</dd>
             </dl>
             {freeze}
+            {freezes}
             <h3>"Gates"</h3>
             {gates}
         </article>
@@ -904,8 +918,7 @@ fn Confirmation(
             environment.previous_good_version.clone().unwrap_or_default(),
         ),
     };
-    let frozen =
-        frozen_at(&environment.freeze_windows, now_nanos()).is_some() && matches!(asked, Pending::Deploy { .. });
+    let frozen = environment.frozen.is_some() && matches!(asked, Pending::Deploy { .. });
     let approval = if environment.approval_required && matches!(asked, Pending::Deploy { .. }) {
         "Needs approval: another deployer or administrator approves it before it is triggered."
     } else {
