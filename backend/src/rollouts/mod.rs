@@ -11,7 +11,10 @@
 //! rollout itself (nobody approves their own, freeze windows, one at a time) are here.
 
 pub mod buildbot;
+pub mod circleci;
 pub mod gates;
+pub mod gitlab;
+pub mod jenkins;
 pub mod machine;
 pub mod provider;
 pub mod runner;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use vigil_proto::rollouts::RolloutKind;
 
-use super::{buildbot::Buildbot, webhook::Webhook};
+use super::{buildbot::Buildbot, circleci::CircleCi, gitlab::GitLab, jenkins::Jenkins, webhook::Webhook};
 
 /// Characters of an answer kept in a detail or an error.
 const MAX_DETAIL_CHARS: usize = 500;
@@ -68,7 +68,7 @@ pub enum ProviderError {
     /// The environment's provider parameters or credential break a rule; the text names it.
     #[error("{0}")]
     Params(String),
-    #[error("provider kind {0:?} is not one of buildbot, webhook")]
+    #[error("provider kind {0:?} is not one of buildbot, webhook, jenkins, gitlab, circleci")]
     UnknownKind(String),
     #[error("{what} answered {status}: {body}")]
     Refused { what: String, status: u16, body: String },
@@ -101,6 +101,9 @@ pub fn build(
     Ok(match kind {
         "buildbot" => Box::new(Buildbot::new(params, credential, http.clone())?),
         "webhook" => Box::new(Webhook::new(params, credential, http.clone())?),
+        "jenkins" => Box::new(Jenkins::new(params, credential, http.clone())?),
+        "gitlab" => Box::new(GitLab::new(params, credential, http.clone())?),
+        "circleci" => Box::new(CircleCi::new(params, credential, http.clone())?),
         other => return Err(ProviderError::UnknownKind(other.to_owned())),
     })
 }
