@@ -572,12 +572,13 @@ async fn services_are_seeded_from_the_configuration_checked_and_edited_by_admini
     assert_eq!(services.iter().map(|service| service.name.as_str()).collect::<Vec<_>>(), ["frontend"]);
     let deployer = app.user_session("dana", Role::Deployer).await;
     let write = json!({"name": "frontend", "environments": [{"name": "production",
-                       "provider": {"kind": "jenkins", "params": {}}}]});
+                       "provider": {"kind": "spinnaker", "params": {}}}]});
     let path = paths::SERVICE.replace("{name}", "frontend");
     let by_deployer = app.with_session(Method::PUT, &path, &deployer).json(&write).send().await.unwrap();
     assert_eq!(by_deployer.status(), 403);
     let unknown = app.with_session(Method::PUT, &path, &admin).json(&write).send().await.unwrap();
-    assert_error(unknown, 400, "invalid_parameter", "provider kind \"jenkins\" is not one of buildbot, webhook").await;
+    assert_error(unknown, 400, "invalid_parameter", "provider kind \"spinnaker\" is not one of buildbot, webhook")
+        .await;
     let bad_url = json!({"name": "frontend", "environments": [{"name": "production",
                          "provider": {"kind": "webhook", "params": {"url": "ftp://x"}}}]});
     let refused = app.with_session(Method::PUT, &path, &admin).json(&bad_url).send().await.unwrap();
