@@ -4,6 +4,8 @@
 mod browser;
 #[path = "../support/buildbot.rs"]
 mod buildbot;
+#[path = "../support/ci_standins_b.rs"]
+mod ci_standins_b;
 mod helpers;
 mod oidc_provider;
 mod postgres;
@@ -34,6 +36,7 @@ mod metrics;
 mod otlp;
 mod pages;
 mod restart;
+mod rollout_providers_b;
 mod rollouts;
 mod search;
 mod secrets;
