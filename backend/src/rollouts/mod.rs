@@ -10,11 +10,14 @@
 //! approve, abort and roll back; administrators edit services); the rules that depend on the
 //! rollout itself (nobody approves their own, freeze windows, one at a time) are here.
 
+pub mod argocd;
 pub mod buildbot;
 pub mod circleci;
 pub mod gates;
+pub mod github;
 pub mod gitlab;
 pub mod jenkins;
+pub mod kubernetes;
 pub mod machine;
 pub mod provider;
 pub mod runner;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use vigil_proto::rollouts::RolloutKind;
 
+use super::{argocd::ArgoCd, github::GitHubActions, kubernetes::Kubernetes};
 use super::{buildbot::Buildbot, circleci::CircleCi, gitlab::GitLab, jenkins::Jenkins, webhook::Webhook};
 
 /// Characters of an answer kept in a detail or an error.
@@ -68,7 +69,9 @@ pub enum ProviderError {
     /// The environment's provider parameters or credential break a rule; the text names it.
     #[error("{0}")]
     Params(String),
-    #[error("provider kind {0:?} is not one of buildbot, webhook, jenkins, gitlab, circleci")]
+    #[error(
+        "provider kind {0:?} is not one of buildbot, webhook, jenkins, gitlab, circleci, github, argocd, kubernetes"
+    )]
     UnknownKind(String),
     #[error("{what} answered {status}: {body}")]
     Refused { what: String, status: u16, body: String },
@@ -104,6 +107,9 @@ pub fn build(
         "jenkins" => Box::new(Jenkins::new(params, credential, http.clone())?),
         "gitlab" => Box::new(GitLab::new(params, credential, http.clone())?),
         "circleci" => Box::new(CircleCi::new(params, credential, http.clone())?),
+        "github" => Box::new(GitHubActions::new(params, credential, http.clone())?),
+        "argocd" => Box::new(ArgoCd::new(params, credential, http.clone())?),
+        "kubernetes" => Box::new(Kubernetes::new(params, credential, http)?),
         other => return Err(ProviderError::UnknownKind(other.to_owned())),
     })
 }

@@ -6,6 +6,8 @@ mod browser;
 mod buildbot;
 #[path = "../support/ci_standins_a.rs"]
 mod ci_standins_a;
+#[path = "../support/ci_standins_b.rs"]
+mod ci_standins_b;
 mod helpers;
 mod oidc_provider;
 mod postgres;
@@ -37,6 +39,7 @@ mod otlp;
 mod pages;
 mod restart;
 mod rollout_providers_a;
+mod rollout_providers_b;
 mod rollouts;
 mod search;
 mod secrets;
