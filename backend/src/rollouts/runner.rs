@@ -314,6 +314,8 @@ async fn gate_failed(parts: &Parts<'_>, row: &RolloutRow, error: String, analysi
             &detail,
         )
         .await;
+        // At once rather than at the next tick: a bad version is undone as soon as it is known.
+        trigger(parts, &created).await?;
     }
     Ok(())
 }
