@@ -10,7 +10,9 @@
 //! approve, abort and roll back; administrators edit services); the rules that depend on the
 //! rollout itself (nobody approves their own, freeze windows, one at a time) are here.
 
+pub mod agent;
 pub mod buildbot;
+pub mod comparison;
 pub mod gates;
 pub mod machine;
 pub mod provider;
@@ -269,7 +271,7 @@ async fn check_environment(
         check_version(version).map_err(|error| RolloutError::Invalid(format!("environments.{name}: {error}")))?;
     }
     // The parameters are checked by building the provider (without its credential).
-    if let Err(error) = provider::build(&write.provider.kind, &write.provider.params, None, http) {
+    if let Err(error) = provider::build(&write.provider.kind, &write.provider.params, None, http, database) {
         return invalid(error.to_string());
     }
     let integration_id = match &write.provider.integration {
@@ -618,7 +620,7 @@ pub(crate) async fn provider_for(
             })
         }
     };
-    Ok(provider::build(&environment.provider, &params, credential, http)?)
+    Ok(provider::build(&environment.provider, &params, credential, http, database)?)
 }
 
 /// An asynchronous CI's report on a run it was given by the webhook provider: `body` must be

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use vigil_proto::rollouts::RolloutKind;
 
-use super::{buildbot::Buildbot, webhook::Webhook};
+use super::{agent::AgentProvider, buildbot::Buildbot, webhook::Webhook};
+use crate::store::{Database, StoreError};
 
 /// Characters of an answer kept in a detail or an error.
 const MAX_DETAIL_CHARS: usize = 500;
@@ -82,6 +83,8 @@ pub enum ProviderError {
     },
     #[error("{0}")]
     Unsupported(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[async_trait::async_trait]
@@ -89,6 +92,13 @@ pub trait Provider: Send + Sync {
     async fn trigger(&self, request: &TriggerRequest<'_>) -> Result<RunHandle, ProviderError>;
     async fn poll(&self, run_id: &str) -> Result<RunOutcome, ProviderError>;
     async fn cancel(&self, run_id: &str, reason: &str) -> Result<(), ProviderError>;
+
+    /// For a provider that deploys in batches: starts the run's next batch once the gates
+    /// passed after the last one, and says which; `None` when no batch is left (the run is
+    /// over). Other providers deploy at once.
+    async fn next_batch(&self, _run_id: &str) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// The provider `kind` with its parameters and credential.
@@ -97,8 +107,10 @@ pub fn build(
     params: &Map<String, Value>,
     credential: Option<Credential>,
     http: &reqwest::Client,
+    database: &Database,
 ) -> Result<Box<dyn Provider>, ProviderError> {
     Ok(match kind {
+        super::agent::KIND => Box::new(AgentProvider::new(params, database.clone())?),
         "buildbot" => Box::new(Buildbot::new(params, credential, http.clone())?),
         "webhook" => Box::new(Webhook::new(params, credential, http.clone())?),
         other => return Err(ProviderError::UnknownKind(other.to_owned())),

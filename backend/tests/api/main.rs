@@ -34,6 +34,7 @@ mod metrics;
 mod otlp;
 mod pages;
 mod restart;
+mod rollout_agent;
 mod rollouts;
 mod search;
 mod secrets;
