@@ -60,6 +60,10 @@ pub struct AgentConfig {
     pub buffer: BufferConfig,
     #[serde(default)]
     pub control: ControlConfig,
+    /// What this host deploys for the agent rollout provider; without it the agent never
+    /// deploys.
+    #[serde(default)]
+    pub deploy: Option<DeployConfig>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -423,6 +427,87 @@ impl Default for ControlConfig {
     }
 }
 
+/// The `[deploy]` section: the one command this host runs for a rollout, fixed here. The
+/// backend sends a version only; the agent runs `command` (without a shell) for a version
+/// that `version_pattern` matches whole, and refuses any other.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// The service this host deploys; orders for another are refused.
+    pub service: String,
+    /// The program (an absolute path) and its arguments; `{version}` in an argument becomes
+    /// the version. The version is also in the environment as `VIGIL_DEPLOY_VERSION` (with
+    /// `VIGIL_DEPLOY_SERVICE`, `VIGIL_DEPLOY_ENVIRONMENT` and `VIGIL_DEPLOY_ORDER`).
+    pub command: Vec<String>,
+    /// A regex the whole version must match, such as `[0-9]+\.[0-9]+\.[0-9]+`.
+    pub version_pattern: String,
+    /// The command is killed after this long, and the deploy fails.
+    #[serde(default = "default_deploy_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// How often the agent asks the backend for a deploy order.
+    #[serde(default = "default_deploy_poll_seconds")]
+    pub poll_seconds: u64,
+}
+
+/// The longest version the agent accepts, whatever its pattern.
+pub const MAX_VERSION_CHARS: usize = 128;
+
+impl DeployConfig {
+    /// `version_pattern` anchored at both ends.
+    pub fn version_regex(&self) -> Result<regex::Regex, regex::Error> {
+        regex::Regex::new(&format!(r"\A(?:{})\z", self.version_pattern))
+    }
+
+    /// Why this host will not deploy `version` of `service`, if it will not.
+    pub fn refusal(&self, pattern: &regex::Regex, service: &str, version: &str) -> Option<String> {
+        if service != self.service {
+            return Some(format!("this host deploys service {:?}, not {service:?}", self.service));
+        }
+        if version.is_empty() || version.chars().count() > MAX_VERSION_CHARS || !pattern.is_match(version) {
+            return Some(format!(
+                "version {:?} does not match this host's version_pattern {:?}",
+                version.chars().take(MAX_VERSION_CHARS).collect::<String>(),
+                self.version_pattern
+            ));
+        }
+        None
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(format!("deploy.{message}")));
+        if self.service.trim().is_empty() {
+            return invalid("service: must not be empty".to_owned());
+        }
+        match self.command.first() {
+            None => return invalid("command: name the program to run, as an absolute path".to_owned()),
+            Some(program) if !Path::new(program).is_absolute() => {
+                return invalid(format!(
+                    "command: the program {program:?} must be an absolute path (no shell, no PATH)"
+                ));
+            }
+            Some(_) => {}
+        }
+        if self.version_pattern.is_empty() {
+            return invalid("version_pattern: must not be empty (say which versions this host accepts)".to_owned());
+        }
+        if let Err(error) = self.version_regex() {
+            return invalid(format!("version_pattern: {error}"));
+        }
+        if self.timeout_seconds == 0 || self.poll_seconds == 0 {
+            return invalid("timeout_seconds, poll_seconds: must be greater than 0".to_owned());
+        }
+        Ok(())
+    }
+}
+
+fn default_deploy_timeout_seconds() -> u64 {
+    600
+}
+
+fn default_deploy_poll_seconds() -> u64 {
+    5
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the configuration: {0}")]
@@ -445,6 +530,7 @@ impl AgentConfig {
             tail: TailConfig::default(),
             buffer: BufferConfig::default(),
             control: ControlConfig { listen: String::new(), ..ControlConfig::default() },
+            deploy: None,
         }
     }
 
@@ -482,10 +568,13 @@ impl AgentConfig {
         if self.backend.timeout_seconds == 0 {
             return invalid("backend.timeout_seconds: must be greater than 0".to_owned());
         }
-        if self.sources.is_empty() && self.scrape.is_empty() && !self.host_metrics.enabled {
+        if self.sources.is_empty() && self.scrape.is_empty() && !self.host_metrics.enabled && self.deploy.is_none() {
             return invalid(
                 "sources: nothing to collect: add a [[sources]] or [[scrape]] entry, or host_metrics".to_owned(),
             );
+        }
+        if let Some(deploy) = &self.deploy {
+            deploy.validate()?;
         }
         let mut names = std::collections::HashSet::new();
         for (index, source) in self.sources.iter().enumerate() {
@@ -629,5 +718,62 @@ mod tests {
         assert!(error.contains("includes"), "{error}");
         let error = parse(&source("[buffer]\nwhen_full = \"explode\"")).unwrap_err().to_string();
         assert!(error.contains("explode") && error.contains("when_full"), "{error}");
+    }
+
+    const PATTERN: &str = r"'[0-9]+\.[0-9]+\.[0-9]+'";
+    const COMMAND: &str = r#"["/usr/local/bin/deploy-shop", "--version", "{version}"]"#;
+
+    fn deploy_section(service: &str, command: &str, pattern: &str, extra: &str) -> String {
+        format!(
+            "{VALID}\n[deploy]\nservice = \"{service}\"\ncommand = {command}\nversion_pattern = {pattern}\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn a_deploy_section_is_checked_field_by_field() {
+        let config = parse(&deploy_section("shop", COMMAND, PATTERN, "")).unwrap();
+        let deploy = config.deploy.unwrap();
+        assert_eq!((deploy.timeout_seconds, deploy.poll_seconds), (600, 5));
+        assert!(parse(VALID).unwrap().deploy.is_none(), "no [deploy], no deploys");
+        let cases = [
+            (deploy_section("shop", COMMAND, "'([0-9]+'", ""), "deploy.version_pattern"),
+            (deploy_section("shop", COMMAND, "''", ""), "deploy.version_pattern"),
+            (deploy_section("shop", r#"["deploy-shop"]"#, PATTERN, ""), "deploy.command"),
+            (deploy_section("shop", "[]", PATTERN, ""), "deploy.command"),
+            (deploy_section(" ", COMMAND, PATTERN, ""), "deploy.service"),
+            (deploy_section("shop", COMMAND, PATTERN, "timeout_seconds = 0"), "deploy.timeout_seconds"),
+        ];
+        for (toml, key) in cases {
+            let error = parse(&toml).unwrap_err().to_string();
+            assert!(error.contains(key), "{error:?} does not name {key}");
+        }
+        let unclosed = parse(&deploy_section("shop", COMMAND, "'([0-9]+'", "")).unwrap_err().to_string();
+        assert!(unclosed.contains("unclosed group"), "the regex error is shown: {unclosed}");
+        let renamed = deploy_section("shop", COMMAND, PATTERN, "").replace("version_pattern", "version_regex");
+        let error = parse(&renamed).unwrap_err().to_string();
+        assert!(error.contains("version_regex"), "{error}");
+        let missing = deploy_section("shop", COMMAND, PATTERN, "").replace("version_pattern = ", "# ");
+        let error = parse(&missing).unwrap_err().to_string();
+        assert!(error.contains("version_pattern"), "a command needs a pattern: {error}");
+    }
+
+    #[test]
+    fn a_version_must_match_the_whole_pattern_and_the_service_must_be_this_hosts() {
+        let deploy = parse(&deploy_section("shop", COMMAND, PATTERN, "")).unwrap().deploy.unwrap();
+        let pattern = deploy.version_regex().unwrap();
+        assert_eq!(deploy.refusal(&pattern, "shop", "1.2.3"), None);
+        for bad in ["1.2", "1.2.3; rm -rf /", "v1.2.3", "1.2.3\n", " 1.2.3", "", "1.2.3.4", "x1.2.3", "1.2.3 "] {
+            let refusal = deploy.refusal(&pattern, "shop", bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(refusal.contains("version_pattern"), "{refusal}");
+        }
+        // An alternation is anchored as a whole, not only its first and last branches.
+        let alternation = parse(&deploy_section("shop", COMMAND, "'1\\.0|2\\.0'", "")).unwrap().deploy.unwrap();
+        let alternation_pattern = alternation.version_regex().unwrap();
+        assert_eq!(alternation.refusal(&alternation_pattern, "shop", "2.0"), None);
+        assert!(alternation.refusal(&alternation_pattern, "shop", "1.0; id").is_some());
+        let long = format!("1.2.{}", "3".repeat(200));
+        assert!(deploy.refusal(&pattern, "shop", &long).is_some(), "longer than any version");
+        let other = deploy.refusal(&pattern, "billing", "1.2.3").unwrap();
+        assert!(other.contains("\"shop\"") && other.contains("\"billing\""), "{other}");
     }
 }

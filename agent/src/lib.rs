@@ -8,12 +8,15 @@
 //! own buffer, so that a Prometheus outage behind the backend never holds logs back.
 //!
 //! Beside that road: [`stats`] counts, `self_metrics` serves the counts as the agent's own
-//! `/metrics`, and `heartbeat` reports them to the backend, which lists the agent.
+//! `/metrics`, and `heartbeat` reports them to the backend, which lists the agent. With a
+//! `[deploy]` section, `deploy` runs the deploy orders of the agent rollout provider: the
+//! command of this configuration, for a version its pattern accepts.
 
 pub mod buffer;
 pub(crate) mod checkpoint;
 pub(crate) mod clock;
 pub mod config;
+pub(crate) mod deploy;
 pub(crate) mod error_chain;
 pub mod exposition;
 pub(crate) mod heartbeat;
@@ -159,6 +162,14 @@ impl Agent {
                 sources::host::HostMetrics::new(config.host_metrics.clone(), &host, metrics.clone(), stats.clone());
             let shutdown = shutdown.clone();
             tasks.spawn(async move { host_metrics.run(shutdown).await });
+        }
+        match deploy::Deployer::new(&config, client.clone()) {
+            Ok(Some(deployer)) => {
+                let shutdown = shutdown.clone();
+                tasks.spawn(async move { deployer.run(shutdown).await });
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(error = %ErrorChain(&error), "cannot deploy"),
         }
         let self_metrics = Arc::new(SelfMetrics::new(logs.clone(), metrics.clone(), shippers.clone(), stats.clone()));
         let heartbeats =

@@ -326,6 +326,7 @@ impl From<crate::rollouts::provider::ProviderError> for HttpError {
             ProviderError::Refused { .. } | ProviderError::Answer { .. } | ProviderError::Request { .. } => {
                 Self::new(ErrorCode::Unavailable, error.to_string())
             }
+            ProviderError::Store(error) => error.into(),
         }
     }
 }
@@ -351,6 +352,19 @@ impl From<crate::rollouts::RolloutError> for HttpError {
             RolloutError::Alerts(error) => error.into(),
             RolloutError::Store(error) => error.into(),
             RolloutError::Encoding(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<crate::rollouts::agent::AgentDeployError> for HttpError {
+    fn from(error: crate::rollouts::agent::AgentDeployError) -> Self {
+        use crate::rollouts::agent::AgentDeployError;
+        match error {
+            AgentDeployError::Invalid(_) => Self::new(ErrorCode::InvalidParameter, error.to_string()),
+            AgentDeployError::NotBound(_) => Self::new(ErrorCode::Forbidden, error.to_string()),
+            AgentDeployError::NoOrder(_) => Self::new(ErrorCode::NotFound, error.to_string()),
+            AgentDeployError::Over { .. } => Self::new(ErrorCode::Conflict, error.to_string()),
+            AgentDeployError::Store(error) => error.into(),
         }
     }
 }

@@ -434,6 +434,9 @@ fn api_routes() -> ApiRouter<Arc<AppState>> {
         .post(paths::LOKI_PUSH, Access::Ingest, loki::push)
         .post(paths::METRICS_WRITE, Access::Ingest, metrics::write)
         .post(paths::AGENT_HEARTBEAT, Access::Ingest, agents::heartbeat)
+        // an agent's deploy orders, for the caller its host is bound to
+        .get(paths::AGENT_DEPLOYS, Access::Ingest, agents::deploy_orders)
+        .post(paths::AGENT_DEPLOY, Access::Ingest, agents::deploy_report)
         // reads
         .get(paths::LOGS_SEARCH, Access::Read, logs::search)
         .get(paths::LOGS_HISTOGRAM, Access::Read, logs::histogram)

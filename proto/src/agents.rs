@@ -96,3 +96,69 @@ impl AgentState {
         }
     }
 }
+
+/// A deploy order for one host (`GET /api/v1/agents/deploys?host=`): the backend names the
+/// service and the version, never a command. The agent runs the command of its own
+/// `[deploy]` section, and only for a version its `version_pattern` accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployOrder {
+    pub id: i64,
+    pub rollout_id: i64,
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+}
+
+/// `GET /api/v1/agents/deploys?host=`: the orders of a host to run or finish, oldest first
+/// (at most one: a host runs one deploy at a time).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployOrders {
+    pub orders: Vec<DeployOrder>,
+}
+
+/// The query of `GET /api/v1/agents/deploys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployOrdersQuery {
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployStatus {
+    /// The agent takes the order and is about to run its command; refused (409) when the
+    /// order was cancelled meanwhile, and then the command is not run.
+    Running,
+    Succeeded,
+    Failed,
+    /// The agent would not run it: another service, or a version its pattern does not accept.
+    Refused,
+}
+
+impl DeployStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// `POST /api/v1/agents/deploys/{id}`: what became of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployReport {
+    pub host: String,
+    pub status: DeployStatus,
+    /// The command's exit code, when it exited.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Why, for a refusal or a failure that is not the command's (a timeout, a restart).
+    #[serde(default)]
+    pub reason: String,
+    /// The last lines of the command's output.
+    #[serde(default)]
+    pub output: String,
+}

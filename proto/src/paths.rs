@@ -61,6 +61,9 @@ pub const SD_TARGETS: &str = "/api/v1/sd/targets";
 /// Agents: heartbeats in, their states out.
 pub const AGENT_HEARTBEAT: &str = "/api/v1/agents/heartbeat";
 pub const AGENTS: &str = "/api/v1/agents";
+/// Deploy orders of the `agent` rollout provider: a host's orders, and an agent's report on one.
+pub const AGENT_DEPLOYS: &str = "/api/v1/agents/deploys";
+pub const AGENT_DEPLOY: &str = "/api/v1/agents/deploys/{id}";
 /// Dashboards (by uid), their duplication, export and import.
 pub const DASHBOARDS: &str = "/api/v1/dashboards";
 pub const DASHBOARD: &str = "/api/v1/dashboards/{uid}";

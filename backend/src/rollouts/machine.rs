@@ -1,6 +1,7 @@
 //! The rollout state machine, pure: requested → awaiting approval (when the environment
 //! requires it) → triggered → running → analysing → succeeded | failed | rolled back |
-//! aborted. Every change of state in the store goes through [`next`], so that a transition not
+//! aborted; a provider that deploys in batches goes from analysing back to running for each
+//! batch after the first. Every change of state in the store goes through [`next`], so that a transition not
 //! listed here cannot happen, whoever asks for it.
 
 use vigil_proto::rollouts::RolloutState;
@@ -22,6 +23,8 @@ pub enum Event {
     AnalysisPassed,
     /// An acting gate failed; a rollback is started when there is a version to go back to.
     GateFailed { rolls_back: bool },
+    /// The analysis after a batch passed and the provider started the next batch.
+    NextBatch,
     /// Someone stopped it.
     Abort,
 }
@@ -36,6 +39,7 @@ impl Event {
             Self::RunFinished { .. } => "finish a run",
             Self::AnalysisPassed => "pass its analysis",
             Self::GateFailed { .. } => "fail a gate",
+            Self::NextBatch => "start its next batch",
             Self::Abort => "be aborted",
         }
     }
@@ -62,6 +66,7 @@ pub fn next(from: RolloutState, event: Event) -> Result<RolloutState, Transition
         (Analysing, Event::AnalysisPassed) => Succeeded,
         (Analysing, Event::GateFailed { rolls_back: true }) => RolledBack,
         (Analysing, Event::GateFailed { rolls_back: false }) => Failed,
+        (Analysing, Event::NextBatch) => Running,
         (state, Event::Abort) if !state.is_terminal() => Aborted,
         _ => return Err(TransitionError { from, event }),
     };
@@ -73,7 +78,7 @@ mod tests {
     use super::*;
     use RolloutState::*;
 
-    const EVENTS: [Event; 11] = [
+    const EVENTS: [Event; 12] = [
         Event::Submit { approval_required: true },
         Event::Submit { approval_required: false },
         Event::Approve,
@@ -84,6 +89,7 @@ mod tests {
         Event::AnalysisPassed,
         Event::GateFailed { rolls_back: true },
         Event::GateFailed { rolls_back: false },
+        Event::NextBatch,
         Event::Abort,
     ];
 
@@ -125,6 +131,15 @@ mod tests {
         let mut nothing_to_go_back_to = analysed.to_vec();
         nothing_to_go_back_to.push(Event::GateFailed { rolls_back: false });
         assert_eq!(walk(&nothing_to_go_back_to), Ok(Failed));
+    }
+
+    #[test]
+    fn a_batch_that_passed_its_analysis_runs_the_next_and_is_analysed_again() {
+        let mut batches =
+            vec![Event::Submit { approval_required: false }, Event::RunStarted, Event::RunFinished { succeeded: true }];
+        batches.extend([Event::NextBatch, Event::RunFinished { succeeded: true }, Event::AnalysisPassed]);
+        assert_eq!(walk(&batches), Ok(Succeeded));
+        assert!(next(Running, Event::NextBatch).is_err(), "only after an analysis");
     }
 
     #[test]

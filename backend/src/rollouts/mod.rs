@@ -10,9 +10,11 @@
 //! approve, abort and roll back; administrators edit services); the rules that depend on the
 //! rollout itself (nobody approves their own, freeze windows, one at a time) are here.
 
+pub mod agent;
 pub mod argocd;
 pub mod buildbot;
 pub mod circleci;
+pub mod comparison;
 pub mod gates;
 pub mod github;
 pub mod gitlab;
@@ -283,7 +285,7 @@ async fn check_environment(
         check_version(version).map_err(|error| RolloutError::Invalid(format!("environments.{name}: {error}")))?;
     }
     // The parameters are checked by building the provider (without its credential).
-    if let Err(error) = provider::build(&write.provider.kind, &write.provider.params, None, http) {
+    if let Err(error) = provider::build(&write.provider.kind, &write.provider.params, None, http, database) {
         return invalid(error.to_string());
     }
     let integration_id = match &write.provider.integration {
@@ -691,7 +693,7 @@ pub(crate) async fn provider_for(
             })
         }
     };
-    Ok(provider::build(&environment.provider, &params, credential, http)?)
+    Ok(provider::build(&environment.provider, &params, credential, http, database)?)
 }
 
 /// An asynchronous CI's report on a run it was given by the webhook provider: `body` must be

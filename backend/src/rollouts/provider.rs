@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use vigil_proto::rollouts::RolloutKind;
 
+use super::{
+    agent::AgentProvider, buildbot::Buildbot, circleci::CircleCi, gitlab::GitLab, jenkins::Jenkins, webhook::Webhook,
+};
 use super::{argocd::ArgoCd, github::GitHubActions, kubernetes::Kubernetes};
-use super::{buildbot::Buildbot, circleci::CircleCi, gitlab::GitLab, jenkins::Jenkins, webhook::Webhook};
+use crate::store::{Database, StoreError};
 
 /// Characters of an answer kept in a detail or an error.
 const MAX_DETAIL_CHARS: usize = 500;
@@ -70,7 +73,7 @@ pub enum ProviderError {
     #[error("{0}")]
     Params(String),
     #[error(
-        "provider kind {0:?} is not one of buildbot, webhook, jenkins, gitlab, circleci, github, argocd, kubernetes"
+        "provider kind {0:?} is not one of buildbot, webhook, jenkins, gitlab, circleci, github, argocd, kubernetes, agent"
     )]
     UnknownKind(String),
     #[error("{what} answered {status}: {body}")]
@@ -85,6 +88,8 @@ pub enum ProviderError {
     },
     #[error("{0}")]
     Unsupported(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[async_trait::async_trait]
@@ -92,6 +97,13 @@ pub trait Provider: Send + Sync {
     async fn trigger(&self, request: &TriggerRequest<'_>) -> Result<RunHandle, ProviderError>;
     async fn poll(&self, run_id: &str) -> Result<RunOutcome, ProviderError>;
     async fn cancel(&self, run_id: &str, reason: &str) -> Result<(), ProviderError>;
+
+    /// For a provider that deploys in batches: starts the run's next batch once the gates
+    /// passed after the last one, and says which; `None` when no batch is left (the run is
+    /// over). Other providers deploy at once.
+    async fn next_batch(&self, _run_id: &str) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// The provider `kind` with its parameters and credential.
@@ -100,8 +112,10 @@ pub fn build(
     params: &Map<String, Value>,
     credential: Option<Credential>,
     http: &reqwest::Client,
+    database: &Database,
 ) -> Result<Box<dyn Provider>, ProviderError> {
     Ok(match kind {
+        super::agent::KIND => Box::new(AgentProvider::new(params, database.clone())?),
         "buildbot" => Box::new(Buildbot::new(params, credential, http.clone())?),
         "webhook" => Box::new(Webhook::new(params, credential, http.clone())?),
         "jenkins" => Box::new(Jenkins::new(params, credential, http.clone())?),

@@ -1,7 +1,9 @@
 //! Runs the rollouts, on the one node that holds the `rollout-runner` lease: every tick it
 //! takes the rollouts that are triggered, running or analysing (so a restart resumes them),
 //! and moves each one step: trigger the provider once, follow the run, judge the gates every
-//! interval over the window, then succeed (the environment's versions move) or roll back.
+//! interval over the window, then succeed (the environment's versions move) or roll back. A
+//! provider that deploys in batches (the agents) is followed and judged once per batch: its
+//! next batch starts only once the gates passed after the last.
 //!
 //! A deploy command runs once: the trigger's start is written before the provider is called
 //! and the run after; a rollout found with the first and not the second was cut off while
@@ -266,6 +268,9 @@ async fn analyse(parts: &Parts<'_>, row: &RolloutRow) -> Result<(), RolloutError
     }
     let window = gates.iter().map(|gate| gate.window_seconds * 1000).max().unwrap_or(0);
     if now >= started + window {
+        if next_batch(parts, row).await? {
+            return Ok(());
+        }
         return succeed(parts, row).await;
     }
     if evaluated {
@@ -273,6 +278,20 @@ async fn analyse(parts: &Parts<'_>, row: &RolloutRow) -> Result<(), RolloutError
         parts.database.change_rollout(row.id, &[&row.state], &row.state, &change, None).await?;
     }
     Ok(())
+}
+
+/// After an analysis passed, the provider's next batch (for a provider that deploys in
+/// batches): `true` when one started, and the rollout runs again with a fresh analysis.
+async fn next_batch(parts: &Parts<'_>, row: &RolloutRow) -> Result<bool, RolloutError> {
+    let Some(run_id) = &row.run_id else { return Ok(false) };
+    let to = machine::next(state_of(row), Event::NextBatch)?;
+    let environment = super::environment_row(parts.database, &row.service, &row.environment).await?;
+    let provider = provider_for(parts.database, parts.secrets, parts.http, &environment).await?;
+    let Some(detail) = provider.next_batch(run_id).await? else { return Ok(false) };
+    let change = RolloutChange { analysis: Some("{}".to_owned()), ..RolloutChange::default() };
+    let event = entry(to.as_str(), ACTOR, detail);
+    parts.database.change_rollout(row.id, &[&row.state], to.as_str(), &change, Some(&event)).await?;
+    Ok(true)
 }
 
 /// A failed gate: a deploy with a version to go back to is rolled back (with the same

@@ -3,6 +3,7 @@
 //! timestamps are Unix milliseconds in `BIGINT`, and each dialect has its own migrations
 //! (`migrations/sqlite`, `migrations/postgres`), compiled into the binary.
 
+mod agent_deploys;
 mod agents;
 mod alerts;
 mod audit;
@@ -13,6 +14,7 @@ mod sessions;
 mod tokens;
 mod users;
 
+pub use agent_deploys::{DeployOrderEnd, DeployOrderRow, NewDeployOrder};
 pub use agents::{AgentRow, Heartbeat};
 pub use alerts::{
     AlertEventRow, AlertInstanceRow, AlertRuleRow, DeliveryGroup, DeliveryRow, LeaseRow, NewDelivery, SilenceRow,
@@ -74,10 +76,10 @@ macro_rules! migrations {
 fn migrator(dialect: Dialect) -> Migrator {
     let migrations = match dialect {
         Dialect::Sqlite => {
-            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups", 8 "0008_rollouts")
+            migrations!("sqlite": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups", 8 "0008_rollouts", 9 "0009_agent_deploys")
         }
         Dialect::Postgres => {
-            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups", 8 "0008_rollouts")
+            migrations!("postgres": 1 "0001_api_tokens", 2 "0002_users_sessions_audit", 3 "0003_dashboards", 4 "0004_agents", 5 "0005_agent_owner", 6 "0006_alerts", 7 "0007_alert_groups", 8 "0008_rollouts", 9 "0009_agent_deploys")
         }
     };
     Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }

@@ -132,6 +132,9 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
     assert_eq!(access_of(Method::GET, paths::ALERTS), Some(Access::Read));
     assert_eq!(access_of(Method::POST, paths::ALERT_RULES), Some(Access::Deploy));
     assert_eq!(access_of(Method::POST, paths::ALERT_ACKNOWLEDGE), Some(Access::Deploy));
+    // An agent's deploy orders: for ingest tokens (and the host's binding, checked inside).
+    assert_eq!(access_of(Method::GET, paths::AGENT_DEPLOYS), Some(Access::Ingest));
+    assert_eq!(access_of(Method::POST, paths::AGENT_DEPLOY), Some(Access::Ingest));
     assert_eq!(access_of(Method::GET, "/settings"), Some(Access::Page));
     assert_eq!(access_of(Method::GET, paths::LOGIN_PAGE), Some(Access::Public));
     assert_eq!(access_of(Method::POST, "/ui/fn/admin/users"), Some(Access::Admin));

@@ -13,7 +13,7 @@ use crate::helpers::{TestApp, restart_app_with, spawn_app};
 const BATCH_RECORDS: usize = 40;
 
 /// The `vigil-agent` binary of this build (`cargo xtask test` builds it).
-fn agent_binary() -> PathBuf {
+pub(crate) fn agent_binary() -> PathBuf {
     let binary = Path::new(env!("CARGO_BIN_EXE_vigil")).with_file_name("vigil-agent");
     assert!(binary.exists(), "{} is missing: build it first (cargo build -p vigil-agent)", binary.display());
     binary

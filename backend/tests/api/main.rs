@@ -38,6 +38,7 @@ mod metrics;
 mod otlp;
 mod pages;
 mod restart;
+mod rollout_agent;
 mod rollout_providers_a;
 mod rollout_providers_b;
 mod rollouts;

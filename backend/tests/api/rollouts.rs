@@ -577,7 +577,7 @@ async fn services_are_seeded_from_the_configuration_checked_and_edited_by_admini
     let by_deployer = app.with_session(Method::PUT, &path, &deployer).json(&write).send().await.unwrap();
     assert_eq!(by_deployer.status(), 403);
     let unknown = app.with_session(Method::PUT, &path, &admin).json(&write).send().await.unwrap();
-    assert_error(unknown, 400, "invalid_parameter", "provider kind \"spinnaker\" is not one of buildbot, webhook, jenkins, gitlab, circleci, github, argocd, kubernetes")
+    assert_error(unknown, 400, "invalid_parameter", "provider kind \"spinnaker\" is not one of buildbot, webhook, jenkins, gitlab, circleci, github, argocd, kubernetes, agent")
         .await;
     let bad_url = json!({"name": "frontend", "environments": [{"name": "production",
                          "provider": {"kind": "webhook", "params": {"url": "ftp://x"}}}]});
