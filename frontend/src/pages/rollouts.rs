@@ -4,7 +4,7 @@
 //! steps, run link, gates charted with their thresholds, the service's alerts that fired
 //! meanwhile and the timeline. `/services/<name>`: a service's environments with Deploy (pick
 //! the environment and version, then a confirmation with the current version, the gates and
-//! the approval needed) and Rollback. The pages follow a running rollout every second.
+//! the approval needed) and Rollback. The pages follow a running rollout twice a second.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -28,7 +28,7 @@ use crate::rollouts::{
 const PAGE_SIZE: u32 = 25;
 /// How often the rollout pages refresh while they are open.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-const ROLLOUT_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+const ROLLOUT_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A counter that moves every [`ROLLOUT_REFRESH`] in the browser (never on the server): the
 /// rollout pages read it in their resources' sources, so a transition shows within a second.
