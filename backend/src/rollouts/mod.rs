@@ -440,7 +440,7 @@ fn recurring(freeze: &RecurringFreeze) -> Result<(schedule::Cron, i64, time::Utc
     let duration: vigil_proto::RelativeRange =
         freeze.duration.parse().map_err(|_| format!("duration {:?} must read like 30m, 2h or 3d", freeze.duration))?;
     let minutes = duration.as_nanos() / 60_000_000_000;
-    if minutes < 1 || minutes > schedule::MAX_DURATION_MINUTES {
+    if !(1..=schedule::MAX_DURATION_MINUTES).contains(&minutes) {
         return Err(format!("duration {:?} must be from 1 minute to 31 days", freeze.duration));
     }
     let offset = schedule::parse_offset(&freeze.utc_offset)?;
