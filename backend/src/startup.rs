@@ -314,6 +314,7 @@ async fn run_rollouts(state: Arc<AppState>, holder: String, callback_base: Strin
         http: &state.provider_http,
         config: &state.config.rollouts,
         callback_base: &callback_base,
+        polled: runner::PollTimes::default(),
     };
     runner::run(parts, &holder, state.shutdown.clone()).await;
 }

@@ -43,6 +43,9 @@ const MARKED_SKEW_SECONDS: i64 = 120;
 /// GitHub refuses a dispatch with more inputs than this.
 const MAX_INPUTS: usize = 25;
 
+/// How often a run is polled unless `params.poll_seconds` says otherwise.
+const DEFAULT_POLL_SECONDS: u64 = 5;
+
 pub struct GitHubActions {
     api: String,
     owner: String,
@@ -54,6 +57,7 @@ pub struct GitHubActions {
     rollout_input: Option<String>,
     return_run_details: bool,
     token: Option<String>,
+    poll_interval: std::time::Duration,
     http: reqwest::Client,
 }
 
@@ -122,6 +126,14 @@ impl GitHubActions {
             Some(Value::Bool(flag)) => *flag,
             Some(_) => return Err(ProviderError::Params("params.return_run_details must be true or false".to_owned())),
         };
+        // GitHub allows 5,000 requests an hour to a token: a run polled every 5 s takes 720.
+        let poll_seconds = match params.get("poll_seconds") {
+            None | Some(Value::Null) => DEFAULT_POLL_SECONDS,
+            Some(Value::Number(number)) if number.as_u64().is_some_and(|seconds| seconds <= 3600) => {
+                number.as_u64().unwrap_or(DEFAULT_POLL_SECONDS)
+            }
+            Some(_) => return Err(ProviderError::Params("params.poll_seconds must be 0 to 3600".to_owned())),
+        };
         let token =
             match credential {
                 None => None,
@@ -142,6 +154,7 @@ impl GitHubActions {
             rollout_input,
             return_run_details,
             token,
+            poll_interval: std::time::Duration::from_secs(poll_seconds),
             http,
         })
     }
@@ -302,6 +315,10 @@ fn outcome_of(run: &Value) -> RunOutcome {
 
 #[async_trait::async_trait]
 impl Provider for GitHubActions {
+    fn poll_interval(&self) -> std::time::Duration {
+        self.poll_interval
+    }
+
     async fn trigger(&self, request: &TriggerRequest<'_>) -> Result<RunHandle, ProviderError> {
         let mut inputs = self.inputs.clone();
         inputs.insert(self.version_input.clone(), Value::from(request.version));

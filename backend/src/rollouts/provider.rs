@@ -96,6 +96,11 @@ pub enum ProviderError {
 pub trait Provider: Send + Sync {
     async fn trigger(&self, request: &TriggerRequest<'_>) -> Result<RunHandle, ProviderError>;
     async fn poll(&self, run_id: &str) -> Result<RunOutcome, ProviderError>;
+    /// The least time between two polls of a run (an API's rate limit); every runner tick
+    /// when zero.
+    fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
     async fn cancel(&self, run_id: &str, reason: &str) -> Result<(), ProviderError>;
 
     /// For a provider that deploys in batches: starts the run's next batch once the gates

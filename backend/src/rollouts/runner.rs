@@ -46,6 +46,31 @@ pub struct Parts<'a> {
     pub config: &'a RolloutsConfig,
     /// Vigil's address as CI systems reach it, for callback URLs.
     pub callback_base: &'a str,
+    /// When each rollout's run was last polled, for providers with a poll interval.
+    pub polled: PollTimes,
+}
+
+/// When each rollout's run was last polled (in this process: after a restart, at once).
+#[derive(Default)]
+pub struct PollTimes(std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>);
+
+impl PollTimes {
+    /// Whether `rollout` may be polled now, at most once per `interval`; if so, noted.
+    fn due(&self, rollout: i64, interval: Duration) -> bool {
+        if interval.is_zero() {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let mut polled = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if polled.get(&rollout).is_some_and(|at| now.duration_since(*at) < interval) {
+            return false;
+        }
+        if polled.len() > 10_000 {
+            polled.retain(|_, at| now.duration_since(*at) < Duration::from_secs(3600));
+        }
+        polled.insert(rollout, now);
+        true
+    }
 }
 
 /// Runs until `shutdown`; `holder` names this node in the lease.
@@ -188,6 +213,9 @@ async fn follow(parts: &Parts<'_>, row: &RolloutRow) -> Result<(), RolloutError>
         let detail = format!("the run took longer than {limit} s (rollouts.run_timeout_seconds); {cancelled}");
         let outcome = RunOutcome { status: RunStatus::Failed, detail, url: None };
         return finish_run(parts, row, outcome).await;
+    }
+    if !parts.polled.due(row.id, provider.poll_interval()) {
+        return Ok(());
     }
     // A provider that does not answer now may answer at the next tick.
     let outcome = provider.poll(run_id).await?;
@@ -402,6 +430,17 @@ mod tests {
 
     fn some(text: &str) -> Option<String> {
         Some(text.to_owned())
+    }
+
+    #[test]
+    fn a_poll_interval_spaces_the_polls_of_each_rollout() {
+        let polled = PollTimes::default();
+        assert!(polled.due(1, Duration::ZERO) && polled.due(1, Duration::ZERO), "no interval: every tick");
+        assert!(polled.due(2, Duration::from_secs(60)));
+        assert!(!polled.due(2, Duration::from_secs(60)), "not again within the interval");
+        assert!(polled.due(3, Duration::from_secs(60)), "each rollout has its own");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(polled.due(2, Duration::from_millis(10)), "again once the interval passed");
     }
 
     #[test]

@@ -49,7 +49,10 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver starts");
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        // A new connection for every command: ChromeDriver closes idle connections, and a
+        // command sent on one it is closing fails ("error sending request").
+        let client =
+            reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(0).build().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         eventually(30, "chromedriver to listen", || {
             let request = client.get(format!("{base}/status")).send();
@@ -90,7 +93,7 @@ impl Browser {
         let answer: Value = request
             .send()
             .await
-            .unwrap_or_else(|error| panic!("webdriver {path}: {error}"))
+            .unwrap_or_else(|error| panic!("webdriver {path}: {error:?}"))
             .json()
             .await
             .unwrap_or_else(|error| panic!("webdriver {path}: {error}"));
