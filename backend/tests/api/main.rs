@@ -1,5 +1,7 @@
 //! The backend's integration tests: real servers on loopback (the backend itself, PostgreSQL,
-//! Prometheus, Chromium), nothing mocked.
+//! Prometheus, Buildbot, Debian's webhook, the agents, Chromium), nothing mocked that can run
+//! here; the CI/CD systems that cannot (Jenkins, GitLab, CircleCI, GitHub, Argo CD, a
+//! Kubernetes API server) are loopback stand-ins of their documented APIs (`ci_standins_*`).
 
 mod browser;
 #[path = "../support/buildbot.rs"]
