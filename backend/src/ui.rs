@@ -387,6 +387,21 @@ impl UiServices for BackendServices {
         rollouts::roll_back(&self.state.database, &deployer(request)?, &service, &environment).await.map_err(domain)
     }
 
+    async fn save_service(
+        &self,
+        request: &Parts,
+        existing: Option<String>,
+        write: vigil_proto::rollouts::ServiceWrite,
+    ) -> Result<Service, ApiError> {
+        let (caller, client) = caller_with(request, Access::Admin)?;
+        let actor = client.actor(Some(caller));
+        let state = &self.state;
+        let (log_store, http) = (state.log_store.as_ref(), &state.provider_http);
+        rollouts::save_service(&state.database, log_store, http, &actor, existing.as_deref(), &write)
+            .await
+            .map_err(domain)
+    }
+
     async fn deploy_annotations(&self, query: DeployAnnotationQuery) -> Result<Vec<DeployAnnotation>, ApiError> {
         rollouts::annotations(&self.state.database, &query).await.map_err(domain)
     }

@@ -1,8 +1,9 @@
 //! Server functions of the rollout pages (the rollouts, a rollout, a service with its Deploy
 //! and Rollback buttons) and of the charts' deploy annotations. Reading is under
 //! `/ui/fn/read/` (every signed-in user); deploying, approving, aborting and rolling back are
-//! under `/ui/fn/deploy/` (deployers and administrators), and the backend checks the caller
-//! again, as it does the rules of the rollout itself (nobody approves their own).
+//! under `/ui/fn/deploy/` (deployers and administrators), editing a service under
+//! `/ui/fn/admin/`; the backend checks the caller again, as it does the rules of the rollout
+//! itself (nobody approves their own).
 
 use leptos::prelude::*;
 
@@ -75,6 +76,17 @@ pub async fn abort_rollout(id: i64) -> Result<Rollout, UiError> {
 pub async fn roll_back(service: String, environment: String) -> Result<Rollout, UiError> {
     let request = crate::services::request()?;
     crate::services::services()?.roll_back(&request, service, environment).await.map_err(UiError::from)
+}
+
+/// Saves the editor's service (a `ServiceWrite` as JSON) over the service `name`
+/// (administrators: an environment names a credential, and holds the approval rule and the
+/// freezes a deployer must not lift for their own deploy).
+#[server(prefix = "/ui/fn/admin", endpoint = "save_service")]
+pub async fn save_service(name: String, spec: String) -> Result<Service, UiError> {
+    let request = crate::services::request()?;
+    let write: vigil_proto::rollouts::ServiceWrite =
+        serde_json::from_str(&spec).map_err(|error| UiError::invalid(format!("invalid service: {error}")))?;
+    crate::services::services()?.save_service(&request, Some(name), write).await.map_err(UiError::from)
 }
 
 /// When rollouts ran between `start` and `end` (RFC 3339) whose `service` and `environment`

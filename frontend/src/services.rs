@@ -138,6 +138,14 @@ pub trait UiServices: Send + Sync + 'static {
     async fn abort_rollout(&self, request: &Parts, id: i64) -> Result<Rollout, ApiError>;
     /// Rolls an environment back to its previous good version as the caller.
     async fn roll_back(&self, request: &Parts, service: String, environment: String) -> Result<Rollout, ApiError>;
+    /// Saves a service as the caller (administrators): a new one when `existing` is None, else
+    /// the service `existing` replaced.
+    async fn save_service(
+        &self,
+        request: &Parts,
+        existing: Option<String>,
+        write: vigil_proto::rollouts::ServiceWrite,
+    ) -> Result<Service, ApiError>;
     /// When rollouts ran within a time range, for annotations on charts.
     async fn deploy_annotations(&self, query: DeployAnnotationQuery) -> Result<Vec<DeployAnnotation>, ApiError>;
 }

@@ -11,8 +11,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use vigil_proto::metrics::{QueryResult, QuerySeries};
 use vigil_proto::rollouts::{
-    Environment, FreezeWindow, GateResult, GateSpec, Rollout, RolloutDetail, RolloutKind, RolloutQuery, RolloutState,
-    Service,
+    Environment, EnvironmentWrite, FreezeWindow, GateResult, GateSpec, Rollout, RolloutDetail, RolloutKind,
+    RolloutQuery, RolloutState, Service, ServiceWrite,
 };
 
 use super::alerts::{may_deploy, relative, value_text};
@@ -21,7 +21,8 @@ use super::{encode, grouped, now_nanos};
 use crate::accounts::current_session;
 use crate::error::UiError;
 use crate::rollouts::{
-    AbortRollout, ApproveRollout, RollBack, StartRollout, fetch_rollout, fetch_service, list_rollouts, list_services,
+    AbortRollout, ApproveRollout, RollBack, SaveService, StartRollout, fetch_rollout, fetch_service, list_rollouts,
+    list_services,
 };
 
 /// Rollouts in a page of the history.
@@ -680,9 +681,10 @@ pub fn ServicePage() -> impl IntoView {
     let session = Resource::new(|| (), |_| current_session());
     let deploy = ServerAction::<StartRollout>::new();
     let rollback = ServerAction::<RollBack>::new();
+    let save = ServerAction::<SaveService>::new();
     let service = Resource::new(
-        move || (name.get(), deploy.version().get(), rollback.version().get()),
-        |(name, _, _)| fetch_service(name),
+        move || (name.get(), deploy.version().get(), rollback.version().get(), save.version().get()),
+        |(name, _, _, _)| fetch_service(name),
     );
     let recent = Resource::new(
         move || (name.get(), tick.get()),
@@ -713,7 +715,11 @@ pub fn ServicePage() -> impl IntoView {
                 {move || service.get().map(|result| match result {
                     Ok(service) => {
                         let can_deploy = may_deploy(session);
-                        view! { <ServiceView service can_deploy deploy rollback/> }.into_any()
+                        let is_admin = session.with(|session| {
+                            matches!(session, Some(Ok(session)) if session.role == vigil_proto::auth::Role::Admin)
+                        });
+                        let editor = is_admin.then(|| view! { <ServiceEditor service=service.clone() save/> });
+                        view! { <ServiceView service can_deploy deploy rollback/> {editor} }.into_any()
                     }
                     Err(error) => view! {
                         <h1>{name.get()}</h1>
@@ -739,6 +745,61 @@ pub fn ServicePage() -> impl IntoView {
                 </Transition>
             </section>
         </div>
+    }
+}
+
+/// A service as its editor writes it: everything but the versions, which rollouts move.
+fn service_write(service: &Service) -> ServiceWrite {
+    ServiceWrite {
+        name: service.name.clone(),
+        owner: service.owner.clone(),
+        environments: service
+            .environments
+            .iter()
+            .map(|environment| EnvironmentWrite {
+                name: environment.name.clone(),
+                provider: environment.provider.clone(),
+                approval_required: environment.approval_required,
+                freeze_windows: environment.freeze_windows.clone(),
+                recurring_freezes: environment.recurring_freezes.clone(),
+                gates: environment.gates.clone(),
+                current_version: None,
+            })
+            .collect(),
+    }
+}
+
+/// The administrators' editor of a service: its environments, providers, approval rules,
+/// freezes and gates as JSON (the body `PUT /api/v1/services/{name}` takes), checked and saved
+/// by the server, which names the field it refuses.
+#[component]
+fn ServiceEditor(service: Service, save: ServerAction<SaveService>) -> impl IntoView {
+    let text = serde_json::to_string_pretty(&service_write(&service)).unwrap_or_default();
+    let spec = RwSignal::new(text);
+    let name = service.name.clone();
+    let failure = move || {
+        save.value()
+            .get()
+            .and_then(Result::err)
+            .map(|error| view! { <p class="error save-error">{error.to_string()}</p> })
+    };
+    let saved = move || {
+        save.value()
+            .get()
+            .and_then(Result::ok)
+            .map(|service| view! { <p class="saved">{format!("Saved {}.", service.name)}</p> })
+    };
+    view! {
+        <details class="panel service-editor">
+            <summary>"Edit the service (administrators)"</summary>
+            <textarea class="service-spec" rows="24" spellcheck="false" prop:value=move || spec.get()
+                on:input=move |event| spec.set(event_target_value(&event))></textarea>
+            <button class="save-service" on:click=move |_| {
+                save.dispatch(SaveService { name: name.clone(), spec: spec.get_untracked() });
+            }>"Save"</button>
+            {failure}
+            {saved}
+        </details>
     }
 }
 
