@@ -84,6 +84,13 @@ pub enum GateKind {
     Promql,
     /// A log query: matching lines per minute over the window.
     Log,
+    /// For the agent provider: a PromQL query giving one series per host (label `host`),
+    /// whose samples over the window on the hosts already on the new version are compared
+    /// with those of the hosts still on the old one by a Mann–Whitney U test, as Kayenta
+    /// judges a canary. `threshold` is the significance (alpha, e.g. 0.05) and `comparator`
+    /// the healthy direction (`<`, `<=`: lower is healthy, so higher is worse; `>`, `>=`:
+    /// higher is healthy); the value recorded is the test's p-value.
+    Comparison,
 }
 
 impl GateKind {
@@ -91,14 +98,22 @@ impl GateKind {
         match self {
             Self::Promql => "promql",
             Self::Log => "log",
+            Self::Comparison => "comparison",
         }
+    }
+
+    pub const ALL: [Self; 3] = [Self::Promql, Self::Log, Self::Comparison];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
 /// A health gate: healthy while `value <comparator> threshold` holds, evaluated every
 /// `interval_seconds` for `window_seconds` after the provider's run succeeded; it fails after
 /// `failures_allowed + 1` consecutive failing evaluations. A dry-run gate is evaluated and
-/// recorded, never acted on.
+/// recorded, never acted on. A comparison gate reads `threshold` and `comparator` otherwise
+/// (see [`GateKind::Comparison`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateSpec {
@@ -423,5 +438,14 @@ mod tests {
             (gate.interval_seconds, gate.window_seconds, gate.failures_allowed, gate.dry_run),
             (30, 300, 0, false)
         );
+    }
+
+    #[test]
+    fn gate_kinds_read_back() {
+        for kind in GateKind::ALL {
+            assert_eq!(GateKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert_eq!(GateKind::parse("canary"), None);
     }
 }

@@ -1,9 +1,175 @@
-//! The statistics of the comparison gate (to come: a metric of the hosts already on the new
-//! version against those still on the old, judged as Kayenta judges a canary): a two-sided
-//! Mann–Whitney U test in its normal approximation, with the tie correction and the
-//! continuity correction, and the verdict "significantly worse".
+//! The comparison gate of the agent provider: a metric of the hosts already on the new version
+//! against the hosts still on the old one, judged as Kayenta judges a canary, by a two-sided
+//! Mann–Whitney U test (normal approximation, tie and continuity corrections) and the verdict
+//! "significantly worse".
 //!
-//! Pure: no query, no I/O. Not here: which samples belong to which hosts (the gate's query).
+//! The gate's query is PromQL giving one series per host, the host in the label `host` (e.g.
+//! `rate(http_errors_total{service="shop"}[1m])`, or `sum by (host) (…)`). It is run as a range
+//! query over the part of the window since the batch's analysis began; every point of a host's
+//! series is a sample of its group. Hosts are split by the rollout's orders: a host whose order
+//! succeeded is on the new version, a host whose order no agent started is on the old one, and
+//! a host whose order runs or failed is on neither side; series of other hosts are left out.
+//! The gate's `threshold` is the significance (alpha, 0 < alpha < 1, e.g. 0.05) and its
+//! `comparator` the healthy direction as for the other gates: `<` or `<=` (lower is healthy) make
+//! higher values worse, `>` or `>=` lower ones. The new hosts are significantly worse when
+//! p < alpha and their values lie on the worse side (U above its mean for "higher is worse").
+//! The value recorded (and charted) is the p-value.
+//!
+//! When it cannot compare (Kayenta's "no data" is inconclusive, never a pass by itself):
+//! - no old host left (the last batch): healthy, "nothing to compare". The earlier batches
+//!   were compared while there were old hosts; failing here would roll back every last batch.
+//! - no host on the new version, or no sample from one side (the query sees no `host` label,
+//!   or not these hosts): failing, as any gate that cannot see counts as failing.
+//! - few samples (fewer than [`MIN_SAMPLES`] a side, as at the first evaluation of a window): the
+//!   test is made and said to have little power. With so few samples p cannot fall below a usual
+//!   alpha, so it is healthy unless the difference is already significant.
+//! - every sample the same on both sides: alike, healthy with p = 1.
+//!
+//! Pure: no query, no I/O (the query is in [`super::gates`]).
+
+use std::collections::BTreeSet;
+
+use vigil_proto::metrics::QuerySeries;
+
+use super::gates::Evaluation;
+use crate::store::DeployOrderRow;
+
+/// The label naming a series' host.
+pub const HOST_LABEL: &str = "host";
+/// Below this many samples a side, the detail says that the test has little power.
+pub const MIN_SAMPLES: usize = 5;
+
+/// The hosts of a rollout on its new version and those still on the old.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostVersions {
+    pub new: BTreeSet<String>,
+    pub old: BTreeSet<String>,
+}
+
+/// The hosts' versions from a rollout's orders: succeeded is new, not started (waiting,
+/// pending, or cancelled before any agent took it) is old, anything else (running, failed,
+/// refused) neither.
+pub fn host_versions(orders: &[DeployOrderRow]) -> HostVersions {
+    let mut versions = HostVersions::default();
+    for order in orders {
+        if order.state == "succeeded" {
+            versions.new.insert(order.host.clone());
+        } else if order.started_at_millis.is_none()
+            && ["waiting", "pending", "cancelled"].contains(&order.state.as_str())
+        {
+            versions.old.insert(order.host.clone());
+        }
+    }
+    versions
+}
+
+/// The samples of each side, and the hosts each side's samples came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Split {
+    pub new: Vec<f64>,
+    pub old: Vec<f64>,
+    pub new_hosts: BTreeSet<String>,
+    pub old_hosts: BTreeSet<String>,
+}
+
+/// Splits a range query's series by their `host` label; points without a value or NaN, and
+/// series of hosts on neither side, are left out.
+pub fn split(series: &[QuerySeries], hosts: &HostVersions) -> Split {
+    let mut split = Split::default();
+    for one in series {
+        let Some(host) = one.labels.get(HOST_LABEL) else { continue };
+        let (samples, seen) = if hosts.new.contains(host) {
+            (&mut split.new, &mut split.new_hosts)
+        } else if hosts.old.contains(host) {
+            (&mut split.old, &mut split.old_hosts)
+        } else {
+            continue;
+        };
+        let before = samples.len();
+        samples.extend(one.points.iter().filter_map(|(_, value)| *value).filter(|value| !value.is_nan()));
+        if samples.len() > before {
+            seen.insert(host.clone());
+        }
+    }
+    split
+}
+
+/// The gate's verdict on a split (the detail without the gate's name).
+pub fn verdict(split: &Split, hosts: &HostVersions, alpha: f64, higher_is_worse: bool) -> Evaluation {
+    let failing = |detail: String| Evaluation { value: None, healthy: false, detail: format!("{detail}: failing") };
+    if hosts.new.is_empty() {
+        return failing("no host of the rollout is on the new version yet, nothing to compare".to_owned());
+    }
+    if hosts.old.is_empty() {
+        return Evaluation {
+            value: None,
+            healthy: true,
+            detail: format!(
+                "nothing to compare: every host ({}) is on the new version (the earlier batches were compared): healthy",
+                list(&hosts.new)
+            ),
+        };
+    }
+    for (side, samples, expected) in [("new", &split.new, &hosts.new), ("old", &split.old, &hosts.old)] {
+        if samples.is_empty() {
+            return failing(format!(
+                "no samples of the hosts on the {side} version ({}): the query must give one series per host with \
+                 the label {HOST_LABEL:?}",
+                list(expected)
+            ));
+        }
+    }
+    let counts = format!(
+        "{} samples of {} (new) against {} of {} (old)",
+        split.new.len(),
+        list(&split.new_hosts),
+        split.old.len(),
+        list(&split.old_hosts)
+    );
+    let few = if split.new.len() < MIN_SAMPLES || split.old.len() < MIN_SAMPLES {
+        format!("; few samples (fewer than {MIN_SAMPLES} a side), so the test has little power")
+    } else {
+        String::new()
+    };
+    let Some((worse, test)) = significantly_worse(&split.new, &split.old, alpha, higher_is_worse) else {
+        return Evaluation {
+            value: Some(1.0),
+            healthy: true,
+            detail: format!("{counts}: every sample is the same, alike (p = 1){few}: healthy"),
+        };
+    };
+    let side = if test.new_is_higher(split.new.len(), split.old.len()) { "higher" } else { "lower" };
+    let judged = if worse {
+        "the new version is significantly worse: failing".to_owned()
+    } else {
+        "no significant difference for the worse: healthy".to_owned()
+    };
+    let detail = format!(
+        "{counts}: median {} against {}, the new hosts' values {side}; p = {} (worse when p < {alpha} and {}){few}: \
+         {judged}",
+        number(median(&split.new)),
+        number(median(&split.old)),
+        number(test.p_value),
+        if higher_is_worse { "higher" } else { "lower" },
+    );
+    Evaluation { value: Some(test.p_value), healthy: !worse, detail }
+}
+
+fn list(hosts: &BTreeSet<String>) -> String {
+    hosts.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted: Vec<f64> = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    if sorted.len() % 2 == 1 { sorted[middle] } else { (sorted[middle - 1] + sorted[middle]) / 2.0 }
+}
+
+/// Four significant digits, small p-values in scientific notation.
+fn number(value: f64) -> String {
+    if value != 0.0 && value.abs() < 1e-3 { format!("{value:.3e}") } else { format!("{value:.4}") }
+}
 
 /// The outcome of a test of `new` against `old`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -145,6 +311,132 @@ mod tests {
         assert_eq!(mann_whitney_u(&[], &[1.0]), None);
         assert_eq!(mann_whitney_u(&[f64::NAN], &[1.0]), None);
         assert_eq!(mann_whitney_u(&[3.0, 3.0], &[3.0, 3.0, 3.0]), None, "every value the same");
+    }
+
+    fn order(host: &str, state: &str, started: bool) -> DeployOrderRow {
+        DeployOrderRow {
+            id: 1,
+            rollout_id: 1,
+            host: host.to_owned(),
+            batch: 0,
+            service: "shop".to_owned(),
+            environment: "production".to_owned(),
+            version: "1.1.0".to_owned(),
+            state: state.to_owned(),
+            exit_code: None,
+            reason: String::new(),
+            output: String::new(),
+            created_at_millis: 0,
+            released_at_millis: None,
+            started_at_millis: started.then_some(1),
+            finished_at_millis: None,
+        }
+    }
+
+    fn series(host: Option<&str>, values: &[f64]) -> QuerySeries {
+        let mut labels = std::collections::BTreeMap::from([("service".to_owned(), "shop".to_owned())]);
+        if let Some(host) = host {
+            labels.insert(HOST_LABEL.to_owned(), host.to_owned());
+        }
+        QuerySeries { labels, points: values.iter().enumerate().map(|(at, value)| (at as f64, Some(*value))).collect() }
+    }
+
+    fn hosts(new: &[&str], old: &[&str]) -> HostVersions {
+        HostVersions {
+            new: new.iter().map(|host| host.to_string()).collect(),
+            old: old.iter().map(|host| host.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn hosts_are_new_once_their_order_succeeded_and_old_until_one_started() {
+        let orders = [
+            order("web-1", "succeeded", true),
+            order("web-2", "running", true),
+            order("web-3", "failed", true),
+            order("web-4", "pending", false),
+            order("web-5", "waiting", false),
+            order("web-6", "cancelled", false),
+            order("web-7", "cancelled", true),
+            order("web-8", "refused", true),
+        ];
+        assert_eq!(host_versions(&orders), hosts(&["web-1"], &["web-4", "web-5", "web-6"]));
+        assert_eq!(host_versions(&[]), HostVersions::default());
+    }
+
+    #[test]
+    fn series_split_by_their_host_label_and_others_are_left_out() {
+        let mut gap = series(Some("web-3"), &[0.3]);
+        gap.points.push((9.0, None));
+        gap.points.push((10.0, Some(f64::NAN)));
+        let found = split(
+            &[
+                series(Some("web-1"), &[1.0, 2.0]),
+                series(Some("web-2"), &[0.1, 0.2, 0.3]),
+                gap,
+                series(Some("db-1"), &[50.0]),
+                series(None, &[60.0]),
+                series(Some("web-4"), &[]),
+            ],
+            &hosts(&["web-1"], &["web-2", "web-3", "web-4"]),
+        );
+        assert_eq!(found.new, [1.0, 2.0]);
+        assert_eq!(found.old, [0.1, 0.2, 0.3, 0.3]);
+        assert_eq!(found.new_hosts, hosts(&["web-1"], &[]).new);
+        assert_eq!(found.old_hosts, hosts(&["web-2", "web-3"], &[]).new, "web-4 gave no sample");
+    }
+
+    #[test]
+    fn the_verdict_fails_only_a_significantly_worse_new_version() {
+        let fleet = hosts(&["web-1"], &["web-2", "web-3"]);
+        let old: Vec<f64> = (0..20).map(|i| 0.01 + f64::from(i % 4) * 0.001).collect();
+        let bad: Vec<f64> = old.iter().map(|value| value + 0.2).collect();
+        let worse = verdict(
+            &split(&[series(Some("web-1"), &bad), series(Some("web-2"), &old), series(Some("web-3"), &old)], &fleet),
+            &fleet,
+            0.05,
+            true,
+        );
+        assert!(!worse.healthy && worse.value.is_some_and(|p| p < 1e-6), "{worse:?}");
+        assert!(worse.detail.contains("20 samples of web-1 (new) against 40 of web-2, web-3 (old)"), "{worse:?}");
+        assert!(worse.detail.ends_with("significantly worse: failing"), "{worse:?}");
+        // Higher is healthy (`>`): the same values are better, not worse.
+        let better =
+            verdict(&split(&[series(Some("web-1"), &bad), series(Some("web-2"), &old)], &fleet), &fleet, 0.05, false);
+        assert!(better.healthy && better.value.is_some_and(|p| p < 1e-6), "{better:?}");
+        let alike =
+            verdict(&split(&[series(Some("web-1"), &old), series(Some("web-2"), &old)], &fleet), &fleet, 0.05, true);
+        assert!(alike.healthy && alike.value.is_some_and(|p| p > 0.9), "{alike:?}");
+        let flat = verdict(
+            &split(&[series(Some("web-1"), &[0.0; 5]), series(Some("web-3"), &[0.0; 9])], &fleet),
+            &fleet,
+            0.05,
+            true,
+        );
+        assert_eq!((flat.healthy, flat.value), (true, Some(1.0)), "{flat:?}");
+        let few = verdict(
+            &split(&[series(Some("web-1"), &[9.0, 9.5]), series(Some("web-2"), &[0.1, 0.2])], &fleet),
+            &fleet,
+            0.05,
+            true,
+        );
+        assert!(few.healthy && few.detail.contains("little power"), "{few:?}");
+    }
+
+    #[test]
+    fn no_old_host_left_passes_and_a_blind_side_fails() {
+        let last = hosts(&["web-1", "web-2", "web-3"], &[]);
+        let nothing = verdict(&split(&[series(Some("web-1"), &[1.0])], &last), &last, 0.05, true);
+        assert!(nothing.healthy && nothing.value.is_none() && nothing.detail.starts_with("nothing to compare"));
+        let none_new = hosts(&[], &["web-1"]);
+        assert!(!verdict(&Split::default(), &none_new, 0.05, true).healthy);
+        let fleet = hosts(&["web-1"], &["web-2"]);
+        let unlabelled = verdict(&split(&[series(None, &[1.0, 2.0])], &fleet), &fleet, 0.05, true);
+        assert!(
+            !unlabelled.healthy && unlabelled.detail.contains("no samples of the hosts on the new version (web-1)")
+        );
+        let no_old = verdict(&split(&[series(Some("web-1"), &[1.0])], &fleet), &fleet, 0.05, true);
+        assert!(!no_old.healthy && no_old.detail.contains("old version (web-2)"), "{no_old:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Health gates: a PromQL query (through the Prometheus client) or a log query (matching lines
 //! per minute, through the log store, as the alert evaluator counts them), compared with a
-//! threshold every interval of the analysis window. A gate fails once its failing evaluations
+//! threshold every interval of the analysis window; or, for the agent provider, a comparison
+//! of the hosts on the new version with those on the old ([`super::comparison`]). A gate fails once its failing evaluations
 //! in a row exceed `failures_allowed`; an evaluation that cannot be made (Prometheus away, no
 //! data) counts as failing, so that a gate never passes by being blind. What happened to each
 //! gate is kept in the rollout as JSON ([`Analysis`]), so a restart resumes the analysis.
@@ -11,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use vigil_logstore::LogStore;
 use vigil_proto::LogQuery;
 use vigil_proto::alerts::Comparator;
-use vigil_proto::rollouts::GateResult;
+use vigil_proto::rollouts::{GateKind, GateResult};
 
-use crate::prometheus::query::Prometheus;
+use super::comparison::{self, HostVersions};
+use crate::prometheus::query::{Prometheus, choose_step};
 use crate::store::{GateRow, millis_to_timestamp};
 
 /// The shortest span a log gate's rate is taken over, so that a burst at the start of the
@@ -81,17 +83,25 @@ pub fn comparator(text: &str) -> Option<Comparator> {
     serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
 }
 
-/// Evaluates a gate now; `since` is when the analysis began (a log gate counts nothing older).
+/// Evaluates a gate now; `since` is when the analysis began (a log gate counts nothing older,
+/// nor does a comparison gate); `hosts` are the rollout's hosts by version, for a comparison
+/// gate (none: no host is on either).
 pub async fn evaluate(
     prometheus: &Prometheus,
     log_store: &dyn LogStore,
     gate: &GateRow,
+    hosts: Option<&HostVersions>,
     since_millis: i64,
     now_millis: i64,
 ) -> Evaluation {
     let Some(comparator) = comparator(&gate.comparator) else {
         return unhealthy(None, format!("comparator {:?} is not known", gate.comparator));
     };
+    if gate.kind == GateKind::Comparison.as_str() {
+        let evaluation =
+            compare(prometheus, gate, comparator, hosts.cloned().unwrap_or_default(), since_millis, now_millis).await;
+        return Evaluation { detail: format!("{}: {}", gate.name, evaluation.detail), ..evaluation };
+    }
     let value = match gate.kind.as_str() {
         "promql" => promql_value(prometheus, &gate.query).await,
         "log" => log_rate(log_store, gate, since_millis, now_millis).await,
@@ -124,6 +134,43 @@ async fn promql_value(prometheus: &Prometheus, query: &str) -> Result<f64, Strin
         .filter(|value| !value.is_nan())
         .reduce(f64::max)
         .ok_or_else(|| "the query returned no data".to_owned())
+}
+
+/// Whether higher values are the worse for a comparator that says which are healthy (`<`, `<=`:
+/// lower; `>`, `>=`: higher); none for `==` and `!=`, which name no direction.
+pub fn higher_is_worse(comparator: Comparator) -> Option<bool> {
+    match comparator {
+        Comparator::Below | Comparator::AtMost => Some(true),
+        Comparator::Above | Comparator::AtLeast => Some(false),
+        Comparator::Equal | Comparator::NotEqual => None,
+    }
+}
+
+/// A comparison gate: its query as a range over the window since the analysis began (at least
+/// a second), split by host and judged by [`comparison::verdict`], the threshold as alpha.
+async fn compare(
+    prometheus: &Prometheus,
+    gate: &GateRow,
+    comparator: Comparator,
+    hosts: HostVersions,
+    since: i64,
+    now: i64,
+) -> Evaluation {
+    let Some(higher_is_worse) = higher_is_worse(comparator) else {
+        return unhealthy(None, format!("comparator {} names no direction", comparator.as_str()));
+    };
+    if hosts.new.is_empty() || hosts.old.is_empty() {
+        return comparison::verdict(&comparison::Split::default(), &hosts, gate.threshold, higher_is_worse);
+    }
+    let end = now as f64 / 1000.0;
+    let start = (since.max(now - gate.window_seconds * 1000) as f64 / 1000.0).min(end - 1.0);
+    let step = choose_step(start, end);
+    match prometheus.range(&gate.query, start, end, Some(step)).await {
+        Ok(result) => {
+            comparison::verdict(&comparison::split(&result.series, &hosts), &hosts, gate.threshold, higher_is_worse)
+        }
+        Err(error) => unhealthy(None, error.to_string()),
+    }
 }
 
 /// Matching lines per minute since the later of the analysis start and the window's start.

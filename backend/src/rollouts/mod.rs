@@ -144,7 +144,7 @@ fn rollout(row: &RolloutRow) -> Rollout {
 fn gate_spec(row: &GateRow) -> GateSpec {
     GateSpec {
         name: row.name.clone(),
-        kind: if row.kind == "log" { GateKind::Log } else { GateKind::Promql },
+        kind: GateKind::parse(&row.kind).unwrap_or(GateKind::Promql),
         query: row.query.clone(),
         comparator: gates::comparator(&row.comparator).unwrap_or(vigil_proto::alerts::Comparator::Below),
         threshold: row.threshold,
@@ -309,7 +309,7 @@ async fn check_environment(
         if !gate_names.insert(gate.name.as_str()) {
             return invalid(format!("gate {:?} is listed twice", gate.name));
         }
-        gates.push(check_gate(log_store, gate).await.map_err(|error| match error {
+        gates.push(check_gate(log_store, &write.provider.kind, gate).await.map_err(|error| match error {
             RolloutError::Invalid(message) => RolloutError::Invalid(format!("environments.{name}.{message}")),
             other => other,
         })?);
@@ -341,7 +341,9 @@ async fn integration_for(database: &Database, provider: &str, name: &str) -> Res
     Ok(row.id)
 }
 
-async fn check_gate(log_store: &dyn LogStore, gate: &GateSpec) -> Result<GateRow, RolloutError> {
+/// A gate as stored, checked; `provider` is the environment's (a comparison gate needs the
+/// agent provider, whose orders say which hosts run which version).
+async fn check_gate(log_store: &dyn LogStore, provider: &str, gate: &GateSpec) -> Result<GateRow, RolloutError> {
     let invalid = |message: &str| Err(RolloutError::Invalid(format!("gates.{}: {message}", gate.name)));
     if !vigil_proto::names::is_plain_name(&gate.name) {
         return Err(RolloutError::Invalid(format!(
@@ -359,6 +361,36 @@ async fn check_gate(log_store: &dyn LogStore, gate: &GateSpec) -> Result<GateRow
     }
     if !gate.threshold.is_finite() {
         return invalid("threshold must be a number");
+    }
+    if gate.kind == GateKind::Comparison {
+        let field = |field: &str, message: String| {
+            Err(RolloutError::Invalid(format!("gates.{}.{field}: {message}", gate.name)))
+        };
+        if provider != agent::KIND {
+            return field(
+                "kind",
+                format!(
+                    "a comparison gate compares the hosts of the {} provider; this environment's provider is {provider}",
+                    agent::KIND
+                ),
+            );
+        }
+        if !(gate.threshold > 0.0 && gate.threshold < 1.0) {
+            return field(
+                "threshold",
+                format!(
+                    "the significance (alpha) of a comparison gate must be between 0 and 1, e.g. 0.05, not {}",
+                    gate.threshold
+                ),
+            );
+        }
+        if gates::higher_is_worse(gate.comparator).is_none() {
+            return field(
+                "comparator",
+                "a comparison gate's comparator says which values are healthy: <, <= (lower) or >, >= (higher)"
+                    .to_owned(),
+            );
+        }
     }
     if gate.interval_seconds == 0 || gate.window_seconds < gate.interval_seconds || gate.window_seconds > 86_400 {
         return invalid("interval_seconds must be at least 1 and window_seconds between it and 86400");

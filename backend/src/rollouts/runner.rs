@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use vigil_logstore::LogStore;
 use vigil_proto::auth::AuditOutcome;
 use vigil_proto::paths;
-use vigil_proto::rollouts::{RolloutKind, RolloutState};
+use vigil_proto::rollouts::{GateKind, RolloutKind, RolloutState};
 
+use super::comparison;
 use super::gates::{self, Analysis};
 use super::machine::{self, Event};
 use super::provider::{RunOutcome, RunStatus, TriggerRequest};
@@ -265,12 +266,18 @@ async fn analyse(parts: &Parts<'_>, row: &RolloutRow) -> Result<(), RolloutError
     let mut analysis: Analysis = serde_json::from_str(&row.analysis).unwrap_or_default();
     let mut failing = None;
     let mut evaluated = false;
+    // A comparison gate's hosts by version, read once per step from the rollout's orders.
+    let hosts = if gates.iter().any(|gate| gate.kind == GateKind::Comparison.as_str()) {
+        Some(comparison::host_versions(&parts.database.deploy_orders(row.id).await?))
+    } else {
+        None
+    };
     for gate in &gates {
         let progress = analysis.get(&gate.id).cloned().unwrap_or_default();
         if progress.next_at_millis > now || now > started + gate.window_seconds * 1000 {
             continue;
         }
-        let evaluation = gates::evaluate(parts.prometheus, parts.log_store, gate, started, now).await;
+        let evaluation = gates::evaluate(parts.prometheus, parts.log_store, gate, hosts.as_ref(), started, now).await;
         let mut judged = gates::judge(&progress, evaluation.healthy, gate, now);
         judged.record(now, &evaluation);
         let mut detail = evaluation.detail.clone();

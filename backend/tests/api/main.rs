@@ -41,6 +41,7 @@ mod otlp;
 mod pages;
 mod restart;
 mod rollout_agent;
+mod rollout_comparison;
 mod rollout_providers_a;
 mod rollout_providers_b;
 mod rollouts;

@@ -17,7 +17,7 @@ use vigil_proto::rollouts::{Rollout, RolloutDetail, RolloutKind, RolloutPage, Ro
 use crate::agent::agent_binary;
 use crate::helpers::{Db, TestApp, TestSession, eventually, record, service_token, spawn_app_with};
 
-const HOSTS: [&str; 3] = ["web-1", "web-2", "web-3"];
+pub(crate) const HOSTS: [&str; 3] = ["web-1", "web-2", "web-3"];
 const PATTERN: &str = r"[0-9]+\.[0-9]+\.[0-9]+";
 
 /// The deploy command: writes when it starts and ends to the host's log, and the version to
@@ -34,8 +34,8 @@ echo "deployed $2 on $(basename "$dir")"
 "#;
 
 /// One host: its directory (the script's state, the agent's data) and its agent.
-struct Host {
-    name: &'static str,
+pub(crate) struct Host {
+    pub(crate) name: &'static str,
     directory: PathBuf,
     config: PathBuf,
     child: Option<Child>,
@@ -85,12 +85,12 @@ impl Host {
         child.wait().unwrap();
     }
 
-    fn version(&self) -> Option<String> {
+    pub(crate) fn version(&self) -> Option<String> {
         std::fs::read_to_string(self.directory.join("version")).ok()
     }
 
     /// The lines of the script's log: `start <version> <nanos>`, `end <version> <nanos>`.
-    fn log(&self) -> Vec<(String, String, u128)> {
+    pub(crate) fn log(&self) -> Vec<(String, String, u128)> {
         let text = std::fs::read_to_string(self.directory.join("deploy.log")).unwrap_or_default();
         text.lines()
             .map(|line| {
@@ -118,13 +118,13 @@ impl Drop for Host {
     }
 }
 
-struct Fleet {
-    hosts: Vec<Host>,
+pub(crate) struct Fleet {
+    pub(crate) hosts: Vec<Host>,
     _root: tempfile::TempDir,
 }
 
 impl Fleet {
-    fn start(app: &TestApp) -> Self {
+    pub(crate) fn start(app: &TestApp) -> Self {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("deploy.sh"), SCRIPT).unwrap();
         let hosts = HOSTS.iter().map(|name| Host::new(root.path(), name, app)).collect();
@@ -136,12 +136,12 @@ async fn start_app(db: Db) -> TestApp {
     spawn_app_with(db, |config| config.rollouts.tick_millis = 100).await
 }
 
-fn environment(params: Value, gates: Value) -> Value {
+pub(crate) fn environment(params: Value, gates: Value) -> Value {
     json!({"name": "production", "current_version": "1.0.0", "gates": gates,
            "provider": {"kind": "agent", "params": params}})
 }
 
-async fn save_service(app: &TestApp, admin: &TestSession, environment: Value) -> reqwest::Response {
+pub(crate) async fn save_service(app: &TestApp, admin: &TestSession, environment: Value) -> reqwest::Response {
     let body = json!({"name": "shop", "owner": "team-shop", "environments": [environment]});
     app.with_session(Method::POST, paths::SERVICES, admin).json(&body).send().await.unwrap()
 }
@@ -151,18 +151,18 @@ async fn shop(app: &TestApp, admin: &TestSession, gates: Value) {
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
 }
 
-async fn deploy(app: &TestApp, admin: &TestSession, version: &str) -> Rollout {
+pub(crate) async fn deploy(app: &TestApp, admin: &TestSession, version: &str) -> Rollout {
     let body = json!({"service": "shop", "environment": "production", "version": version});
     let response = app.with_session(Method::POST, paths::ROLLOUTS, admin).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     response.json().await.unwrap()
 }
 
-async fn detail(app: &TestApp, id: i64) -> RolloutDetail {
+pub(crate) async fn detail(app: &TestApp, id: i64) -> RolloutDetail {
     app.read(&paths::ROLLOUT.replace("{id}", &id.to_string()), &[]).await.json().await.unwrap()
 }
 
-async fn reaches(app: &TestApp, id: i64, state: RolloutState, seconds: u64) -> RolloutDetail {
+pub(crate) async fn reaches(app: &TestApp, id: i64, state: RolloutState, seconds: u64) -> RolloutDetail {
     let what = format!("rollout {id} {}", state.as_str());
     let found = tokio::time::timeout(std::time::Duration::from_secs(seconds), async {
         loop {

@@ -610,6 +610,7 @@ fn GateChart(gate: GateResult) -> impl IntoView {
     let unit = match spec.kind {
         vigil_proto::rollouts::GateKind::Log => "lines/min",
         vigil_proto::rollouts::GateKind::Promql => "",
+        vigil_proto::rollouts::GateKind::Comparison => "p-value",
     };
     let last = samples.last().and_then(|sample| sample.value).map(value_text).unwrap_or_else(|| "no value".to_owned());
     let summary = format!(
