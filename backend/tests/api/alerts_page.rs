@@ -172,7 +172,7 @@ async fn value_of(browser: &Browser, selector: &str) -> Value {
     browser.execute("return document.querySelector(arguments[0]).value;", vec![json!(selector)]).await
 }
 
-async fn page_html(app: &TestApp, session: &TestSession, path: &str) -> String {
+pub(crate) async fn page_html(app: &TestApp, session: &TestSession, path: &str) -> String {
     let page = app.with_session(Method::GET, path, session).header("accept", "text/html").send().await.unwrap();
     assert_eq!(page.status(), 200, "{path}");
     page.text().await.unwrap()

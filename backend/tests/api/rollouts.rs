@@ -708,3 +708,44 @@ async fn charts_draw_deploys_as_bands_on_the_explorer_and_on_the_dashboards_of_t
     assert!(data_of(&browser, panel, "label").await.is_empty());
     browser.quit().await;
 }
+
+/// The service page's editor is the administrators': its server function saves what the API's
+/// `PUT` would, refuses a deployer (403) and names the field it refuses.
+#[tokio::test]
+async fn administrators_edit_a_service_from_its_page_and_deployers_cannot() {
+    let hook = TestWebhook::start(SIGNING_KEY).await;
+    let app = start(None).await;
+    let admin = app.admin_session().await;
+    webhook_service(&app, &admin, &hook, json!({})).await;
+    let deployer = app.user_session("dana", Role::Deployer).await;
+    let editor = |session| crate::alerts_page::page_html(&app, session, "/services/checkout");
+    assert!(editor(&admin).await.contains("service-editor"), "administrators see the editor");
+    assert!(!editor(&deployer).await.contains("service-editor"), "deployers do not");
+
+    let mut write = json!({"name": "checkout", "owner": "payments team", "environments": [{
+        "name": "sync", "approval_required": true,
+        "provider": {"kind": "webhook", "integration": "deploy-hook", "params": {"url": format!("{}/deploy", hook.hooks)}},
+    }]});
+    let app = &app;
+    let save = |session: &'static str, spec: Value| {
+        let spec = spec.to_string();
+        let session = if session == "admin" { &admin } else { &deployer };
+        async move {
+            let form = [("name", "checkout"), ("spec", spec.as_str())];
+            crate::pages::server_function(app, session, "/ui/fn/admin/save_service", &form).await
+        }
+    };
+    assert_eq!(save("deployer", write.clone()).await.status(), 403);
+    let saved = save("admin", write.clone()).await;
+    assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
+    let stored = service(app, "checkout").await;
+    assert_eq!((stored.owner.as_str(), stored.environments.len()), ("payments team", 1));
+    assert!(stored.environments[0].approval_required);
+    assert_eq!(stored.environments[0].current_version.as_deref(), Some("1.0.0"), "versions are the rollouts'");
+    write["environments"][0]["gates"] = json!([{"name": "errors", "kind": "log", "query": "level:(error",
+                                                "comparator": "<", "threshold": 1}]);
+    let refused = save("admin", write).await;
+    assert_error(refused, 400, "invalid_parameter", "environments.sync.gates.errors: query").await;
+    let audit = app.audit(&admin, &[("action", "service.update")]).await;
+    assert_eq!(audit.events[0].actor, "admin");
+}
