@@ -16,8 +16,8 @@
 use serde_json::{Map, Value, json};
 
 use super::provider::{
-    Credential, Provider, ProviderError, RunHandle, RunOutcome, RunStatus, TriggerRequest, excerpt, string_param,
-    url_param,
+    Credential, Provider, ProviderError, RunHandle, RunOutcome, RunStatus, TriggerRequest, excerpt, json_answer,
+    string_param, url_param,
 };
 
 const WHAT: &str = "argocd";
@@ -124,24 +124,8 @@ impl ArgoCd {
             )
         })?;
         let what = format!("{WHAT}'s {what} of {}", self.application);
-        let response = request
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|source| ProviderError::Request { what: what.clone(), source })?;
-        let status = response.status().as_u16();
-        let body = response.text().await.map_err(|source| ProviderError::Request { what: what.clone(), source })?;
-        let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        if !(200..300).contains(&status) {
-            // gRPC-gateway errors: `{"error", "code", "message"}`.
-            let message =
-                answer.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| excerpt(&body));
-            let body = match status {
-                401 | 403 => format!("the token was refused ({})", excerpt(&message)),
-                _ => excerpt(&message),
-            };
-            return Err(ProviderError::Refused { what, status, body });
-        }
+        // gRPC-gateway errors: `{"error", "code", "message"}`.
+        let (answer, _) = json_answer(request.bearer_auth(token), what).await?;
         Ok(answer)
     }
 }

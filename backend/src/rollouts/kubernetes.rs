@@ -35,8 +35,8 @@ use serde_json::{Map, Value, json};
 use vigil_proto::rollouts::RolloutKind;
 
 use super::provider::{
-    Credential, Provider, ProviderError, RunHandle, RunOutcome, RunStatus, TriggerRequest, excerpt, string_param,
-    url_param,
+    Credential, Provider, ProviderError, RunHandle, RunOutcome, RunStatus, TriggerRequest, excerpt, json_answer,
+    string_param, url_param,
 };
 
 const WHAT: &str = "kubernetes";
@@ -169,24 +169,9 @@ impl Kubernetes {
             )
         })?;
         let what = format!("{WHAT}'s {what} of deployment {}/{}", self.namespace, self.deployment);
-        let response = request
-            .bearer_auth(token)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|source| ProviderError::Request { what: what.clone(), source })?;
-        let status = response.status().as_u16();
-        let body = response.text().await.map_err(|source| ProviderError::Request { what: what.clone(), source })?;
-        let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        if !(200..300).contains(&status) {
-            let message =
-                answer.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| excerpt(&body));
-            let body = match status {
-                401 | 403 => format!("the token was refused ({})", excerpt(&message)),
-                _ => excerpt(&message),
-            };
-            return Err(ProviderError::Refused { what, status, body });
-        }
+        // A `Status` object's `message` says why it refused.
+        let request = request.bearer_auth(token).header(reqwest::header::ACCEPT, "application/json");
+        let (answer, body) = json_answer(request, what.clone()).await?;
         if answer.is_null() {
             return Err(ProviderError::Answer { what, detail: format!("not JSON: {}", excerpt(&body)) });
         }

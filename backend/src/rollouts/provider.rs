@@ -151,6 +151,29 @@ pub(crate) fn string_param(params: &Map<String, Value>, name: &str) -> Result<Op
     }
 }
 
+/// Sends `request` and reads its JSON answer (`Null` when the body is not JSON) with the body
+/// as text. A status other than 2xx is refused with the answer's `message` (as Argo CD and the
+/// Kubernetes API server put it), saying so when the token was refused.
+pub(crate) async fn json_answer(
+    request: reqwest::RequestBuilder,
+    what: String,
+) -> Result<(Value, String), ProviderError> {
+    let response = request.send().await.map_err(|source| ProviderError::Request { what: what.clone(), source })?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(|source| ProviderError::Request { what: what.clone(), source })?;
+    let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    if !(200..300).contains(&status) {
+        let message =
+            answer.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| excerpt(&body));
+        let body = match status {
+            401 | 403 => format!("the token was refused ({})", excerpt(&message)),
+            _ => excerpt(&message),
+        };
+        return Err(ProviderError::Refused { what, status, body });
+    }
+    Ok((answer, body))
+}
+
 /// The start of an answer's body, for details and errors.
 pub(crate) fn excerpt(text: &str) -> String {
     let mut kept: String = text.chars().take(MAX_DETAIL_CHARS).collect();
