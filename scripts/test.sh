@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigil/target}"
+# A failing test's message, not pages of stack frames, is what the end of the output shows.
+export RUST_BACKTRACE=0
 cargo fmt --all -- --check
 cargo xtask layers
 cargo xtask clippy

@@ -26,8 +26,12 @@
 //! Query classes, each asking for the newest 100 matches: a rare word, a common word,
 //! `service:payments AND` the common word, and the common word in the last hour. Each class
 //! rotates over 4 words of the same selectivity. Before timing, every query of every class is
-//! checked to return the same records (timestamp, service, host, level, line) and the same
-//! number of matches on all three paths. Then each class is warmed up and timed
+//! checked to return the same records (timestamp, service, host, level, line) and, with
+//! `track_total_hits=true`, the same number of matches on all three paths; and with Vigil's
+//! default count (up to 10,000, then "at least", as Elasticsearch's `track_total_hits`) the
+//! same records and a count that is either the same or at least 10,000. The timed searches
+//! ask as a search page does: the default count for Vigil, none for PostgreSQL (whose
+//! `LIMIT 100` counts nothing). Then each class is warmed up and timed
 //! [`TIMED_QUERIES`] times, the three paths taking turns query by query so that a change of
 //! the shared machine's speed touches them alike.
 
@@ -43,7 +47,7 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, Executor, PgConnection, Row};
 use vigil_backend::config::Config;
 use vigil_proto::auth::Scope;
-use vigil_proto::{LogHit, LogPage, LogQuery, LogRecord, Timestamp, paths};
+use vigil_proto::{LogHit, LogPage, LogQuery, LogRecord, Timestamp, TotalRelation, TrackTotalHits, paths};
 
 #[allow(dead_code)]
 #[path = "../tests/support/server.rs"]
@@ -634,6 +638,11 @@ impl HttpSearch {
         if let Some(start) = query.start {
             parameters.push(("start", start.to_rfc3339()));
         }
+        match query.track_total_hits {
+            Some(TrackTotalHits::All) => parameters.push(("track_total_hits", "true".to_owned())),
+            Some(TrackTotalHits::UpTo(bound)) => parameters.push(("track_total_hits", bound.to_string())),
+            None => {}
+        }
         let response = self.client.get(&self.url).bearer_auth(&self.token).query(&parameters).send().await.unwrap();
         assert!(response.status().is_success(), "search answered {}", response.status());
         response.json().await.expect("a LogPage")
@@ -822,7 +831,7 @@ async fn main() {
         let sql = class.postgres_search();
         let mut counts = Vec::new();
         for word in class.words {
-            let query = class.vigil_query(word);
+            let query = class.vigil_query(word).counting_all();
             let in_process = state.log_store.search(query.clone()).await.expect("the Vigil search runs");
             let over_http = http.search(&query).await;
             let postgres_answer = postgres_rows(&mut connection, &sql, class, word).await;
@@ -852,6 +861,24 @@ async fn main() {
                 "{}: {word}: the number of matches differs (Vigil in-process, HTTP; PostgreSQL {matches})",
                 class.name
             );
+            // As timed: counted up to the default bound, the same page.
+            let bounded = state.log_store.search(class.vigil_query(word)).await.unwrap();
+            assert_eq!(
+                answers(&bounded.records),
+                vigil_answer,
+                "{}: {word}: the page depends on the count",
+                class.name
+            );
+            let bound = LogQuery::DEFAULT_TRACK_TOTAL_HITS;
+            match bounded.total_relation {
+                TotalRelation::Eq => assert_eq!(bounded.total, matches as u64, "{}: {word}", class.name),
+                TotalRelation::Gte => assert!(
+                    bounded.total >= bound && bounded.total <= matches as u64,
+                    "{}: {word}: at least {} of {matches}",
+                    class.name,
+                    bounded.total
+                ),
+            }
             counts.push(format!("{word} {matches} ({:.3} %)", matches as f64 * 100.0 / records as f64));
         }
         println!("  {:<28} {}", class.name, counts.join(", "));

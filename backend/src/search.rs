@@ -65,7 +65,7 @@ pub fn histogram_plan(request: &HistogramQuery, now: Timestamp) -> Result<(LogQu
     if bucket_count(start.as_unix_nanos(), end.as_unix_nanos(), interval).is_none() {
         return Err(invalid(format!("interval is too small: the range would need more than {MAX_BUCKETS} buckets")));
     }
-    let query = LogQuery { q: request.q.clone(), start: Some(start), end: Some(end), limit: None, cursor: None };
+    let query = LogQuery { q: request.q.clone(), start: Some(start), end: Some(end), ..LogQuery::default() };
     Ok((query, interval))
 }
 
@@ -92,7 +92,7 @@ pub async fn fields(store: &dyn LogStore, request: FieldsQuery) -> Result<FieldV
     if limit == 0 || limit > MAX_FIELD_VALUES {
         return Err(invalid(format!("limit must be between 1 and {MAX_FIELD_VALUES}")));
     }
-    let query = LogQuery { q: request.q, start: request.start, end: request.end, limit: None, cursor: None };
+    let query = LogQuery { q: request.q, start: request.start, end: request.end, ..LogQuery::default() };
     Ok(store.field_values(query, limit as usize).await?)
 }
 

@@ -49,7 +49,7 @@ pub async fn search_logs(
         Some(cursor.parse().map_err(|error: vigil_proto::ParseRecordIdError| UiError::invalid(error))?)
     };
     let limit = Some(limit.clamp(1, vigil_proto::LogQuery::MAX_LIMIT));
-    let query = vigil_proto::LogQuery { q, start, end, limit, cursor };
+    let query = vigil_proto::LogQuery { q, start, end, limit, cursor, track_total_hits: None };
     crate::services::services()?.search_logs(query).await.map_err(UiError::from)
 }
 

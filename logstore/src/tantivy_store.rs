@@ -13,10 +13,11 @@ use tantivy::{Index, Order, TantivyDocument};
 use tokio::sync::{oneshot, watch};
 use vigil_proto::{
     Commit, FieldValue, FieldValues, HistogramBucket, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord,
-    RecordId, Timestamp,
+    RecordId, Timestamp, TotalRelation, TrackTotalHits,
 };
 
 use super::collectors::{HistogramCollector, TermCounts};
+use super::newest::{Counting, TimeBlocks, TopByTime};
 use super::partition::{Partition, PartitionKey, Partitions, Retention};
 use super::schema::{self, LogFields};
 use super::wal::{Encoded, Wal};
@@ -32,6 +33,8 @@ pub struct TantivyLogStore {
     /// An empty index with the schema: parses queries even before any partition exists.
     parsing_index: Index,
     fields: LogFields,
+    /// Block-wise time ranges of the segments searched, shared by every search.
+    blocks: Arc<TimeBlocks>,
     retention: Retention,
     sender: Mutex<Option<SyncSender<Command>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
@@ -63,6 +66,7 @@ impl TantivyLogStore {
             partitions,
             parsing_index: Index::create_in_ram(schema),
             fields,
+            blocks: Arc::default(),
             retention,
             sender: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
@@ -135,17 +139,26 @@ fn search_error(error: tantivy::TantivyError) -> LogStoreError {
     }
 }
 
-/// Up to `limit` records matching `query` in `partitions`, in time order, and the count.
-fn top_by_time_in(
-    partitions: &[(PartitionKey, Partition)],
-    fields: &LogFields,
-    query: &dyn Query,
-    limit: usize,
-    newest_first: bool,
-) -> tantivy::Result<(Vec<LogHit>, usize)> {
-    let searchers =
-        partitions.iter().map(|(_, partition)| partition.searcher()).collect::<tantivy::Result<Vec<_>>>()?;
-    super::newest::top_by_time(&searchers, fields, query, limit, newest_first)
+/// What the partitions a search reads are searched with.
+struct Searched<'a> {
+    partitions: &'a [(PartitionKey, Partition)],
+    fields: &'a LogFields,
+    blocks: &'a TimeBlocks,
+}
+
+impl Searched<'_> {
+    /// Up to `limit` records matching `query`, in time order, and the count as asked.
+    fn top_by_time(
+        &self,
+        query: &dyn Query,
+        limit: usize,
+        newest_first: bool,
+        counting: Counting,
+    ) -> tantivy::Result<TopByTime> {
+        let searchers =
+            self.partitions.iter().map(|(_, partition)| partition.searcher()).collect::<tantivy::Result<Vec<_>>>()?;
+        super::newest::top_by_time(&searchers, self.fields, self.blocks, query, limit, newest_first, counting)
+    }
 }
 
 #[async_trait::async_trait]
@@ -189,14 +202,24 @@ impl LogStore for TantivyLogStore {
             (end, cursor) => end.or(cursor.map(|cursor| cursor.timestamp.saturating_add_nanos(1))),
         };
         let partitions = self.partitions.overlapping(query.start, end);
-        let fields = self.fields;
+        let (fields, blocks) = (self.fields, self.blocks.clone());
         tokio::task::spawn_blocking(move || {
             let tantivy_query = query::build(&parsing_index, &fields, &query)?;
             let limit = query.limit.unwrap_or(LogQuery::DEFAULT_LIMIT).clamp(1, LogQuery::MAX_LIMIT) as usize;
-            let (records, total) =
-                top_by_time_in(&partitions, &fields, &*tantivy_query, limit, true).map_err(search_error)?;
+            // One past the page at least, which says whether there is a next page.
+            let counting =
+                match query.track_total_hits.unwrap_or(TrackTotalHits::UpTo(LogQuery::DEFAULT_TRACK_TOTAL_HITS)) {
+                    TrackTotalHits::All => Counting::Exact,
+                    TrackTotalHits::UpTo(bound) => {
+                        Counting::UpTo(usize::try_from(bound).unwrap_or(usize::MAX).max(limit + 1))
+                    }
+                };
+            let searched = Searched { partitions: &partitions, fields: &fields, blocks: &blocks };
+            let TopByTime { hits: records, total, exact } =
+                searched.top_by_time(&*tantivy_query, limit, true, counting).map_err(search_error)?;
             let next_cursor = (records.len() == limit && total > limit).then(|| records[limit - 1].id);
-            Ok(LogPage { records, total: total as u64, next_cursor, tail_cursor })
+            let total_relation = if exact { TotalRelation::Eq } else { TotalRelation::Gte };
+            Ok(LogPage { records, total: total as u64, total_relation, next_cursor, tail_cursor })
         })
         .await?
     }
@@ -285,9 +308,10 @@ impl LogStore for TantivyLogStore {
         );
         let retention = self.retention.clone();
         let all = self.partitions.all();
-        let fields = self.fields;
+        let (fields, blocks) = (self.fields, self.blocks.clone());
         tokio::task::spawn_blocking(move || {
-            let (mut found, _) = top_by_time_in(&at, &fields, &*query::exactly(&fields, id), 1, true)?;
+            let searched = Searched { partitions: &at, fields: &fields, blocks: &blocks };
+            let mut found = searched.top_by_time(&*query::exactly(&fields, id), 1, true, Counting::UpTo(0))?.hits;
             let Some(record) = found.pop() else {
                 return Ok(None);
             };
@@ -313,7 +337,8 @@ impl LogStore for TantivyLogStore {
                     })
                     .cloned()
                     .collect();
-                Ok(top_by_time_in(&side, &fields, &same_source, limit, older)?.0)
+                let searched = Searched { partitions: &side, fields: &fields, blocks: &blocks };
+                Ok(searched.top_by_time(&same_source, limit, older, Counting::UpTo(0))?.hits)
             };
             let mut before = around(true, before)?;
             before.reverse();

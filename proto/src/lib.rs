@@ -28,6 +28,6 @@ pub use error::{ApiError, ErrorCode};
 pub use logs::{
     Commit, ContextQuery, FieldValue, FieldValues, FieldsQuery, HistogramBucket, HistogramQuery, IngestParams,
     IngestResponse, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord, ParseRangeError,
-    ParseRecordIdError, RecordId, RelativeRange, TailFrame, TailQuery,
+    ParseRecordIdError, RecordId, RelativeRange, TailFrame, TailQuery, TotalRelation, TrackTotalHits,
 };
 pub use timestamp::{ParseTimestampError, Timestamp};

@@ -133,11 +133,89 @@ pub struct LogQuery {
     /// The `next_cursor` of the previous page: only records older than it.
     #[serde(default)]
     pub cursor: Option<RecordId>,
+    /// How far to count the matches for `total`; up to
+    /// [`LogQuery::DEFAULT_TRACK_TOTAL_HITS`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_total_hits: Option<TrackTotalHits>,
 }
 
 impl LogQuery {
     pub const DEFAULT_LIMIT: u32 = 100;
     pub const MAX_LIMIT: u32 = 1000;
+    /// As Elasticsearch's default: beyond it a page says "at least" rather than count on.
+    pub const DEFAULT_TRACK_TOTAL_HITS: u64 = 10_000;
+
+    /// The same search with every match counted (what alert rules, gates and panels need).
+    pub fn counting_all(self) -> Self {
+        Self { track_total_hits: Some(TrackTotalHits::All), ..self }
+    }
+}
+
+/// How far a search counts its matches, as Elasticsearch's `track_total_hits`: `true` every
+/// one, a number up to that many (then [`LogPage::total_relation`] says `gte`), `false` no
+/// further than the page needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackTotalHits {
+    All,
+    UpTo(u64),
+}
+
+impl Serialize for TrackTotalHits {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::All => serializer.serialize_bool(true),
+            Self::UpTo(bound) => serializer.serialize_u64(*bound),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TrackTotalHits {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TrackTotalHits;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("true, false or a count of matches")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, all: bool) -> Result<TrackTotalHits, E> {
+                Ok(if all { TrackTotalHits::All } else { TrackTotalHits::UpTo(0) })
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, bound: u64) -> Result<TrackTotalHits, E> {
+                Ok(TrackTotalHits::UpTo(bound))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, bound: i64) -> Result<TrackTotalHits, E> {
+                u64::try_from(bound)
+                    .map(TrackTotalHits::UpTo)
+                    .map_err(|_| E::custom("track_total_hits must be true, false or a count of matches, not negative"))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TrackTotalHits, E> {
+                match text {
+                    "true" => Ok(TrackTotalHits::All),
+                    "false" => Ok(TrackTotalHits::UpTo(0)),
+                    count => count.parse().map(TrackTotalHits::UpTo).map_err(|_| {
+                        E::custom(format!("track_total_hits must be true, false or a count of matches, not {count:?}"))
+                    }),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Whether a page's `total` is every match or a lower bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TotalRelation {
+    /// `total` is the number of matches.
+    #[default]
+    Eq,
+    /// At least `total` match: counting stopped at the query's `track_total_hits`.
+    Gte,
 }
 
 /// A histogram request: the query's matches per time bucket. `end` defaults to now and `start`
@@ -207,8 +285,11 @@ pub struct ContextQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogPage {
     pub records: Vec<LogHit>,
-    /// How many records match the query in the range (and before the cursor, if any).
+    /// How many records match the query in the range (and before the cursor, if any): all of
+    /// them, or when `total_relation` is `gte` at least this many.
     pub total: u64,
+    #[serde(default)]
+    pub total_relation: TotalRelation,
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<RecordId>,

@@ -309,7 +309,7 @@ pub(crate) async fn log_samples(
     };
     match spec.group_by {
         None => {
-            let page = log_store.search(query).await?;
+            let page = log_store.search(query.counting_all()).await?;
             Ok(vec![(BTreeMap::new(), page.total as f64)])
         }
         Some(group_by) => {

@@ -248,6 +248,7 @@ pub async fn health(
                 end: None,
                 limit: Some(1),
                 cursor: None,
+                track_total_hits: Some(vigil_proto::TrackTotalHits::All),
             };
             log_store.search(query).await.map(|page| page.total).unwrap_or(0)
         }

@@ -183,7 +183,7 @@ async fn log_rate(log_store: &dyn LogStore, gate: &GateRow, since: i64, now: i64
         limit: Some(1),
         ..LogQuery::default()
     };
-    let page = log_store.search(query).await.map_err(|error| error.to_string())?;
+    let page = log_store.search(query.counting_all()).await.map_err(|error| error.to_string())?;
     let span = (now - start).max(MIN_RATE_SPAN_MILLIS) as f64;
     Ok(page.total as f64 * 60_000.0 / span)
 }

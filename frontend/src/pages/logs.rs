@@ -281,7 +281,10 @@ fn Results(page: LogPage, search: Search) -> impl IntoView {
     }
     view! {
         <p class="summary">
-            {move || format!("{} matching records, newest {} shown", page.total, shown + more.read().len())}
+            {move || {
+                let at_least = if page.total_relation == vigil_proto::TotalRelation::Gte { "at least " } else { "" };
+                format!("{at_least}{} matching records, newest {} shown", page.total, shown + more.read().len())
+            }}
         </p>
         <ol class="records">
             {page.records.into_iter().map(|record| view! { <Record record filter/> }).collect_view()}
