@@ -14,6 +14,7 @@ mod partition;
 mod query;
 mod schema;
 mod tantivy_store;
+mod times;
 mod wal;
 mod writer;
 

@@ -4,35 +4,28 @@
 //! Every segment of every partition is one list of candidates. They are visited newest first
 //! (oldest first for the other order) by the time range of their timestamp column; once
 //! `limit` matches are held, a segment whose newest record is older than the oldest one held
-//! cannot change the page and is only counted. Within a segment the same holds for blocks of
-//! [`BLOCK_DOCS`] documents, whose time ranges are computed once per segment (segments never
-//! change) and kept in [`TimeBlocks`]: records are stored roughly in the order they happened,
-//! so the newest matches usually lie in a segment's last block or two, and the rest of the
-//! segment is skipped, or counted only as far as [`Counting`] asks. Matches' timestamps are
-//! read 64 at a time from the fast field, and only a match newer than the held page's oldest
-//! costs more. Stored documents are read for the final page alone, after the merge across
-//! partitions.
+//! cannot change the page and is only counted. Within a segment the same holds for its blocks
+//! (see `times`): records are stored roughly in the order they happened, so the newest
+//! matches usually lie in a segment's last block or two, and the rest of the segment is
+//! skipped, or counted only as far as [`Counting`] asks. The time range and the cursor
+//! ([`Within`]) are applied here, on the timestamps read anyway, rather than as a range query
+//! that would scan the whole column. Matches' timestamps are read 64 at a time, and only a
+//! match newer than the held page's oldest costs more. Stored documents are read for the final
+//! page alone, after the merge across partitions.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tantivy::columnar::ColumnValues;
 use tantivy::fastfield::AliveBitSet;
-use tantivy::index::SegmentId;
 use tantivy::query::{EnableScoring, Query, Scorer, Weight};
 use tantivy::{DocAddress, DocId, Searcher, SegmentReader, TERMINATED, TantivyDocument};
-use vigil_proto::LogHit;
+use vigil_proto::{LogHit, LogQuery};
 
-use super::schema::{LogFields, SEQUENCE, TIMESTAMP};
+use super::schema::LogFields;
+use super::times::{BlockRange, SegmentColumns, SegmentTimes};
 
-/// Documents per block of a segment's time ranges.
-const BLOCK_DOCS: u32 = 2048;
 /// Blocks of a segment visited best first, each with a scorer of its own, before the rest of
 /// the segment is walked in document order by one scorer (that skips what cannot matter).
 const BEST_FIRST_BLOCKS: usize = 4;
-/// Segments whose block ranges are kept; past it the least recently used half is forgotten.
-const KEPT_SEGMENTS: usize = 4096;
 
 /// How far to count the matches beside the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +34,67 @@ pub enum Counting {
     Exact,
     /// Until this many are counted; the count is then a lower bound (`exact` is false).
     UpTo(usize),
+}
+
+/// The records a page may hold: from `start` (inclusive) to before `before`, a (timestamp,
+/// sequence) key (exclusive): the end of the range is `(end, 0)`, a cursor is its record's key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Within {
+    pub start: Option<i64>,
+    pub before: Option<(i64, u64)>,
+}
+
+/// How the records of a time range lie against [`Within`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overlap {
+    None,
+    Some,
+    All,
+}
+
+impl Within {
+    /// The range and cursor of a search.
+    pub fn of(query: &LogQuery) -> Self {
+        let end = query.end.map(|end| (end.as_unix_nanos(), 0));
+        let cursor = query.cursor.map(|cursor| (cursor.timestamp.as_unix_nanos(), cursor.sequence));
+        let before = match (end, cursor) {
+            (Some(end), Some(cursor)) => Some(end.min(cursor)),
+            (end, cursor) => end.or(cursor),
+        };
+        Self { start: query.start.map(|start| start.as_unix_nanos()), before }
+    }
+
+    fn holds(&self, timestamp: i64, sequence: impl FnOnce() -> u64) -> bool {
+        if self.start.is_some_and(|start| timestamp < start) {
+            return false;
+        }
+        self.before.is_none_or(|(before, sequence_before)| {
+            timestamp < before || (timestamp == before && sequence() < sequence_before)
+        })
+    }
+
+    fn overlap(&self, min: i64, max: i64) -> Overlap {
+        let after_start = |timestamp: i64| self.start.is_none_or(|start| timestamp >= start);
+        // A record at the cursor's timestamp may be before it (a lower sequence).
+        let before_end = |timestamp: i64| self.before.is_none_or(|(before, _)| timestamp < before);
+        let at_or_before_end = |timestamp: i64| self.before.is_none_or(|(before, _)| timestamp <= before);
+        if !after_start(max) || !at_or_before_end(min) || min > max {
+            Overlap::None
+        } else if after_start(min) && before_end(max) {
+            Overlap::All
+        } else {
+            Overlap::Some
+        }
+    }
+
+    /// The newest (oldest) timestamp in `min..=max` a page can hold, as the best key there.
+    fn best_possible(&self, min: i64, max: i64, newest_first: bool) -> Key {
+        if newest_first {
+            best_at(self.before.map_or(max, |(before, _)| max.min(before)), true)
+        } else {
+            best_at(self.start.map_or(min, |start| min.max(start)), false)
+        }
+    }
 }
 
 /// A page in time order and the number of matches.
@@ -63,62 +117,6 @@ fn key(timestamp: i64, sequence: u64, newest_first: bool) -> Key {
 /// The highest key a record of `timestamp` can have, whatever its sequence.
 fn best_at(timestamp: i64, newest_first: bool) -> Key {
     (if newest_first { timestamp } else { !timestamp }, u64::MAX)
-}
-
-/// The oldest and newest timestamp of one block of a segment.
-#[derive(Debug, Clone, Copy)]
-struct BlockRange {
-    min: i64,
-    max: i64,
-}
-
-impl BlockRange {
-    fn best_possible(self, newest_first: bool) -> Key {
-        best_at(if newest_first { self.max } else { self.min }, newest_first)
-    }
-}
-
-/// The time range of every block of the segments searched, computed at a segment's first
-/// search. Deletions do not widen a block's range, so a kept range stays a valid bound.
-#[derive(Default)]
-pub struct TimeBlocks {
-    segments: Mutex<HashMap<SegmentId, (u64, Arc<[BlockRange]>)>>,
-    uses: AtomicU64,
-}
-
-impl TimeBlocks {
-    fn of(&self, reader: &SegmentReader, timestamps: &dyn ColumnValues<i64>) -> Arc<[BlockRange]> {
-        let id = reader.segment_id();
-        let use_number = self.uses.fetch_add(1, Ordering::Relaxed);
-        if let Some((last_use, ranges)) = self.segments.lock().expect("time blocks lock").get_mut(&id) {
-            *last_use = use_number;
-            return ranges.clone();
-        }
-        let ranges = block_ranges(timestamps, reader.max_doc());
-        let mut segments = self.segments.lock().expect("time blocks lock");
-        if segments.len() >= KEPT_SEGMENTS {
-            let mut last_uses: Vec<u64> = segments.values().map(|(last_use, _)| *last_use).collect();
-            let middle = last_uses.len() / 2;
-            let median = *last_uses.select_nth_unstable(middle).1;
-            segments.retain(|_, (last_use, _)| *last_use >= median);
-        }
-        segments.insert(id, (use_number, ranges.clone()));
-        ranges
-    }
-}
-
-fn block_ranges(timestamps: &dyn ColumnValues<i64>, max_doc: DocId) -> Arc<[BlockRange]> {
-    let mut values = vec![0i64; BLOCK_DOCS as usize];
-    (0..max_doc.div_ceil(BLOCK_DOCS))
-        .map(|block| {
-            let start = block * BLOCK_DOCS;
-            let values = &mut values[..(max_doc - start).min(BLOCK_DOCS) as usize];
-            timestamps.get_range(u64::from(start), values);
-            let (min, max) =
-                values.iter().fold((i64::MAX, i64::MIN), |(min, max), &value| (min.min(value), max.max(value)));
-            BlockRange { min, max }
-        })
-        .collect()
 }
 
 /// A match held for the page: its key and where its document is.
@@ -186,24 +184,6 @@ impl Tally {
             Counting::UpTo(bound) => bound.saturating_sub(self.total),
         }
     }
-
-    /// Counts a segment none of whose matches can enter the page.
-    fn count_segment(&mut self, weight: &dyn Weight, reader: &SegmentReader) -> tantivy::Result<()> {
-        match self.wanted() {
-            // For a single term without deletions this is its document frequency.
-            usize::MAX => self.total += weight.count(reader)? as usize,
-            0 => self.exact = false,
-            wanted => {
-                let mut scorer = weight.scorer(reader, 1.0)?;
-                let counted = count_until(scorer.as_mut(), reader.alive_bitset(), TERMINATED, wanted);
-                self.total += counted;
-                if counted >= wanted {
-                    self.exact = false;
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// One segment to visit, and the best key any of its records could have.
@@ -211,17 +191,19 @@ struct Segment<'a> {
     searcher: usize,
     ordinal: u32,
     reader: &'a SegmentReader,
-    timestamps: Arc<dyn ColumnValues<i64>>,
+    columns: Arc<SegmentColumns>,
+    overlap: Overlap,
     best_possible: Key,
 }
 
-/// Up to `limit` records matching `query` across `searchers`, in time order (newest first or
-/// oldest first), and the number of matches, counted as `counting` asks.
+/// Up to `limit` records matching `query` within `within` across `searchers` (each with its
+/// segments' columns), in time order (newest first or oldest first), and the number of
+/// matches, counted as `counting` asks.
 pub fn top_by_time(
-    searchers: &[Searcher],
+    searchers: &[(Searcher, Arc<SegmentTimes>)],
     fields: &LogFields,
-    blocks: &TimeBlocks,
     query: &dyn Query,
+    within: Within,
     limit: usize,
     newest_first: bool,
     counting: Counting,
@@ -229,18 +211,29 @@ pub fn top_by_time(
     let limit = limit.max(1);
     let weights = searchers
         .iter()
-        .map(|searcher| query.weight(EnableScoring::disabled_from_searcher(searcher)))
+        .map(|(searcher, _)| query.weight(EnableScoring::disabled_from_searcher(searcher)))
         .collect::<tantivy::Result<Vec<Box<dyn Weight>>>>()?;
     let mut segments = Vec::new();
-    for (index, searcher) in searchers.iter().enumerate() {
+    for (index, (searcher, times)) in searchers.iter().enumerate() {
         for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
             if reader.max_doc() == 0 {
                 continue;
             }
-            let timestamps = reader.fast_fields().i64(TIMESTAMP)?.first_or_default_col(0);
-            let best_possible =
-                best_at(if newest_first { timestamps.max_value() } else { timestamps.min_value() }, newest_first);
-            segments.push(Segment { searcher: index, ordinal: ordinal as u32, reader, timestamps, best_possible });
+            let columns = times.of(reader)?;
+            let (min, max) = (columns.timestamps.min_value(), columns.timestamps.max_value());
+            let overlap = within.overlap(min, max);
+            if overlap == Overlap::None {
+                continue;
+            }
+            let best_possible = within.best_possible(min, max, newest_first);
+            segments.push(Segment {
+                searcher: index,
+                ordinal: ordinal as u32,
+                reader,
+                columns,
+                overlap,
+                best_possible,
+            });
         }
     }
     segments.sort_unstable_by_key(|segment| std::cmp::Reverse(segment.best_possible));
@@ -249,11 +242,8 @@ pub fn top_by_time(
     let mut tally = Tally { total: 0, counting, exact: true };
     for segment in &segments {
         let weight = weights[segment.searcher].as_ref();
-        if best.admits(segment.best_possible) {
-            visit_segment(weight, segment, blocks, &mut best, &mut tally, newest_first)?;
-        } else {
-            tally.count_segment(weight, segment.reader)?;
-        }
+        let visit = Visit { weight, segment, within, newest_first, alive: segment.reader.alive_bitset() };
+        visit.run(&mut best, &mut tally)?;
     }
 
     let hits = best
@@ -261,6 +251,7 @@ pub fn top_by_time(
         .into_iter()
         .map(|candidate| {
             searchers[candidate.searcher]
+                .0
                 .doc::<TantivyDocument>(candidate.address)
                 .map(|document| fields.hit(&document))
         })
@@ -268,124 +259,130 @@ pub fn top_by_time(
     Ok(TopByTime { hits, total: tally.total, exact: tally.exact })
 }
 
-/// Offers the matches of a segment that can enter the page to `best`, block by block, and
-/// counts the segment's matches as far as `tally` wants.
-fn visit_segment(
-    weight: &dyn Weight,
-    segment: &Segment<'_>,
-    blocks: &TimeBlocks,
-    best: &mut Best,
-    tally: &mut Tally,
+/// One segment's visit.
+struct Visit<'a> {
+    weight: &'a dyn Weight,
+    segment: &'a Segment<'a>,
+    within: Within,
     newest_first: bool,
-) -> tantivy::Result<()> {
-    let reader = segment.reader;
-    let max_doc = reader.max_doc();
-    let ranges = blocks.of(reader, segment.timestamps.as_ref());
-    let bounds = |block: usize| {
-        let start = block as DocId * BLOCK_DOCS;
-        (start, (start + BLOCK_DOCS).min(max_doc))
-    };
-    let mut page = PageFiller {
-        segment,
-        sequences: reader.fast_fields().u64(SEQUENCE)?.first_or_default_col(0),
-        alive: reader.alive_bitset(),
-        newest_first,
-    };
-    let mut matched = 0usize;
-    let mut visited = vec![false; ranges.len()];
-    let mut order: Vec<usize> = (0..ranges.len()).collect();
-    order.sort_unstable_by_key(|&block| std::cmp::Reverse(ranges[block].best_possible(newest_first)));
-    for &block in order.iter().take(BEST_FIRST_BLOCKS) {
-        if !best.admits(ranges[block].best_possible(newest_first)) {
-            break;
-        }
-        let (start, end) = bounds(block);
-        let mut scorer = weight.scorer(reader, 1.0)?;
-        seek(scorer.as_mut(), start);
-        matched += page.offer_until(scorer.as_mut(), end, best);
-        best.cut();
-        visited[block] = true;
-    }
+    alive: Option<&'a AliveBitSet>,
+}
 
-    // The rest in document order, with one scorer: a block that can still hold a better match
-    // is offered, one that cannot is counted while a count is wanted beyond what the segment's
-    // own count gives, and skipped otherwise.
-    let exact = tally.counting == Counting::Exact;
-    let mut skipped = false;
-    let mut scorer: Option<Box<dyn Scorer>> = None;
-    for block in 0..ranges.len() {
-        if visited[block] {
-            continue;
+impl Visit<'_> {
+    /// Offers the matches of the segment that can enter the page to `best`, block by block,
+    /// and counts the segment's matches as far as `tally` wants.
+    fn run(&self, best: &mut Best, tally: &mut Tally) -> tantivy::Result<()> {
+        let (reader, columns) = (self.segment.reader, &self.segment.columns);
+        let max_doc = reader.max_doc();
+        // Only a segment wholly within has the weight's own count (a term's document frequency).
+        let counted_whole = tally.counting == Counting::Exact && self.segment.overlap == Overlap::All;
+        if !best.admits(self.segment.best_possible) {
+            return self.count_only(tally, counted_whole);
         }
-        let admitted = best.admits(ranges[block].best_possible(newest_first));
-        let wanted = tally.wanted().saturating_sub(matched);
-        if !admitted && (exact || wanted == 0) {
-            skipped = true;
-            continue;
-        }
-        let (start, end) = bounds(block);
-        let scorer = match &mut scorer {
-            Some(scorer) => scorer,
-            None => scorer.insert(weight.scorer(reader, 1.0)?),
-        };
-        seek(scorer.as_mut(), start);
-        if admitted {
-            matched += page.offer_until(scorer.as_mut(), end, best);
+        let blocks = &columns.blocks;
+        let best_of = |block: &BlockRange| self.within.best_possible(block.min, block.max, self.newest_first);
+        let mut matched = 0usize;
+        let mut visited = vec![false; blocks.len()];
+        let mut order: Vec<usize> = (0..blocks.len())
+            .filter(|&block| self.within.overlap(blocks[block].min, blocks[block].max) != Overlap::None)
+            .collect();
+        order.sort_unstable_by_key(|&block| std::cmp::Reverse(best_of(&blocks[block])));
+        for &block in order.iter().take(BEST_FIRST_BLOCKS) {
+            if !best.admits(best_of(&blocks[block])) {
+                break;
+            }
+            let (start, end) = columns.bounds(block, max_doc);
+            let mut scorer = self.weight.scorer(reader, 1.0)?;
+            seek(scorer.as_mut(), start);
+            matched += self.offer_until(scorer.as_mut(), end, best);
             best.cut();
-        } else {
-            let counted = count_until(scorer.as_mut(), page.alive, end, wanted);
-            matched += counted;
-            if counted >= wanted {
+            visited[block] = true;
+        }
+
+        // The rest in document order, with one scorer: a block that can still hold a better
+        // match is offered, one that cannot is counted while a count is wanted beyond what the
+        // weight's count of the whole segment gives, and skipped otherwise.
+        let mut skipped = false;
+        let mut scorer: Option<Box<dyn Scorer>> = None;
+        for (block, range) in blocks.iter().enumerate() {
+            let overlap = self.within.overlap(range.min, range.max);
+            if visited[block] || overlap == Overlap::None {
+                continue;
+            }
+            let admitted = best.admits(best_of(range));
+            let wanted = tally.wanted().saturating_sub(matched);
+            if !admitted && (counted_whole || wanted == 0) {
                 skipped = true;
+                continue;
+            }
+            let (start, end) = columns.bounds(block, max_doc);
+            let scorer = match &mut scorer {
+                Some(scorer) => scorer,
+                None => scorer.insert(self.weight.scorer(reader, 1.0)?),
+            };
+            seek(scorer.as_mut(), start);
+            if admitted {
+                matched += self.offer_until(scorer.as_mut(), end, best);
+                best.cut();
+            } else {
+                let counted = self.count_until(scorer.as_mut(), end, wanted, overlap == Overlap::Some);
+                matched += counted;
+                skipped |= counted >= wanted;
             }
         }
-    }
-    best.cut();
-    if !skipped {
-        tally.total += matched;
-    } else if exact {
-        // For a single term without deletions this is its document frequency.
-        tally.total += weight.count(reader)? as usize;
-    } else {
-        tally.total += matched;
-        tally.exact = false;
-    }
-    Ok(())
-}
-
-/// Moves `scorer` to its first match at or after `target`, if it is not there already.
-fn seek(scorer: &mut dyn Scorer, target: DocId) {
-    if scorer.doc() < target {
-        scorer.seek(target);
-    }
-}
-
-/// Counts the live matches from `scorer`'s current one up to `end` (exclusive), stopping at
-/// `wanted`.
-fn count_until(scorer: &mut dyn Scorer, alive: Option<&AliveBitSet>, end: DocId, wanted: usize) -> usize {
-    let mut counted = 0;
-    let mut doc = scorer.doc();
-    while doc < end && counted < wanted {
-        if alive.is_none_or(|alive| alive.is_alive(doc)) {
-            counted += 1;
+        best.cut();
+        if !skipped {
+            tally.total += matched;
+        } else if counted_whole {
+            tally.total += self.weight.count(reader)? as usize;
+        } else {
+            tally.total += matched;
+            tally.exact = false;
         }
-        doc = scorer.advance();
+        Ok(())
     }
-    counted
-}
 
-/// Offers matches of one segment to the page.
-struct PageFiller<'a> {
-    segment: &'a Segment<'a>,
-    sequences: Arc<dyn ColumnValues<u64>>,
-    alive: Option<&'a AliveBitSet>,
-    newest_first: bool,
-}
+    /// Counts a segment none of whose matches can enter the page.
+    fn count_only(&self, tally: &mut Tally, counted_whole: bool) -> tantivy::Result<()> {
+        if counted_whole {
+            tally.total += self.weight.count(self.segment.reader)? as usize;
+            return Ok(());
+        }
+        let wanted = tally.wanted();
+        if wanted == 0 {
+            tally.exact = false;
+            return Ok(());
+        }
+        let mut scorer = self.weight.scorer(self.segment.reader, 1.0)?;
+        let counted = self.count_until(scorer.as_mut(), TERMINATED, wanted, self.segment.overlap == Overlap::Some);
+        tally.total += counted;
+        if counted >= wanted {
+            tally.exact = false;
+        }
+        Ok(())
+    }
 
-impl PageFiller<'_> {
-    /// Offers the live matches from `scorer`'s current one up to `end` (exclusive) to `best`;
-    /// answers how many there were.
-    fn offer_until(&mut self, scorer: &mut dyn Scorer, end: DocId, best: &mut Best) -> usize {
+    /// Counts the live matches within from `scorer`'s current one up to `end` (exclusive),
+    /// stopping at `wanted`; `check` reads each one's timestamp (a block only partly within).
+    fn count_until(&self, scorer: &mut dyn Scorer, end: DocId, wanted: usize, check: bool) -> usize {
+        let columns = &self.segment.columns;
+        let mut counted = 0;
+        let mut doc = scorer.doc();
+        while doc < end && counted < wanted {
+            if self.alive.is_none_or(|alive| alive.is_alive(doc))
+                && (!check || self.within.holds(columns.timestamps.get_val(doc), || columns.sequences.get_val(doc)))
+            {
+                counted += 1;
+            }
+            doc = scorer.advance();
+        }
+        counted
+    }
+
+    /// Offers the live matches within from `scorer`'s current one up to `end` (exclusive) to
+    /// `best`; answers how many there were.
+    fn offer_until(&self, scorer: &mut dyn Scorer, end: DocId, best: &mut Best) -> usize {
+        let columns = &self.segment.columns;
         let mut docs = [0 as DocId; 64];
         let mut timestamps = [0i64; 64];
         let mut matched = 0;
@@ -402,15 +399,18 @@ impl PageFiller<'_> {
             if held == 0 {
                 return matched;
             }
-            matched += held;
-            self.segment.timestamps.get_vals(&docs[..held], &mut timestamps[..held]);
+            columns.timestamps.get_vals(&docs[..held], &mut timestamps[..held]);
             for (&doc, &timestamp) in docs[..held].iter().zip(&timestamps[..held]) {
+                if !self.within.holds(timestamp, || columns.sequences.get_val(doc)) {
+                    continue;
+                }
+                matched += 1;
                 // A record of an older timestamp than the threshold's cannot enter, whatever
                 // its sequence: only then is the sequence read.
                 if !best.admits(best_at(timestamp, self.newest_first)) {
                     continue;
                 }
-                let key = key(timestamp, self.sequences.get_val(doc), self.newest_first);
+                let key = key(timestamp, columns.sequences.get_val(doc), self.newest_first);
                 if best.admits(key) {
                     best.push(Candidate {
                         key,
@@ -420,6 +420,13 @@ impl PageFiller<'_> {
                 }
             }
         }
+    }
+}
+
+/// Moves `scorer` to its first match at or after `target`, if it is not there already.
+fn seek(scorer: &mut dyn Scorer, target: DocId) {
+    if scorer.doc() < target {
+        scorer.seek(target);
     }
 }
 
@@ -527,8 +534,24 @@ mod tests {
 
     /// Every page and count asked of `searchers` is that of sorting every match.
     fn check_against_sorting(searchers: &[Searcher], fields: &LogFields, alive: &[(RecordId, String)], words: &[&str]) {
-        let blocks = TimeBlocks::default();
-        for word in words.iter().map(|word| Some(*word)).chain([None]) {
+        let searchers: Vec<_> = searchers.iter().map(|searcher| (searcher.clone(), Arc::default())).collect();
+        let mut keys: Vec<(i64, u64)> =
+            alive.iter().map(|(id, _)| (id.timestamp.as_unix_nanos(), id.sequence)).collect();
+        keys.sort_unstable();
+        let at = |fraction: usize| keys[keys.len() * fraction / 10];
+        // A record sharing its cursor's timestamp, if any, so that the sequence decides.
+        let middle = keys.len() / 2;
+        let tied = keys[middle..].windows(2).find(|pair| pair[0].0 == pair[1].0).map_or(at(5), |pair| pair[1]);
+        let withins = [
+            Within::default(),
+            Within { start: Some(at(3).0), before: None },
+            Within { start: None, before: Some((at(8).0, 0)) },
+            Within { start: Some(at(2).0), before: Some(tied) },
+            Within { start: Some(at(6).0), before: Some((at(6).0 + 1, 0)) },
+        ];
+        for (word, within) in
+            words.iter().map(|word| Some(*word)).chain([None]).flat_map(|word| withins.map(|within| (word, within)))
+        {
             let term;
             let query: &dyn Query = match word {
                 Some(word) => {
@@ -537,17 +560,26 @@ mod tests {
                 }
                 None => &AllQuery,
             };
-            let mut expected: Vec<RecordId> =
-                alive.iter().filter(|(_, other)| word.is_none_or(|word| word == other)).map(|(id, _)| *id).collect();
+            let mut expected: Vec<RecordId> = alive
+                .iter()
+                .filter(|(id, other)| {
+                    let key = (id.timestamp.as_unix_nanos(), id.sequence);
+                    word.is_none_or(|word| word == other)
+                        && within.start.is_none_or(|start| key.0 >= start)
+                        && within.before.is_none_or(|before| key < before)
+                })
+                .map(|(id, _)| *id)
+                .collect();
             expected.sort_by_key(|id| (id.timestamp, id.sequence));
             for newest_first in [true, false] {
                 let ordered: Vec<RecordId> =
                     if newest_first { expected.iter().rev().copied().collect() } else { expected.clone() };
                 for limit in [1, 7, 100, 5000] {
                     for counting in [Counting::Exact, Counting::UpTo(0), Counting::UpTo(150), Counting::UpTo(10_000)] {
-                        let context = format!("{word:?} newest_first={newest_first} limit={limit} {counting:?}");
+                        let context =
+                            format!("{word:?} {within:?} newest_first={newest_first} limit={limit} {counting:?}");
                         let page =
-                            top_by_time(searchers, fields, &blocks, query, limit, newest_first, counting).unwrap();
+                            top_by_time(&searchers, fields, query, within, limit, newest_first, counting).unwrap();
                         let ids: Vec<RecordId> = page.hits.iter().map(|hit| hit.id).collect();
                         let wanted: Vec<RecordId> = ordered.iter().take(limit).copied().collect();
                         assert_eq!(ids, wanted, "{context}");

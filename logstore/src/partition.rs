@@ -15,6 +15,8 @@ use tantivy::{Executor, Index, IndexReader, Order, ReloadPolicy, Searcher};
 use time::{Date, format_description::FormatItem, macros::format_description};
 use vigil_proto::Timestamp;
 
+use super::times::SegmentTimes;
+
 pub const DAY_NANOS: i64 = 86_400_000_000_000;
 /// The class of services without a retention of their own.
 pub const DEFAULT_CLASS: &str = "_all";
@@ -69,38 +71,52 @@ const EPOCH_JULIAN_DAY: i32 = 2_440_588;
 /// recently searched are closed beyond it and opened again when searched.
 pub const MAX_OPEN_READERS: usize = 32;
 
+/// A partition's reader and the columns of its segments.
+struct OpenReader {
+    reader: IndexReader,
+    times: Arc<SegmentTimes>,
+    used: u64,
+}
+
 /// The open readers of every partition, least recently used closed first.
 #[derive(Default)]
 struct Readers {
-    open: Mutex<HashMap<PartitionKey, (IndexReader, u64)>>,
+    open: Mutex<HashMap<PartitionKey, OpenReader>>,
     clock: AtomicU64,
 }
 
 impl Readers {
-    fn searcher(&self, key: &PartitionKey, index: &Index) -> tantivy::Result<Searcher> {
+    fn searcher(&self, key: &PartitionKey, index: &Index) -> tantivy::Result<(Searcher, Arc<SegmentTimes>)> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
-        if let Some((reader, used)) = self.open.lock().expect("reader lock").get_mut(key) {
-            *used = now;
-            return Ok(reader.searcher());
+        if let Some(open) = self.open.lock().expect("reader lock").get_mut(key) {
+            open.used = now;
+            return Ok((open.reader.searcher(), open.times.clone()));
         }
         // Opened outside the lock: it reads the index's meta and maps its segments.
         let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let searcher = reader.searcher();
+        let times = Arc::new(SegmentTimes::default());
+        times.refresh(&searcher)?;
         let mut open = self.open.lock().expect("reader lock");
-        open.entry(key.clone()).or_insert((reader, now));
+        let entry = open.entry(key.clone()).or_insert(OpenReader { reader, times, used: now });
+        let times = entry.times.clone();
         while open.len() > MAX_OPEN_READERS {
-            let oldest = open.iter().filter(|(other, _)| *other != key).min_by_key(|(_, (_, used))| *used);
+            let oldest = open.iter().filter(|(other, _)| *other != key).min_by_key(|(_, open)| open.used);
             let Some(oldest) = oldest.map(|(key, _)| key.clone()) else { break };
             // Searches holding its searcher keep their segments until they finish.
             open.remove(&oldest);
         }
-        Ok(searcher)
+        Ok((searcher, times))
     }
 
-    /// Reloads the reader of `key` when it is open (a closed one opens at the latest commit).
+    /// Reloads the reader of `key` when it is open (a closed one opens at the latest commit),
+    /// and brings its segments' columns up to date.
     fn reload(&self, key: &PartitionKey) -> tantivy::Result<()> {
-        let reader = self.open.lock().expect("reader lock").get(key).map(|(reader, _)| reader.clone());
-        reader.map_or(Ok(()), |reader| reader.reload())
+        let open =
+            self.open.lock().expect("reader lock").get(key).map(|open| (open.reader.clone(), open.times.clone()));
+        let Some((reader, times)) = open else { return Ok(()) };
+        reader.reload()?;
+        times.refresh(&reader.searcher())
     }
 
     fn forget(&self, key: &PartitionKey) {
@@ -153,6 +169,11 @@ impl Partition {
 
     /// A searcher of the last commit the reader loaded.
     pub fn searcher(&self) -> tantivy::Result<Searcher> {
+        Ok(self.readers.searcher(&self.key, &self.index)?.0)
+    }
+
+    /// A searcher of the last commit the reader loaded, with its segments' columns.
+    pub fn searcher_with_times(&self) -> tantivy::Result<(Searcher, Arc<SegmentTimes>)> {
         self.readers.searcher(&self.key, &self.index)
     }
 

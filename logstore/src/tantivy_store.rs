@@ -17,7 +17,7 @@ use vigil_proto::{
 };
 
 use super::collectors::{HistogramCollector, TermCounts};
-use super::newest::{Counting, TimeBlocks, TopByTime};
+use super::newest::{Counting, TopByTime, Within};
 use super::partition::{Partition, PartitionKey, Partitions, Retention};
 use super::schema::{self, LogFields};
 use super::wal::{Encoded, Wal};
@@ -33,8 +33,6 @@ pub struct TantivyLogStore {
     /// An empty index with the schema: parses queries even before any partition exists.
     parsing_index: Index,
     fields: LogFields,
-    /// Block-wise time ranges of the segments searched, shared by every search.
-    blocks: Arc<TimeBlocks>,
     retention: Retention,
     sender: Mutex<Option<SyncSender<Command>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
@@ -66,7 +64,6 @@ impl TantivyLogStore {
             partitions,
             parsing_index: Index::create_in_ram(schema),
             fields,
-            blocks: Arc::default(),
             retention,
             sender: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
@@ -139,26 +136,19 @@ fn search_error(error: tantivy::TantivyError) -> LogStoreError {
     }
 }
 
-/// What the partitions a search reads are searched with.
-struct Searched<'a> {
-    partitions: &'a [(PartitionKey, Partition)],
-    fields: &'a LogFields,
-    blocks: &'a TimeBlocks,
-}
-
-impl Searched<'_> {
-    /// Up to `limit` records matching `query`, in time order, and the count as asked.
-    fn top_by_time(
-        &self,
-        query: &dyn Query,
-        limit: usize,
-        newest_first: bool,
-        counting: Counting,
-    ) -> tantivy::Result<TopByTime> {
-        let searchers =
-            self.partitions.iter().map(|(_, partition)| partition.searcher()).collect::<tantivy::Result<Vec<_>>>()?;
-        super::newest::top_by_time(&searchers, self.fields, self.blocks, query, limit, newest_first, counting)
-    }
+/// Up to `limit` records of `partitions` matching `query` within `within`, in time order, and
+/// the count as asked.
+fn top_by_time_in(
+    partitions: &[(PartitionKey, Partition)],
+    fields: &LogFields,
+    query: &dyn Query,
+    within: Within,
+    (limit, newest_first): (usize, bool),
+    counting: Counting,
+) -> tantivy::Result<TopByTime> {
+    let searchers =
+        partitions.iter().map(|(_, partition)| partition.searcher_with_times()).collect::<tantivy::Result<Vec<_>>>()?;
+    super::newest::top_by_time(&searchers, fields, query, within, limit, newest_first, counting)
 }
 
 #[async_trait::async_trait]
@@ -202,9 +192,10 @@ impl LogStore for TantivyLogStore {
             (end, cursor) => end.or(cursor.map(|cursor| cursor.timestamp.saturating_add_nanos(1))),
         };
         let partitions = self.partitions.overlapping(query.start, end);
-        let (fields, blocks) = (self.fields, self.blocks.clone());
+        let fields = self.fields;
         tokio::task::spawn_blocking(move || {
-            let tantivy_query = query::build(&parsing_index, &fields, &query)?;
+            // The range and the cursor are applied on the timestamps the search reads anyway.
+            let tantivy_query = query::parse_text(&parsing_index, &fields, &query.q)?;
             let limit = query.limit.unwrap_or(LogQuery::DEFAULT_LIMIT).clamp(1, LogQuery::MAX_LIMIT) as usize;
             // One past the page at least, which says whether there is a next page.
             let counting =
@@ -214,9 +205,9 @@ impl LogStore for TantivyLogStore {
                         Counting::UpTo(usize::try_from(bound).unwrap_or(usize::MAX).max(limit + 1))
                     }
                 };
-            let searched = Searched { partitions: &partitions, fields: &fields, blocks: &blocks };
             let TopByTime { hits: records, total, exact } =
-                searched.top_by_time(&*tantivy_query, limit, true, counting).map_err(search_error)?;
+                top_by_time_in(&partitions, &fields, &*tantivy_query, Within::of(&query), (limit, true), counting)
+                    .map_err(search_error)?;
             let next_cursor = (records.len() == limit && total > limit).then(|| records[limit - 1].id);
             let total_relation = if exact { TotalRelation::Eq } else { TotalRelation::Gte };
             Ok(LogPage { records, total: total as u64, total_relation, next_cursor, tail_cursor })
@@ -308,10 +299,11 @@ impl LogStore for TantivyLogStore {
         );
         let retention = self.retention.clone();
         let all = self.partitions.all();
-        let (fields, blocks) = (self.fields, self.blocks.clone());
+        let fields = self.fields;
         tokio::task::spawn_blocking(move || {
-            let searched = Searched { partitions: &at, fields: &fields, blocks: &blocks };
-            let mut found = searched.top_by_time(&*query::exactly(&fields, id), 1, true, Counting::UpTo(0))?.hits;
+            let exactly = query::exactly(&fields, id);
+            let mut found =
+                top_by_time_in(&at, &fields, &*exactly, Within::default(), (1, true), Counting::UpTo(0))?.hits;
             let Some(record) = found.pop() else {
                 return Ok(None);
             };
@@ -337,8 +329,8 @@ impl LogStore for TantivyLogStore {
                     })
                     .cloned()
                     .collect();
-                let searched = Searched { partitions: &side, fields: &fields, blocks: &blocks };
-                Ok(searched.top_by_time(&same_source, limit, older, Counting::UpTo(0))?.hits)
+                Ok(top_by_time_in(&side, &fields, &same_source, Within::default(), (limit, older), Counting::UpTo(0))?
+                    .hits)
             };
             let mut before = around(true, before)?;
             before.reverse();

@@ -142,8 +142,10 @@ pub struct LogQuery {
 impl LogQuery {
     pub const DEFAULT_LIMIT: u32 = 100;
     pub const MAX_LIMIT: u32 = 1000;
-    /// As Elasticsearch's default: beyond it a page says "at least" rather than count on.
-    pub const DEFAULT_TRACK_TOTAL_HITS: u64 = 10_000;
+    /// Beyond it a page says "at least" rather than count on. Elasticsearch counts to 10,000;
+    /// here the histogram beside a page counts every match over its range, and what a page
+    /// needs of the count is whether there is more than a page.
+    pub const DEFAULT_TRACK_TOTAL_HITS: u64 = 1_000;
 
     /// The same search with every match counted (what alert rules, gates and panels need).
     pub fn counting_all(self) -> Self {
