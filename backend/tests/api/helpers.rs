@@ -186,8 +186,14 @@ impl TestApp {
         self.read(paths::LOGS_SEARCH, params).await
     }
 
+    /// A search page whose `total` counts every match (`track_total_hits=true` unless the
+    /// parameters say otherwise): the tests' counts are exact.
     pub async fn search(&self, params: &[(&str, &str)]) -> LogPage {
-        let response = self.search_raw(params).await;
+        let mut params = params.to_vec();
+        if !params.iter().any(|(name, _)| *name == "track_total_hits") {
+            params.push(("track_total_hits", "true"));
+        }
+        let response = self.search_raw(&params).await;
         assert_eq!(response.status(), 200, "search failed: {}", response.text().await.unwrap_or_default());
         response.json().await.expect("a log page")
     }
