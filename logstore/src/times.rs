@@ -64,16 +64,13 @@ pub struct SegmentTimes {
 }
 
 impl SegmentTimes {
-    /// The columns of a segment, opened now if they were not yet (a search on a searcher
-    /// older or newer than the last reload).
+    /// The columns of a segment; opened for this search alone when they are not kept (a
+    /// searcher taken before the last reload), so that no segment the reader let go is kept.
     pub fn of(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
-        let id = reader.segment_id();
-        if let Some(columns) = self.segments.lock().expect("segment times lock").get(&id) {
+        if let Some(columns) = self.segments.lock().expect("segment times lock").get(&reader.segment_id()) {
             return Ok(columns.clone());
         }
-        let columns = Arc::new(SegmentColumns::open(reader)?);
-        self.segments.lock().expect("segment times lock").insert(id, columns.clone());
-        Ok(columns)
+        Ok(Arc::new(SegmentColumns::open(reader)?))
     }
 
     /// Keeps the segments of `searcher` alone, opening the columns of those new to it.
@@ -81,7 +78,11 @@ impl SegmentTimes {
         let live = searcher.generation().segments();
         self.segments.lock().expect("segment times lock").retain(|id, _| live.contains_key(id));
         for reader in searcher.segment_readers() {
-            self.of(reader)?;
+            let id = reader.segment_id();
+            if !self.segments.lock().expect("segment times lock").contains_key(&id) {
+                let columns = Arc::new(SegmentColumns::open(reader)?);
+                self.segments.lock().expect("segment times lock").insert(id, columns);
+            }
         }
         Ok(())
     }
