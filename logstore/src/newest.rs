@@ -439,23 +439,19 @@ mod tests {
 
     use super::*;
 
-    /// A deterministic generator of numbers below its argument.
-    fn xorshift(mut random: u64) -> impl FnMut(u64) -> u64 {
-        move |bound| {
-            random ^= random << 13;
-            random ^= random >> 7;
-            random ^= random << 17;
-            random % bound
-        }
-    }
-
     /// Three indexes (partitions) of several segments each, whose time ranges overlap, with
     /// timestamps shared by several records (the sequence decides) and some records deleted.
     fn partitions() -> (Vec<Searcher>, LogFields, Vec<(RecordId, String)>) {
         let (schema, fields) = LogFields::schema();
         let mut alive = Vec::new();
         let mut searchers = Vec::new();
-        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut random = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |bound: u64| {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            random % bound
+        };
         let mut sequence = 0u64;
         for partition in 0..3u64 {
             let index = Index::create_in_ram(schema.clone());
@@ -498,7 +494,13 @@ mod tests {
     /// them late, by up to a minute), a hundred deleted: many blocks, whose ranges overlap.
     fn one_long_segment() -> (Vec<Searcher>, LogFields, Vec<(RecordId, String)>) {
         let (schema, fields) = LogFields::schema();
-        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+        let mut random = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |bound: u64| {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            random % bound
+        };
         let index = Index::create_in_ram(schema);
         let mut writer: IndexWriter = index.writer_with_num_threads(1, 50_000_000).unwrap();
         let mut alive = Vec::new();

@@ -64,13 +64,16 @@ pub struct SegmentTimes {
 }
 
 impl SegmentTimes {
-    /// The columns of a segment; opened for this search alone when they are not kept (a
-    /// searcher taken before the last reload), so that no segment the reader let go is kept.
+    /// The columns of a segment, opened now if they were not yet (a search on a searcher
+    /// older or newer than the last reload).
     pub fn of(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
-        if let Some(columns) = self.segments.lock().expect("segment times lock").get(&reader.segment_id()) {
+        let id = reader.segment_id();
+        if let Some(columns) = self.segments.lock().expect("segment times lock").get(&id) {
             return Ok(columns.clone());
         }
-        Ok(Arc::new(SegmentColumns::open(reader)?))
+        let columns = Arc::new(SegmentColumns::open(reader)?);
+        self.segments.lock().expect("segment times lock").insert(id, columns.clone());
+        Ok(columns)
     }
 
     /// Keeps the segments of `searcher` alone, opening the columns of those new to it.
@@ -78,11 +81,7 @@ impl SegmentTimes {
         let live = searcher.generation().segments();
         self.segments.lock().expect("segment times lock").retain(|id, _| live.contains_key(id));
         for reader in searcher.segment_readers() {
-            let id = reader.segment_id();
-            if !self.segments.lock().expect("segment times lock").contains_key(&id) {
-                let columns = Arc::new(SegmentColumns::open(reader)?);
-                self.segments.lock().expect("segment times lock").insert(id, columns);
-            }
+            self.of(reader)?;
         }
         Ok(())
     }
