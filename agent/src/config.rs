@@ -83,12 +83,29 @@ pub struct BackendConfig {
     /// not one the system trusts. The backend's certificate is always verified.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Batches of one buffer sent at once. They are acknowledged in the buffer in order, so
+    /// that the checkpoint never passes a batch the backend has not taken; a crash sends again
+    /// at most this many.
+    #[serde(default = "default_batches_in_flight")]
+    pub batches_in_flight: usize,
 }
 
 impl BackendConfig {
+    pub const MAX_BATCHES_IN_FLIGHT: usize = 64;
+
     pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
-        Self { url: url.into(), token: Token::new(token), timeout_seconds: default_timeout_seconds(), ca_file: None }
+        Self {
+            url: url.into(),
+            token: Token::new(token),
+            timeout_seconds: default_timeout_seconds(),
+            ca_file: None,
+            batches_in_flight: default_batches_in_flight(),
+        }
     }
+}
+
+fn default_batches_in_flight() -> usize {
+    4
 }
 
 fn default_timeout_seconds() -> u64 {
@@ -567,6 +584,13 @@ impl AgentConfig {
         }
         if self.backend.timeout_seconds == 0 {
             return invalid("backend.timeout_seconds: must be greater than 0".to_owned());
+        }
+        if !(1..=BackendConfig::MAX_BATCHES_IN_FLIGHT).contains(&self.backend.batches_in_flight) {
+            return invalid(format!(
+                "backend.batches_in_flight: {} must be between 1 and {}",
+                self.backend.batches_in_flight,
+                BackendConfig::MAX_BATCHES_IN_FLIGHT
+            ));
         }
         if self.sources.is_empty() && self.scrape.is_empty() && !self.host_metrics.enabled && self.deploy.is_none() {
             return invalid(

@@ -145,7 +145,7 @@ impl Agent {
         for shipper in &shippers {
             let shipper = shipper.clone();
             let shutdown = shutdown.clone();
-            tasks.spawn(async move { shipper.run(shutdown).await });
+            tasks.spawn(shipper.run(shutdown));
         }
         let host = config.host();
         for (scrape, scrape_stats) in config.scrape.iter().zip(&stats.scrapes) {

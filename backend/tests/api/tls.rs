@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use tokio_util::sync::CancellationToken;
-use vigil_agent::config::{AgentConfig, BackendConfig, BatchConfig, FileSourceConfig, TailConfig, Token};
+use vigil_agent::config::{AgentConfig, BackendConfig, BatchConfig, FileSourceConfig, TailConfig};
 use vigil_proto::paths;
 
 use crate::helpers::{ADMIN, ADMIN_PASSWORD, Db, eventually, free_port, spawn_app_with};
@@ -140,10 +140,9 @@ async fn the_agent_ships_over_https_only_to_a_backend_it_can_verify() {
     let stranger_file = certificates.path().join("stranger.pem");
     std::fs::write(&stranger_file, stranger.pem()).unwrap();
     let backend = |ca_file: Option<&Path>| BackendConfig {
-        url: url.clone(),
-        token: Token::new(app.ingest_token.clone()),
         timeout_seconds: 5,
         ca_file: ca_file.map(Path::to_owned),
+        ..BackendConfig::new(url.clone(), app.ingest_token.clone())
     };
 
     let health = format!("{url}{}", paths::HEALTHZ);
