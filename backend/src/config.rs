@@ -134,6 +134,10 @@ pub struct LogsConfig {
     /// 8; Quickwit's `merge_factor`): more, less merging while ingesting and more segments to
     /// search.
     pub merge_factor: usize,
+    /// Threads that index log records (tantivy's indexing threads of the partition being
+    /// written): by default one per core, up to 4. Each takes at least 16 MiB of
+    /// `writer_memory_bytes`, which bounds them too.
+    pub indexing_threads: usize,
     /// How often a quiet live tail sends a heartbeat frame.
     pub tail_heartbeat_seconds: u64,
     /// Days records are kept; 0 keeps them forever. Whole days go at once.
@@ -161,6 +165,7 @@ impl Default for LogsConfig {
             commit_interval_ms: 500,
             commit_idle_ms: 20,
             merge_factor: 8,
+            indexing_threads: std::thread::available_parallelism().map_or(1, |cores| cores.get().min(4)),
             tail_heartbeat_seconds: 15,
             retention_days: 0,
             retention_days_by_service: std::collections::BTreeMap::new(),
@@ -696,6 +701,10 @@ impl RawConfig {
         if logs.merge_factor < 2 {
             return invalid("logs.merge_factor must be at least 2".to_owned());
         }
+        if !(1..=8).contains(&logs.indexing_threads) {
+            return invalid(format!("logs.indexing_threads: {} must be between 1 and 8", logs.indexing_threads));
+        }
+
         if logs.ingest_memory_bytes < logs.max_body_bytes {
             return invalid("logs.ingest_memory_bytes must be at least logs.max_body_bytes".to_owned());
         }

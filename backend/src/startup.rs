@@ -103,6 +103,7 @@ impl Application {
                 commit_interval: std::time::Duration::from_millis(config.logs.commit_interval_ms),
                 commit_idle: std::time::Duration::from_millis(config.logs.commit_idle_ms),
                 merge_factor: config.logs.merge_factor,
+                indexing_threads: config.logs.indexing_threads,
                 retention: Retention {
                     days: config.logs.retention_days,
                     days_by_service: config.logs.retention_days_by_service.clone(),

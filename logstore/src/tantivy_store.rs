@@ -436,6 +436,7 @@ mod tests {
             commit_interval: Duration::from_millis(500),
             commit_idle: Duration::from_millis(20),
             merge_factor: 8,
+            indexing_threads: 1,
             retention,
         }
     }

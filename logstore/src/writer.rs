@@ -39,6 +39,9 @@ pub struct WriterOptions {
     pub commit_idle: Duration,
     /// Segments merged at once.
     pub merge_factor: usize,
+    /// tantivy's indexing threads of a partition writer, at most one per 16 MiB of
+    /// `memory_bytes`.
+    pub indexing_threads: usize,
     pub retention: Retention,
 }
 use super::schema::LogFields;
@@ -133,7 +136,11 @@ impl Writer {
     }
 
     fn max_open(&self) -> usize {
-        (self.options.memory_bytes / WRITER_MEMORY_FLOOR).clamp(1, MAX_OPEN_WRITERS)
+        (self.options.memory_bytes / (WRITER_MEMORY_FLOOR * self.threads())).clamp(1, MAX_OPEN_WRITERS)
+    }
+
+    fn threads(&self) -> usize {
+        self.options.indexing_threads.clamp(1, (self.options.memory_bytes / WRITER_MEMORY_FLOOR).max(1))
     }
 
     /// Indexes the records a previous process acknowledged but did not commit: those of each
@@ -374,8 +381,9 @@ impl Writer {
                     writer.wait_merging_threads()?;
                 }
             }
-            let memory = (self.options.memory_bytes / self.max_open()).max(WRITER_MEMORY_FLOOR);
-            let writer = self.partitions.get_or_create(key)?.index.writer_with_num_threads(1, memory)?;
+            let threads = self.threads();
+            let memory = (self.options.memory_bytes / self.max_open()).max(WRITER_MEMORY_FLOOR * threads);
+            let writer = self.partitions.get_or_create(key)?.index.writer_with_num_threads(threads, memory)?;
             let mut merge_policy = LogMergePolicy::default();
             merge_policy.set_min_num_segments(self.options.merge_factor);
             writer.set_merge_policy(Box::new(merge_policy));

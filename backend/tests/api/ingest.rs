@@ -244,6 +244,7 @@ async fn a_full_writer_queue_holds_appends_for_a_while_then_refuses() {
             commit_interval: std::time::Duration::from_millis(500),
             commit_idle: std::time::Duration::from_millis(20),
             merge_factor: 8,
+            indexing_threads: 1,
             retention: Retention::default(),
         };
         let store = TantivyLogStore::open(directory.path(), options, metrics.log_store()).unwrap();
