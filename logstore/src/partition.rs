@@ -18,6 +18,13 @@ use vigil_proto::Timestamp;
 use super::times::SegmentTimes;
 
 pub const DAY_NANOS: i64 = 86_400_000_000_000;
+
+/// The file of a partition that names the format of its index: `2` is tantivy with a sorted
+/// string table as the term dictionary (cheaper to build and merge than the FST of format 1,
+/// which had no such file).
+const FORMAT_FILE: &str = "vigil-format";
+const FORMAT: &str = "2";
+
 /// The class of services without a retention of their own.
 pub const DEFAULT_CLASS: &str = "_all";
 const DAY_FORMAT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
@@ -148,13 +155,25 @@ impl Partition {
         executor: &Executor,
         readers: Arc<Readers>,
     ) -> tantivy::Result<Self> {
-        std::fs::create_dir_all(directory).map_err(|error| tantivy::TantivyError::SystemError(error.to_string()))?;
+        let system = |error: std::io::Error| tantivy::TantivyError::SystemError(error.to_string());
+        std::fs::create_dir_all(directory).map_err(system)?;
+        let marker = directory.join(FORMAT_FILE);
+        let path = directory;
         let directory = MmapDirectory::open(directory)?;
         // An index keeps the schema it was created with: earlier versions indexed the
         // timestamp and sequence fields as terms too; the fields are the same.
         let mut index = if Index::exists(&directory)? {
+            let format = std::fs::read_to_string(&marker).unwrap_or_default();
+            if format.trim() != FORMAT {
+                return Err(tantivy::TantivyError::SystemError(format!(
+                    "log partition {} was written by an earlier Vigil, whose term dictionary (an FST) this \
+                     one cannot read: its records stay there untouched; move the directory away to start",
+                    path.display()
+                )));
+            }
             Index::open(directory)?
         } else {
+            std::fs::write(&marker, FORMAT).map_err(system)?;
             Index::create(directory, schema, Default::default())?
         };
         // Searches run a partition's segments in parallel.
@@ -326,6 +345,26 @@ mod tests {
         assert!(!key.overlaps(Some("2026-11-30T00:00:00Z".parse().unwrap()), None));
         assert!(!key.overlaps(None, Some("2026-11-29T00:00:00Z".parse().unwrap())));
         assert_eq!(PartitionKey::parse("_all", "not-a-day"), None);
+    }
+
+    #[test]
+    fn a_partition_of_another_index_format_is_refused_and_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let (schema, _) = super::super::schema::LogFields::schema();
+        let key = PartitionKey { class: DEFAULT_CLASS.to_owned(), day: 20_000 };
+        Partitions::open(root.path(), schema.clone()).unwrap().get_or_create(&key).unwrap();
+        let directory = key.directory(root.path());
+        assert_eq!(std::fs::read_to_string(directory.join(FORMAT_FILE)).unwrap(), FORMAT);
+        // Reopened as it is: the same format.
+        Partitions::open(root.path(), schema.clone()).unwrap();
+
+        // An index without the file is one an earlier version wrote, with an FST dictionary.
+        std::fs::remove_file(directory.join(FORMAT_FILE)).unwrap();
+        let files = std::fs::read_dir(&directory).unwrap().count();
+        let error = Partitions::open(root.path(), schema).err().expect("refused");
+        assert!(error.to_string().contains("was written by an earlier Vigil"), "{error}");
+        assert!(error.to_string().contains(&directory.display().to_string()), "{error}");
+        assert_eq!(std::fs::read_dir(&directory).unwrap().count(), files, "nothing of it is touched");
     }
 
     #[test]
