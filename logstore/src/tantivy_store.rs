@@ -506,4 +506,32 @@ mod tests {
         assert_eq!(messages(&store).await, ["forced", "sporadic"]);
         store.close().await;
     }
+
+    /// Batches of more than a mebibyte sent one at a time, each followed by a pause twice the
+    /// idle wait: the index commits by the interval, not at every pause.
+    #[tokio::test]
+    async fn a_stream_of_large_batches_commits_on_the_interval_not_at_every_pause() {
+        let data = tempfile::tempdir().unwrap();
+        let metrics = StoreMetrics::unregistered();
+        let store =
+            TantivyLogStore::open(&data.path().join("logs"), options(Retention::default()), metrics.clone()).unwrap();
+        let mut committed = store.committed();
+        let line = "x".repeat(5000);
+        let batches = 6;
+        let started = std::time::Instant::now();
+        for _ in 0..batches {
+            store.append((0..300).map(|_| record("api", &line)).collect(), Commit::Auto).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        let elapsed = started.elapsed();
+        let commits = metrics.commits.get();
+        let bound = elapsed.as_millis() as u64 / 500 + 1;
+        assert!(commits <= bound, "{commits} commits in {elapsed:?}: at most one per interval");
+        // The interval still bounds how late they are searchable.
+        tokio::time::timeout(Duration::from_secs(5), committed.wait_for(|last| *last == Some(batches * 300 - 1)))
+            .await
+            .expect("searchable within the interval")
+            .unwrap();
+        store.close().await;
+    }
 }

@@ -3,7 +3,8 @@
 //! It takes every command waiting in its queue as one group, appends the group's batches to the
 //! write-ahead log (see `wal`) with one sync, acknowledges them, and hands their documents to
 //! the partitions' tantivy writers. The index commits when the oldest uncommitted record is
-//! `commit_interval` old, when the queue has been quiet for `commit_idle`, when the
+//! `commit_interval` old, when the queue has been quiet for `commit_idle` while less than
+//! [`IDLE_COMMIT_BYTES`] wait, when the
 //! uncommitted records reach [`COMMIT_BYTES`], or when a batch asks for it; each commit
 //! reloads the readers, answers the batches waiting to be searchable, and deletes the
 //! write-ahead log, whose records are all in the index then.
@@ -56,6 +57,11 @@ const MAX_COMMANDS_PER_GROUP: usize = 256;
 /// half a second of indexing here), hence how late records become searchable under load, and
 /// holds clients back to the indexing rate.
 const COMMIT_BYTES: usize = 12 << 20;
+/// Uncommitted records (in their log encoding) up to which a quiet queue commits at once, so
+/// that sporadic records are searchable right away. Beyond it they wait for the commit
+/// interval: a stream of batches sent one at a time, with a pause after each, commits by its
+/// volume and the interval, not at every pause.
+const IDLE_COMMIT_BYTES: usize = 1 << 20;
 /// Memory of one partition writer; tantivy needs at least 15 MB.
 const WRITER_MEMORY_FLOOR: usize = 16 << 20;
 const MAX_OPEN_WRITERS: usize = 4;
@@ -177,9 +183,10 @@ impl Writer {
                     Ok(command) => command,
                     Err(_) => break,
                 },
-                Some(since) => match receiver.recv_timeout(
-                    self.options.commit_interval.saturating_sub(since.elapsed()).min(self.options.commit_idle),
-                ) {
+                Some(since) => match receiver.recv_timeout({
+                    let due = self.options.commit_interval.saturating_sub(since.elapsed());
+                    if self.uncommitted_bytes < IDLE_COMMIT_BYTES { due.min(self.options.commit_idle) } else { due }
+                }) {
                     Ok(command) => command,
                     Err(RecvTimeoutError::Timeout) => {
                         self.commit();
