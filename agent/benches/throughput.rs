@@ -37,12 +37,7 @@ fn timed(what: &str, command: &mut Command, bytes: u64) {
 async fn main() {
     let megabytes: u64 = std::env::var("VIGIL_BENCH_MB").ok().and_then(|value| value.parse().ok()).unwrap_or(512);
     let directory = tempfile::tempdir().unwrap();
-    let logs = directory.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    let file = logs.join("bench.log");
-    let lines = logfmt_file::write(&file, megabytes);
-    let bytes = std::fs::metadata(&file).unwrap().len();
-    println!("file: {} MiB, {lines} lines, {:.0} bytes per line", bytes >> 20, bytes as f64 / lines as f64);
+    let (logs, file, lines, bytes) = logfmt_file::create(directory.path(), megabytes);
     timed("cat FILE > /dev/null", Command::new("cat").arg(&file), bytes);
     timed("zstd -1 -c FILE > /dev/null", Command::new("zstd").args(["-1", "-c", "-q"]).arg(&file), bytes);
 

@@ -323,6 +323,34 @@ mod tests {
         Backend { address, received, most_at_once, release }
     }
 
+    /// A shipper of `batches` one-record batches (`batch 1`, …) in a buffer in `directory`,
+    /// to `backend` with `in_flight` batches at once, running until the token is cancelled.
+    fn shipping(
+        backend: &Backend,
+        directory: &std::path::Path,
+        batches: usize,
+        in_flight: usize,
+    ) -> (Arc<Buffer>, Arc<Shipper>, CancellationToken, JoinHandle<()>) {
+        let buffer = Arc::new(Buffer::open(directory, 1 << 20, WhenFull::Block).unwrap());
+        for index in 1..=batches {
+            buffer.push_blocking(1, format!("batch {index}").as_bytes(), Positions::new()).unwrap();
+        }
+        let config = BackendConfig {
+            batches_in_flight: in_flight,
+            ..BackendConfig::new(format!("http://{}", backend.address), "t")
+        };
+        let shipper = Arc::new(Shipper::new(
+            http_client(&config).unwrap(),
+            &config,
+            "/api/v1/logs",
+            "application/x-ndjson",
+            buffer.clone(),
+        ));
+        let shutdown = CancellationToken::new();
+        let shipping = tokio::spawn(shipper.clone().run(shutdown.clone()));
+        (buffer, shipper, shutdown, shipping)
+    }
+
     async fn until(what: &str, condition: impl Fn() -> bool) {
         let started = Instant::now();
         while !condition() {
@@ -335,21 +363,7 @@ mod tests {
     async fn batches_in_flight_together_are_acknowledged_in_order() {
         let backend = backend().await;
         let directory = tempfile::tempdir().unwrap();
-        let buffer = Arc::new(Buffer::open(directory.path(), 1 << 20, WhenFull::Block).unwrap());
-        for index in 1..=6 {
-            buffer.push_blocking(1, format!("batch {index}").as_bytes(), Positions::new()).unwrap();
-        }
-        let config =
-            BackendConfig { batches_in_flight: 3, ..BackendConfig::new(format!("http://{}", backend.address), "t") };
-        let shipper = Arc::new(Shipper::new(
-            http_client(&config).unwrap(),
-            &config,
-            "/api/v1/logs",
-            "application/x-ndjson",
-            buffer.clone(),
-        ));
-        let shutdown = CancellationToken::new();
-        let shipping = tokio::spawn(shipper.clone().run(shutdown.clone()));
+        let (buffer, shipper, shutdown, shipping) = shipping(&backend, directory.path(), 6, 3);
 
         // Batches 2 and 3 are answered while batch 1 waits: three are sent, no fourth, and
         // nothing is acknowledged past the batch that has no answer.
@@ -375,20 +389,7 @@ mod tests {
     async fn a_stop_leaves_the_batches_in_flight_in_the_buffer() {
         let backend = backend().await;
         let directory = tempfile::tempdir().unwrap();
-        let buffer = Arc::new(Buffer::open(directory.path(), 1 << 20, WhenFull::Block).unwrap());
-        for index in 1..=2 {
-            buffer.push_blocking(1, format!("batch {index}").as_bytes(), Positions::new()).unwrap();
-        }
-        let config = BackendConfig::new(format!("http://{}", backend.address), "t");
-        let shipper = Arc::new(Shipper::new(
-            http_client(&config).unwrap(),
-            &config,
-            "/api/v1/logs",
-            "application/x-ndjson",
-            buffer.clone(),
-        ));
-        let shutdown = CancellationToken::new();
-        let shipping = tokio::spawn(shipper.clone().run(shutdown.clone()));
+        let (buffer, shipper, shutdown, shipping) = shipping(&backend, directory.path(), 2, 4);
         until("batch 2 is answered", || shipper.stats.batches.load(Ordering::SeqCst) == 1).await;
         shutdown.cancel();
         shipping.await.unwrap();

@@ -51,13 +51,8 @@ async fn main() {
         .filter(|path| path.is_file())
         .expect("the release vigil-agent is built: cargo build --release -p vigil-agent");
     let directory = tempfile::tempdir().unwrap();
-    let logs = directory.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    let file = logs.join("bench.log");
-    let lines = logfmt_file::write(&file, megabytes);
-    let bytes = std::fs::metadata(&file).unwrap().len();
+    let (logs, file, lines, bytes) = logfmt_file::create(directory.path(), megabytes);
     let mib = bytes as f64 / f64::from(1 << 20);
-    println!("file: {} MiB, {lines} lines, {:.0} bytes per line", bytes >> 20, bytes as f64 / lines as f64);
 
     let mut config = Config::for_tests(&directory.path().join("backend"));
     // Knobs for comparing writer settings; the defaults otherwise.

@@ -50,7 +50,7 @@ pub fn line(index: u64, out: &mut Vec<u8>) {
 }
 
 /// Writes at least `megabytes` MiB of lines to `path`; returns how many lines.
-pub fn write(path: &Path, megabytes: u64) -> u64 {
+fn write(path: &Path, megabytes: u64) -> u64 {
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     let mut chunk = Vec::with_capacity(1 << 20);
     let mut written = 0u64;
@@ -66,6 +66,18 @@ pub fn write(path: &Path, megabytes: u64) -> u64 {
     }
     writer.flush().unwrap();
     lines
+}
+
+/// Writes `<directory>/logs/bench.log` of at least `megabytes` MiB and prints its size; returns
+/// the logs directory, the file, its lines and its bytes.
+pub fn create(directory: &Path, megabytes: u64) -> (std::path::PathBuf, std::path::PathBuf, u64, u64) {
+    let logs = directory.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let file = logs.join("bench.log");
+    let lines = write(&file, megabytes);
+    let bytes = std::fs::metadata(&file).unwrap().len();
+    println!("file: {} MiB, {lines} lines, {:.0} bytes per line", bytes >> 20, bytes as f64 / lines as f64);
+    (logs, file, lines, bytes)
 }
 
 /// `VmHWM` (peak RSS) and utime + stime of a process, in KiB and seconds.
