@@ -40,10 +40,15 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{Connection as ClientConnection, SendRequest};
+use hyper_util::rt::TokioIo;
 use sqlx::{Connection, Executor, PgConnection, Row};
 use vigil_backend::config::Config;
 use vigil_proto::auth::Scope;
@@ -625,27 +630,61 @@ async fn postgres_plan(connection: &mut PgConnection, class: &Class, word: &str)
     rows.iter().map(|row| row.get::<String, _>(0)).collect()
 }
 
-/// Vigil over HTTP: `GET /api/v1/logs/search`, the answer read and decoded.
+/// Vigil over HTTP: `GET /api/v1/logs/search` on one kept HTTP/1.1 connection driven by the
+/// calling task, as the PostgreSQL connection is, the answer read and decoded. (A pooled client
+/// such as reqwest hands each request to a connection task of its own on another thread: two
+/// more thread wake-ups a request, which the server does not cause.)
 struct HttpSearch {
-    client: reqwest::Client,
-    url: String,
-    token: String,
+    sender: SendRequest<Empty<Bytes>>,
+    connection: Pin<Box<ClientConnection<TokioIo<tokio::net::TcpStream>, Empty<Bytes>>>>,
+    authority: String,
+    authorization: String,
 }
 
 impl HttpSearch {
-    async fn search(&self, query: &LogQuery) -> LogPage {
-        let mut parameters = vec![("q", query.q.clone()), ("limit", LIMIT.to_string())];
-        if let Some(start) = query.start {
-            parameters.push(("start", start.to_rfc3339()));
+    async fn connect(base: &str, token: &str) -> Self {
+        let authority = base.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let stream = tokio::net::TcpStream::connect(&authority).await.expect("the server listens");
+        stream.set_nodelay(true).unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        Self { sender, connection: Box::pin(connection), authority, authorization: format!("Bearer {token}") }
+    }
+
+    async fn search(&mut self, query: &LogQuery) -> LogPage {
+        let mut target = url::Url::parse("http://vigil").unwrap();
+        target.set_path(paths::LOGS_SEARCH);
+        {
+            let mut parameters = target.query_pairs_mut();
+            parameters.append_pair("q", &query.q).append_pair("limit", &LIMIT.to_string());
+            if let Some(start) = query.start {
+                parameters.append_pair("start", &start.to_rfc3339());
+            }
+            match query.track_total_hits {
+                Some(TrackTotalHits::All) => {
+                    parameters.append_pair("track_total_hits", "true");
+                }
+                Some(TrackTotalHits::UpTo(bound)) => {
+                    parameters.append_pair("track_total_hits", &bound.to_string());
+                }
+                None => {}
+            }
         }
-        match query.track_total_hits {
-            Some(TrackTotalHits::All) => parameters.push(("track_total_hits", "true".to_owned())),
-            Some(TrackTotalHits::UpTo(bound)) => parameters.push(("track_total_hits", bound.to_string())),
-            None => {}
-        }
-        let response = self.client.get(&self.url).bearer_auth(&self.token).query(&parameters).send().await.unwrap();
-        assert!(response.status().is_success(), "search answered {}", response.status());
-        response.json().await.expect("a LogPage")
+        let request = http::Request::get(&target[url::Position::BeforePath..])
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::AUTHORIZATION, &self.authorization)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let Self { sender, connection, .. } = self;
+        let exchange = async {
+            let response = sender.send_request(request).await.expect("the search is answered");
+            assert!(response.status().is_success(), "search answered {}", response.status());
+            response.into_body().collect().await.expect("the answer is read").to_bytes()
+        };
+        let body = tokio::select! {
+            body = exchange => body,
+            closed = connection.as_mut() => panic!("the connection to Vigil closed: {closed:?}"),
+        };
+        serde_json::from_slice(&body).expect("a LogPage")
     }
 }
 
@@ -823,7 +862,7 @@ async fn main() {
         Class { name: "service:payments AND common", words: COMMON_WORDS, filter: Filter::Service(FILTER_SERVICE) },
         Class { name: "common word, last hour", words: COMMON_WORDS, filter: Filter::Since(since) },
     ];
-    let http = HttpSearch { client: reqwest::Client::new(), url: format!("{base}{}", paths::LOGS_SEARCH), token };
+    let mut http = HttpSearch::connect(&base, &token).await;
 
     // The same answers on every path, or the timings compare nothing.
     println!("matches (the same count and newest {LIMIT} records from Vigil in-process, Vigil HTTP and PostgreSQL):");

@@ -17,15 +17,19 @@ use std::sync::Arc;
 
 use tantivy::fastfield::AliveBitSet;
 use tantivy::query::{EnableScoring, Query, Scorer, Weight};
-use tantivy::{DocAddress, DocId, Searcher, SegmentReader, TERMINATED, TantivyDocument};
+use tantivy::{DocAddress, DocId, Searcher, SegmentReader, TERMINATED};
 use vigil_proto::{LogHit, LogQuery};
 
-use super::schema::LogFields;
+use super::schema::StoredHit;
 use super::times::{BlockRange, SegmentColumns, SegmentTimes};
 
 /// Blocks of a segment visited best first, each with a scorer of its own, before the rest of
 /// the segment is walked in document order by one scorer (that skips what cannot matter).
 const BEST_FIRST_BLOCKS: usize = 4;
+
+/// Matches (as the scorer estimates them) up to which a segment is walked once in document
+/// order rather than block by block; at least twice the page.
+const SPARSE_MATCHES: usize = 512;
 
 /// How far to count the matches beside the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +205,6 @@ struct Segment<'a> {
 /// matches, counted as `counting` asks.
 pub fn top_by_time(
     searchers: &[(Searcher, Arc<SegmentTimes>)],
-    fields: &LogFields,
     query: &dyn Query,
     within: Within,
     limit: usize,
@@ -249,12 +252,7 @@ pub fn top_by_time(
     let hits = best
         .into_sorted()
         .into_iter()
-        .map(|candidate| {
-            searchers[candidate.searcher]
-                .0
-                .doc::<TantivyDocument>(candidate.address)
-                .map(|document| fields.hit(&document))
-        })
+        .map(|candidate| searchers[candidate.searcher].0.doc::<StoredHit>(candidate.address).map(|StoredHit(hit)| hit))
         .collect::<tantivy::Result<Vec<_>>>()?;
     Ok(TopByTime { hits, total: tally.total, exact: tally.exact })
 }
@@ -279,6 +277,16 @@ impl Visit<'_> {
         if !best.admits(self.segment.best_possible) {
             return self.count_only(tally, counted_whole);
         }
+        // A segment of few matches is walked once, in document order: a scorer for each block
+        // would look the query's terms up in the dictionary again for each.
+        let first = self.weight.scorer(reader, 1.0)?;
+        if (first.size_hint() as usize) <= (2 * best.limit).max(SPARSE_MATCHES) {
+            let mut scorer = first;
+            tally.total += self.offer_until(scorer.as_mut(), TERMINATED, best);
+            best.cut();
+            return Ok(());
+        }
+        let mut spare = Some(first);
         let blocks = &columns.blocks;
         let best_of = |block: &BlockRange| self.within.best_possible(block.min, block.max, self.newest_first);
         let mut matched = 0usize;
@@ -292,7 +300,10 @@ impl Visit<'_> {
                 break;
             }
             let (start, end) = columns.bounds(block, max_doc);
-            let mut scorer = self.weight.scorer(reader, 1.0)?;
+            let mut scorer = match spare.take() {
+                Some(scorer) => scorer,
+                None => self.weight.scorer(reader, 1.0)?,
+            };
             seek(scorer.as_mut(), start);
             matched += self.offer_until(scorer.as_mut(), end, best);
             best.cut();
@@ -318,7 +329,10 @@ impl Visit<'_> {
             let (start, end) = columns.bounds(block, max_doc);
             let scorer = match &mut scorer {
                 Some(scorer) => scorer,
-                None => scorer.insert(self.weight.scorer(reader, 1.0)?),
+                None => scorer.insert(match spare.take() {
+                    Some(scorer) => scorer,
+                    None => self.weight.scorer(reader, 1.0)?,
+                }),
             };
             seek(scorer.as_mut(), start);
             if admitted {
@@ -438,6 +452,17 @@ mod tests {
     use vigil_proto::{LogRecord, RecordId, Timestamp};
 
     use super::*;
+    use crate::schema::LogFields;
+
+    /// A deterministic generator of numbers below its argument (xorshift).
+    fn xorshift(mut state: u64) -> impl FnMut(u64) -> u64 {
+        move |bound| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        }
+    }
 
     /// Three indexes (partitions) of several segments each, whose time ranges overlap, with
     /// timestamps shared by several records (the sequence decides) and some records deleted.
@@ -445,13 +470,7 @@ mod tests {
         let (schema, fields) = LogFields::schema();
         let mut alive = Vec::new();
         let mut searchers = Vec::new();
-        let mut random = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |bound: u64| {
-            random ^= random << 13;
-            random ^= random >> 7;
-            random ^= random << 17;
-            random % bound
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut sequence = 0u64;
         for partition in 0..3u64 {
             let index = Index::create_in_ram(schema.clone());
@@ -494,13 +513,7 @@ mod tests {
     /// them late, by up to a minute), a hundred deleted: many blocks, whose ranges overlap.
     fn one_long_segment() -> (Vec<Searcher>, LogFields, Vec<(RecordId, String)>) {
         let (schema, fields) = LogFields::schema();
-        let mut random = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |bound: u64| {
-            random ^= random << 13;
-            random ^= random >> 7;
-            random ^= random << 17;
-            random % bound
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let index = Index::create_in_ram(schema);
         let mut writer: IndexWriter = index.writer_with_num_threads(1, 50_000_000).unwrap();
         let mut alive = Vec::new();
@@ -578,8 +591,7 @@ mod tests {
                     for counting in [Counting::Exact, Counting::UpTo(0), Counting::UpTo(150), Counting::UpTo(10_000)] {
                         let context =
                             format!("{word:?} {within:?} newest_first={newest_first} limit={limit} {counting:?}");
-                        let page =
-                            top_by_time(&searchers, fields, query, within, limit, newest_first, counting).unwrap();
+                        let page = top_by_time(&searchers, query, within, limit, newest_first, counting).unwrap();
                         let ids: Vec<RecordId> = page.hits.iter().map(|hit| hit.id).collect();
                         let wanted: Vec<RecordId> = ordered.iter().take(limit).copied().collect();
                         assert_eq!(ids, wanted, "{context}");

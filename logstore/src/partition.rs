@@ -11,7 +11,7 @@ use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::AllQuery;
 use tantivy::schema::Schema;
-use tantivy::{Executor, Index, IndexReader, Order, ReloadPolicy, Searcher};
+use tantivy::{Executor, Index, IndexReader, IndexSettings, Order, ReloadPolicy, Searcher};
 use time::{Date, format_description::FormatItem, macros::format_description};
 use vigil_proto::Timestamp;
 
@@ -77,6 +77,17 @@ const EPOCH_JULIAN_DAY: i32 = 2_440_588;
 /// Partitions whose readers stay open at once (each maps its segments' files); the least
 /// recently searched are closed beyond it and opened again when searched.
 pub const MAX_OPEN_READERS: usize = 32;
+
+/// Bytes of documents compressed together in the doc store. A page reads each of its records
+/// from a block of its own when they lie apart in time (a rare word's matches): tantivy's
+/// 16 KiB blocks made decompressing them over half of such a search. 4 KiB blocks cost a
+/// quarter of that for a slightly larger store. An index keeps the settings it was created
+/// with.
+const DOC_STORE_BLOCK_BYTES: usize = 4096;
+
+fn index_settings() -> IndexSettings {
+    IndexSettings { docstore_blocksize: DOC_STORE_BLOCK_BYTES, ..IndexSettings::default() }
+}
 
 /// A partition's reader and the columns of its segments.
 struct OpenReader {
@@ -174,7 +185,7 @@ impl Partition {
             Index::open(directory)?
         } else {
             std::fs::write(&marker, FORMAT).map_err(system)?;
-            Index::create(directory, schema, Default::default())?
+            Index::create(directory, schema, index_settings())?
         };
         // Searches run a partition's segments in parallel.
         index.set_executor(executor.clone());

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query};
-use tantivy::{Index, Order, TantivyDocument};
+use tantivy::{Index, Order};
 use tokio::sync::{oneshot, watch};
 use vigil_proto::{
     Commit, FieldValue, FieldValues, HistogramBucket, LogContext, LogHistogram, LogHit, LogPage, LogQuery, LogRecord,
@@ -19,7 +19,7 @@ use vigil_proto::{
 use super::collectors::{HistogramCollector, TermCounts};
 use super::newest::{Counting, TopByTime, Within};
 use super::partition::{Partition, PartitionKey, Partitions, Retention};
-use super::schema::{self, LogFields};
+use super::schema::{self, LogFields, StoredHit};
 use super::wal::{Encoded, Wal};
 use super::writer::{Command, Reply, Writer, WriterOptions};
 use super::{LogStore, LogStoreError, query};
@@ -127,6 +127,24 @@ fn wal_directory(directory: &Path) -> std::path::PathBuf {
 
 /// A search's failure: a query the schema cannot answer (`message:*` on a field without fast
 /// values) is the caller's mistake, anything else the index's.
+/// Records a page may hold for its search to run on the caller's task rather than on the
+/// blocking pool.
+const BOUNDED_PAGE: usize = 500;
+/// Matches a bounded search may count.
+const BOUNDED_COUNT: usize = 10_000;
+
+/// Whether a search's work is bounded by its page and count alone, small enough to run on
+/// the caller's task: a page of at most [`BOUNDED_PAGE`], counted up to [`BOUNDED_COUNT`],
+/// and no regular expression, wildcard or range, whose terms are found by walking the
+/// dictionary.
+fn is_bounded_search(text: &str, limit: usize, counting: Counting) -> bool {
+    let counted = match counting {
+        Counting::Exact => false,
+        Counting::UpTo(bound) => bound <= BOUNDED_COUNT,
+    };
+    counted && limit <= BOUNDED_PAGE && !text.contains(['/', '*', '[', '{', '<', '>'])
+}
+
 fn search_error(error: tantivy::TantivyError) -> LogStoreError {
     match error {
         tantivy::TantivyError::SchemaError(message) => {
@@ -140,7 +158,6 @@ fn search_error(error: tantivy::TantivyError) -> LogStoreError {
 /// the count as asked.
 fn top_by_time_in(
     partitions: &[(PartitionKey, Partition)],
-    fields: &LogFields,
     query: &dyn Query,
     within: Within,
     (limit, newest_first): (usize, bool),
@@ -148,7 +165,7 @@ fn top_by_time_in(
 ) -> tantivy::Result<TopByTime> {
     let searchers =
         partitions.iter().map(|(_, partition)| partition.searcher_with_times()).collect::<tantivy::Result<Vec<_>>>()?;
-    super::newest::top_by_time(&searchers, fields, query, within, limit, newest_first, counting)
+    super::newest::top_by_time(&searchers, query, within, limit, newest_first, counting)
 }
 
 #[async_trait::async_trait]
@@ -193,26 +210,27 @@ impl LogStore for TantivyLogStore {
         };
         let partitions = self.partitions.overlapping(query.start, end);
         let fields = self.fields;
-        tokio::task::spawn_blocking(move || {
+        let limit = query.limit.unwrap_or(LogQuery::DEFAULT_LIMIT).clamp(1, LogQuery::MAX_LIMIT) as usize;
+        // One past the page at least, which says whether there is a next page.
+        let counting = match query.track_total_hits.unwrap_or(TrackTotalHits::UpTo(LogQuery::DEFAULT_TRACK_TOTAL_HITS))
+        {
+            TrackTotalHits::All => Counting::Exact,
+            TrackTotalHits::UpTo(bound) => Counting::UpTo(usize::try_from(bound).unwrap_or(usize::MAX).max(limit + 1)),
+        };
+        let bounded = is_bounded_search(&query.q, limit, counting);
+        let run = move || {
             // The range and the cursor are applied on the timestamps the search reads anyway.
             let tantivy_query = query::parse_text(&parsing_index, &fields, &query.q)?;
-            let limit = query.limit.unwrap_or(LogQuery::DEFAULT_LIMIT).clamp(1, LogQuery::MAX_LIMIT) as usize;
-            // One past the page at least, which says whether there is a next page.
-            let counting =
-                match query.track_total_hits.unwrap_or(TrackTotalHits::UpTo(LogQuery::DEFAULT_TRACK_TOTAL_HITS)) {
-                    TrackTotalHits::All => Counting::Exact,
-                    TrackTotalHits::UpTo(bound) => {
-                        Counting::UpTo(usize::try_from(bound).unwrap_or(usize::MAX).max(limit + 1))
-                    }
-                };
             let TopByTime { hits: records, total, exact } =
-                top_by_time_in(&partitions, &fields, &*tantivy_query, Within::of(&query), (limit, true), counting)
+                top_by_time_in(&partitions, &*tantivy_query, Within::of(&query), (limit, true), counting)
                     .map_err(search_error)?;
             let next_cursor = (records.len() == limit && total > limit).then(|| records[limit - 1].id);
             let total_relation = if exact { TotalRelation::Eq } else { TotalRelation::Gte };
             Ok(LogPage { records, total: total as u64, total_relation, next_cursor, tail_cursor })
-        })
-        .await?
+        };
+        // A bounded search takes well under a millisecond: handing it to the blocking pool and
+        // back would cost about as much again in thread wake-ups.
+        if bounded { run() } else { tokio::task::spawn_blocking(run).await? }
     }
 
     async fn histogram(&self, query: LogQuery, interval_nanos: i64) -> Result<LogHistogram, LogStoreError> {
@@ -302,8 +320,7 @@ impl LogStore for TantivyLogStore {
         let fields = self.fields;
         tokio::task::spawn_blocking(move || {
             let exactly = query::exactly(&fields, id);
-            let mut found =
-                top_by_time_in(&at, &fields, &*exactly, Within::default(), (1, true), Counting::UpTo(0))?.hits;
+            let mut found = top_by_time_in(&at, &*exactly, Within::default(), (1, true), Counting::UpTo(0))?.hits;
             let Some(record) = found.pop() else {
                 return Ok(None);
             };
@@ -329,8 +346,7 @@ impl LogStore for TantivyLogStore {
                     })
                     .cloned()
                     .collect();
-                Ok(top_by_time_in(&side, &fields, &same_source, Within::default(), (limit, older), Counting::UpTo(0))?
-                    .hits)
+                Ok(top_by_time_in(&side, &same_source, Within::default(), (limit, older), Counting::UpTo(0))?.hits)
             };
             let mut before = around(true, before)?;
             before.reverse();
@@ -369,7 +385,7 @@ impl LogStore for TantivyLogStore {
                 let (top, count) = searcher.search(&tantivy_query, &(by_sequence, Count)).map_err(search_error)?;
                 total += count as u64;
                 for (_, address) in top {
-                    hits.push(fields.hit(&searcher.doc::<TantivyDocument>(address)?));
+                    hits.push(searcher.doc::<StoredHit>(address)?.0);
                 }
             }
             hits.sort_by_key(|hit| hit.id.sequence);

@@ -64,25 +64,79 @@ pub struct SegmentTimes {
 }
 
 impl SegmentTimes {
-    /// The columns of a segment, opened now if they were not yet (a search on a searcher
-    /// older or newer than the last reload).
+    /// The columns of a segment; opened for this search alone when they are not kept (a
+    /// searcher taken before the last reload), so that no segment the reader let go is kept.
     pub fn of(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
-        let id = reader.segment_id();
-        if let Some(columns) = self.segments.lock().expect("segment times lock").get(&id) {
+        if let Some(columns) = self.segments.lock().expect("segment times lock").get(&reader.segment_id()) {
             return Ok(columns.clone());
         }
-        let columns = Arc::new(SegmentColumns::open(reader)?);
-        self.segments.lock().expect("segment times lock").insert(id, columns.clone());
-        Ok(columns)
+        Ok(Arc::new(SegmentColumns::open(reader)?))
     }
 
     /// Keeps the segments of `searcher` alone, opening the columns of those new to it.
     pub fn refresh(&self, searcher: &Searcher) -> tantivy::Result<()> {
         let live = searcher.generation().segments();
-        self.segments.lock().expect("segment times lock").retain(|id, _| live.contains_key(id));
-        for reader in searcher.segment_readers() {
-            self.of(reader)?;
-        }
+        let new: Vec<&SegmentReader> = {
+            let mut segments = self.segments.lock().expect("segment times lock");
+            segments.retain(|id, _| live.contains_key(id));
+            searcher.segment_readers().iter().filter(|reader| !segments.contains_key(&reader.segment_id())).collect()
+        };
+        // Opened outside the lock, which searches take.
+        let opened = new
+            .into_iter()
+            .map(|reader| Ok((reader.segment_id(), Arc::new(SegmentColumns::open(reader)?))))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        self.segments.lock().expect("segment times lock").extend(opened);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tantivy::{Index, IndexWriter, ReloadPolicy};
+    use vigil_proto::{LogRecord, Timestamp};
+
+    use super::*;
+    use crate::schema::LogFields;
+
+    #[test]
+    fn a_searcher_older_than_the_last_reload_keeps_nothing_of_what_the_reader_let_go() {
+        let (schema, fields) = LogFields::schema();
+        let index = Index::create_in_ram(schema);
+        let mut writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        let record = |nanos: i64| LogRecord {
+            timestamp: Timestamp::from_unix_nanos(nanos).unwrap(),
+            service: "api".to_owned(),
+            host: "web-1".to_owned(),
+            level: "info".to_owned(),
+            message: "served".to_owned(),
+            attributes: serde_json::Map::new(),
+        };
+        for segment in 0..2 {
+            writer.add_document(fields.document(record(1_000 + segment), segment as u64)).unwrap();
+            writer.commit().unwrap();
+        }
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().unwrap();
+        let old = reader.searcher();
+        let times = SegmentTimes::default();
+        times.refresh(&old).unwrap();
+        assert_eq!(times.segments.lock().unwrap().len(), 2);
+
+        let ids = index.searchable_segment_ids().unwrap();
+        writer.merge(&ids).wait().unwrap();
+        writer.commit().unwrap();
+        reader.reload().unwrap();
+        let new = reader.searcher();
+        times.refresh(&new).unwrap();
+        assert_eq!(new.segment_readers().len(), 1);
+        assert_eq!(times.segments.lock().unwrap().len(), 1);
+
+        // A search still on the old searcher gets its columns, which are not kept.
+        for segment in old.segment_readers() {
+            let columns = times.of(segment).unwrap();
+            assert_eq!(columns.timestamps.num_vals(), 1);
+        }
+        let kept: Vec<SegmentId> = times.segments.lock().unwrap().keys().copied().collect();
+        assert_eq!(kept, vec![new.segment_readers()[0].segment_id()]);
     }
 }
