@@ -86,6 +86,18 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body).await.unwrap_or_else(|(error, message)| {
+            panic!("webdriver {path}: {error}: {message}");
+        })
+    }
+
+    /// A WebDriver command, and the error it answered with (its code and message) if any.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (Value, Value)> {
         let mut request = self.client.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
@@ -97,10 +109,10 @@ impl Browser {
             .json()
             .await
             .unwrap_or_else(|error| panic!("webdriver {path}: {error}"));
-        if let Some(error) = answer["value"].get("error") {
-            panic!("webdriver {path}: {error}: {}", answer["value"]["message"]);
+        match answer["value"].get("error") {
+            Some(error) => Err((error.clone(), answer["value"]["message"].clone())),
+            None => Ok(answer["value"].clone()),
         }
-        answer["value"].clone()
     }
 
     /// Ends the session, which closes the browser.
@@ -201,9 +213,25 @@ impl Browser {
         .await;
     }
 
-    /// Presses the mouse at `from_x` pixels from the element's centre, moves to `to_x`, and
-    /// releases it there.
-    pub async fn drag_by(&self, element: &Element, from_x: i64, to_x: i64) {
+    /// Presses the mouse at `from_x` pixels from the centre of the element `selector` finds,
+    /// moves to `to_x`, and releases it there. An element drawn anew meanwhile (a chart
+    /// redrawn when its data arrives) is found again and the drag repeated.
+    pub async fn drag_by(&self, selector: &str, from_x: i64, to_x: i64) {
+        for _ in 0..5 {
+            let element = self.wait_for(selector).await;
+            match self.try_drag_by(&element, from_x, to_x).await {
+                Ok(_) => return,
+                Err((error, _)) if error == "stale element reference" => {
+                    // Releases whatever the interrupted drag left pressed.
+                    let _ = self.try_call(reqwest::Method::DELETE, "/actions", None).await;
+                }
+                Err((error, message)) => panic!("webdriver /actions: {error}: {message}"),
+            }
+        }
+        panic!("{selector} was drawn anew at every one of 5 drags");
+    }
+
+    async fn try_drag_by(&self, element: &Element, from_x: i64, to_x: i64) -> Result<Value, (Value, Value)> {
         let origin = json!({ELEMENT: element.0});
         let actions = json!({"actions": [{
             "type": "pointer",
@@ -217,7 +245,7 @@ impl Browser {
                 {"type": "pointerUp", "button": 0},
             ],
         }]});
-        self.call(reqwest::Method::POST, "/actions", Some(actions)).await;
+        self.try_call(reqwest::Method::POST, "/actions", Some(actions)).await
     }
 
     /// A PNG of the page, for looking at what a failing test saw.

@@ -298,8 +298,7 @@ async fn the_metrics_explorer_draws_a_chart_from_prometheus() {
     browser.wait_for(".chart canvas").await;
 
     // Dragging across the chart zooms: the range lands in the URL.
-    let over = browser.wait_for(".chart .u-over").await;
-    browser.drag_by(&over, -150, 150).await;
+    browser.drag_by(".chart .u-over", -150, 150).await;
     eventually(20, "the zoomed range in the URL", || async {
         let url = browser.current_url().await;
         (url.contains("start=") && url.contains("end=") && url.contains("unit=bytes")).then_some(())
