@@ -363,11 +363,13 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let (schema, _) = super::super::schema::LogFields::schema();
         let key = PartitionKey { class: DEFAULT_CLASS.to_owned(), day: 20_000 };
-        Partitions::open(root.path(), schema.clone()).unwrap().get_or_create(&key).unwrap();
+        let created = Partitions::open(root.path(), schema.clone()).unwrap().get_or_create(&key).unwrap();
+        assert_eq!(created.index.settings().docstore_blocksize, DOC_STORE_BLOCK_BYTES);
         let directory = key.directory(root.path());
         assert_eq!(std::fs::read_to_string(directory.join(FORMAT_FILE)).unwrap(), FORMAT);
-        // Reopened as it is: the same format.
-        Partitions::open(root.path(), schema.clone()).unwrap();
+        // Reopened as it is: the same format and doc-store blocks.
+        let reopened = Partitions::open(root.path(), schema.clone()).unwrap().get_or_create(&key).unwrap();
+        assert_eq!(reopened.index.settings().docstore_blocksize, DOC_STORE_BLOCK_BYTES);
 
         // An index without the file is one an earlier version wrote, with an FST dictionary.
         std::fs::remove_file(directory.join(FORMAT_FILE)).unwrap();

@@ -125,8 +125,6 @@ fn wal_directory(directory: &Path) -> std::path::PathBuf {
     directory.with_file_name(format!("{name}-wal"))
 }
 
-/// A search's failure: a query the schema cannot answer (`message:*` on a field without fast
-/// values) is the caller's mistake, anything else the index's.
 /// Records a page may hold for its search to run on the caller's task rather than on the
 /// blocking pool.
 const BOUNDED_PAGE: usize = 500;
@@ -145,6 +143,8 @@ fn is_bounded_search(text: &str, limit: usize, counting: Counting) -> bool {
     counted && limit <= BOUNDED_PAGE && !text.contains(['/', '*', '[', '{', '<', '>'])
 }
 
+/// A search's failure: a query the schema cannot answer (`message:*` on a field without fast
+/// values) is the caller's mistake, anything else the index's.
 fn search_error(error: tantivy::TantivyError) -> LogStoreError {
     match error {
         tantivy::TantivyError::SchemaError(message) => {
@@ -443,6 +443,19 @@ mod tests {
 
     use super::*;
     use crate::LogStore;
+
+    #[test]
+    fn only_searches_bounded_by_their_page_and_count_run_on_the_callers_task() {
+        let up_to = Counting::UpTo(LogQuery::DEFAULT_TRACK_TOTAL_HITS as usize);
+        assert!(is_bounded_search("error AND service:api", 100, up_to));
+        assert!(is_bounded_search("", BOUNDED_PAGE, Counting::UpTo(BOUNDED_COUNT)));
+        assert!(!is_bounded_search("error", 100, Counting::Exact), "an exact count");
+        assert!(!is_bounded_search("error", 100, Counting::UpTo(BOUNDED_COUNT + 1)), "a count past the bound");
+        assert!(!is_bounded_search("error", BOUNDED_PAGE + 1, up_to), "a long page");
+        for walks_the_dictionary in ["message:/err.*/", "\"time out\"*", "attributes.status:[500 TO 599]", "seq:>5"] {
+            assert!(!is_bounded_search(walks_the_dictionary, 100, up_to), "{walks_the_dictionary}");
+        }
+    }
 
     fn options(retention: Retention) -> WriterOptions {
         WriterOptions {

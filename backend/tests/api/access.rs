@@ -183,8 +183,8 @@ async fn every_route_answers_exactly_the_callers_its_access_allows() {
             // Every answer comes at once; one that does not come, or does not end, within 30 s
             // is reported and the request sent again once on a new connection, so that a
             // stalled connection names its route instead of holding the suite until CI's limit.
-            // (A streamed page's body has been seen to stall, rarely and only under load: a
-            // Suspense race in the UI framework's streaming, not access.)
+            // (A streamed page's body has been seen to stall, rarely and only under load; its
+            // cause, in the page's streaming rather than in access, is not found yet.)
             let retry = request.try_clone().expect("a request without a streamed body");
             let exchange = |request: reqwest::RequestBuilder| async move {
                 let response = request.send().await.unwrap();
