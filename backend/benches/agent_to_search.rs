@@ -32,14 +32,19 @@ mod server;
 
 use measure::{peak_rss_mib, process_cpu, raw_tantivy};
 
-/// The value of a counter or a histogram's count in a Prometheus text page.
+/// The value of a counter, or a histogram's count or sum, in a Prometheus text page.
 fn sample(page: &str, name: &str) -> f64 {
     page.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }
 
-async fn store_counters(client: &reqwest::Client, base: &str, token: &str) -> (f64, f64) {
+/// The store's commits, log syncs and seconds spent committing, so far.
+async fn store_counters(client: &reqwest::Client, base: &str, token: &str) -> (f64, f64, f64) {
     let page = client.get(format!("{base}/metrics")).bearer_auth(token).send().await.unwrap().text().await.unwrap();
-    (sample(&page, "vigil_log_commits_total"), sample(&page, "vigil_log_wal_sync_duration_seconds_count"))
+    (
+        sample(&page, "vigil_log_commits_total"),
+        sample(&page, "vigil_log_wal_sync_duration_seconds_count"),
+        sample(&page, "vigil_log_commit_duration_seconds_sum"),
+    )
 }
 
 #[tokio::main]
@@ -73,7 +78,7 @@ async fn main() {
     let ingest = state.auth.create_token("agent", Some(Scope::Ingest), None, None).await.unwrap().0;
     let admin = state.auth.create_token("bench", Some(Scope::Admin), None, None).await.unwrap().0;
     let client = reqwest::Client::new();
-    let (commits_before, syncs_before) = store_counters(&client, &base, &admin).await;
+    let (commits_before, syncs_before, committing_before) = store_counters(&client, &base, &admin).await;
 
     let in_flight = std::env::var("VIGIL_BENCH_IN_FLIGHT")
         .ok()
@@ -119,7 +124,7 @@ async fn main() {
     (agent_peak, agent_cpu) = (agent_peak.max(last_peak), f64::max(agent_cpu, last_cpu));
     let _ = agent.kill();
     let _ = agent.wait();
-    let (commits, syncs) = store_counters(&client, &base, &admin).await;
+    let (commits, syncs, committing) = store_counters(&client, &base, &admin).await;
 
     let page = state.log_store.search(LogQuery { limit: Some(1), ..LogQuery::default() }.counting_all()).await.unwrap();
     assert_eq!(page.total, lines, "search counts every line of the file exactly once");
@@ -131,10 +136,11 @@ async fn main() {
     );
     println!(
         "  backend: {backend_cpu:.1} CPU s, {:.1} CPU s per GiB, {:.1} MB per CPU s, peak RSS {backend_peak} MiB; \
-         {} index commits, {} log syncs",
+         {} index commits ({:.1} s committing), {} log syncs",
         backend_cpu / (mib / 1024.0),
         bytes as f64 / 1e6 / backend_cpu,
         commits - commits_before,
+        committing - committing_before,
         syncs - syncs_before,
     );
     println!(
