@@ -32,9 +32,12 @@ mod server;
 
 use measure::{peak_rss_mib, process_cpu, raw_tantivy};
 
-/// The value of a counter, or a histogram's count or sum, in a Prometheus text page.
+/// The value of a counter, or a histogram's count or sum, in a Prometheus text page; a missing
+/// sample stops the benchmark rather than printing a zero.
 fn sample(page: &str, name: &str) -> f64 {
-    page.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("/metrics has no sample {name}"))
 }
 
 /// The store's commits, log syncs and seconds spent committing, so far.
