@@ -15,15 +15,27 @@ use tantivy::{Executor, Index, IndexReader, IndexSettings, Order, ReloadPolicy, 
 use time::{Date, format_description::FormatItem, macros::format_description};
 use vigil_proto::Timestamp;
 
+use super::schema::Layout;
 use super::times::SegmentTimes;
 
 pub const DAY_NANOS: i64 = 86_400_000_000_000;
 
 /// The file of a partition that names the format of its index: `2` is tantivy with a sorted
 /// string table as the term dictionary (cheaper to build and merge than the FST of format 1,
-/// which had no such file).
+/// which had no such file), each stored part of a record a field of its own; `3` is format 2
+/// with them packed into one ([`Layout::Packed`]). Partitions of format 2 are read and
+/// written as they are; new ones are of format 3.
 const FORMAT_FILE: &str = "vigil-format";
-const FORMAT: &str = "2";
+const FORMAT: &str = "3";
+
+/// The layout of a partition of a format, for the formats this version reads and writes.
+fn layout_of(format: &str) -> Option<Layout> {
+    match format {
+        "2" => Some(Layout::Fields),
+        "3" => Some(Layout::Packed),
+        _ => None,
+    }
+}
 
 /// The class of services without a retention of their own.
 pub const DEFAULT_CLASS: &str = "_all";
@@ -153,6 +165,8 @@ impl Readers {
 pub struct Partition {
     key: PartitionKey,
     pub index: Index,
+    /// How its records' stored parts are laid out: new documents follow it.
+    pub layout: Layout,
     readers: Arc<Readers>,
     /// One more than the highest sequence number in the partition; 0 when empty.
     pub sequence_end: Arc<AtomicU64>,
@@ -173,19 +187,19 @@ impl Partition {
         let directory = MmapDirectory::open(directory)?;
         // An index keeps the schema it was created with: earlier versions indexed the
         // timestamp and sequence fields as terms too; the fields are the same.
-        let mut index = if Index::exists(&directory)? {
+        let (mut index, layout) = if Index::exists(&directory)? {
             let format = std::fs::read_to_string(&marker).unwrap_or_default();
-            if format.trim() != FORMAT {
+            let Some(layout) = layout_of(format.trim()) else {
                 return Err(tantivy::TantivyError::SystemError(format!(
                     "log partition {} was written by an earlier Vigil, whose term dictionary (an FST) this \
                      one cannot read: its records stay there untouched; move the directory away to start",
                     path.display()
                 )));
-            }
-            Index::open(directory)?
+            };
+            (Index::open(directory)?, layout)
         } else {
             std::fs::write(&marker, FORMAT).map_err(system)?;
-            Index::create(directory, schema, index_settings())?
+            (Index::create(directory, schema, index_settings())?, Layout::Packed)
         };
         // Searches run a partition's segments in parallel.
         index.set_executor(executor.clone());
@@ -194,7 +208,7 @@ impl Partition {
         let top = TopDocs::with_limit(1).order_by_fast_field::<u64>(super::schema::SEQUENCE, Order::Desc);
         let last = reader.searcher().search(&AllQuery, &top)?.first().and_then(|(sequence, _)| *sequence);
         let sequence_end = Arc::new(AtomicU64::new(last.map_or(0, |last| last + 1)));
-        Ok(Self { key, index, readers, sequence_end })
+        Ok(Self { key, index, layout, readers, sequence_end })
     }
 
     /// A searcher of the last commit the reader loaded.

@@ -519,6 +519,70 @@ mod tests {
         store.close().await;
     }
 
+    /// A partition an earlier version wrote (format 2, a stored field for each part of a record)
+    /// keeps being read and written as it is, beside new partitions of format 3.
+    #[tokio::test]
+    async fn a_format_2_partition_is_read_and_appended_to_beside_format_3_ones() {
+        use crate::schema::Layout;
+        let data = tempfile::tempdir().unwrap();
+        let root = data.path().join("logs");
+        let with_attributes = |mut record: LogRecord, region: &str| {
+            record.host = "web-1".to_owned();
+            record.level = "warn".to_owned();
+            record.attributes =
+                serde_json::json!({"region": region, "at": "2026-03-01T10:00:00+02:00"}).as_object().unwrap().clone();
+            record
+        };
+        let old = with_attributes(record("api", "written by format 2"), "eu");
+        {
+            let directory = root.join("_all").join("2026-11-29");
+            std::fs::create_dir_all(&directory).unwrap();
+            std::fs::write(directory.join("vigil-format"), "2").unwrap();
+            let (schema, fields) = LogFields::schema_of(Layout::Fields);
+            let mmap = tantivy::directory::MmapDirectory::open(&directory).unwrap();
+            let index = Index::create(mmap, schema, tantivy::IndexSettings::default()).unwrap();
+            let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+            writer.add_document(fields.document_in(Layout::Fields, old.clone(), 0)).unwrap();
+            writer.commit().unwrap();
+        }
+        let appended = with_attributes(record("api", "appended to format 2"), "eu");
+        let mut next_day = with_attributes(record("api", "a new day in format 3"), "us");
+        next_day.timestamp = "2026-11-30T08:00:00Z".parse().unwrap();
+
+        let open =
+            || TantivyLogStore::open(&root, options(Retention::default()), StoreMetrics::unregistered()).unwrap();
+        let store = open();
+        store.append(vec![appended, next_day], Commit::WaitFor).await.unwrap();
+        let mut store = Some(store);
+        for _reopened in [false, true] {
+            let store = store.take().unwrap_or_else(open);
+            let page = store.search(LogQuery { limit: Some(10), ..LogQuery::default() }).await.unwrap();
+            let got: Vec<_> = page
+                .records
+                .iter()
+                .map(|hit| (hit.id.sequence, &*hit.message, &*hit.host, &*hit.level, hit.attributes["at"].clone()))
+                .collect();
+            // Format 2 stored the date-like attribute as a date (read back in UTC); format 3
+            // keeps it as it was sent.
+            assert_eq!(
+                got,
+                [
+                    (2, "a new day in format 3", "web-1", "warn", "2026-03-01T10:00:00+02:00".into()),
+                    (1, "appended to format 2", "web-1", "warn", "2026-03-01T08:00:00Z".into()),
+                    (0, "written by format 2", "web-1", "warn", "2026-03-01T08:00:00Z".into()),
+                ]
+            );
+            let found = store.search(LogQuery { q: "attributes.region:eu".to_owned(), ..LogQuery::default() });
+            assert_eq!(found.await.unwrap().total, 2, "attributes stay searchable in both formats");
+            let found =
+                store.search(LogQuery { q: "format AND host:web-1 AND level:warn".to_owned(), ..LogQuery::default() });
+            assert_eq!(found.await.unwrap().total, 3);
+            store.close().await;
+        }
+        let format = |day: &str| std::fs::read_to_string(root.join("_all").join(day).join("vigil-format")).unwrap();
+        assert_eq!((format("2026-11-29").as_str(), format("2026-11-30").as_str()), ("2", "3"));
+    }
+
     #[tokio::test]
     async fn auto_answers_when_durable_and_the_idle_queue_commits() {
         let data = tempfile::tempdir().unwrap();

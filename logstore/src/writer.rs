@@ -45,7 +45,7 @@ pub struct WriterOptions {
     pub indexing_threads: usize,
     pub retention: Retention,
 }
-use super::schema::LogFields;
+use super::schema::{Layout, LogFields};
 use super::wal::{Encoded, Replayed, Wal};
 use crate::StoreMetrics;
 
@@ -69,6 +69,8 @@ const MAX_OPEN_WRITERS: usize = 4;
 /// The documents of a group bound for one partition, and one more than their last sequence.
 struct Staged {
     key: PartitionKey,
+    /// The layout of the partition's stored records.
+    layout: Layout,
     sequence_end: u64,
     operations: Vec<UserOperation>,
 }
@@ -298,23 +300,28 @@ impl Writer {
             Some(position) => position,
             None => {
                 let key = PartitionKey { class: class.to_owned(), day };
-                if !self.uncommitted.contains_key(&key) {
-                    let partition = self.partitions.get_or_create(&key)?;
-                    self.uncommitted.insert(key.clone(), (partition, 0));
-                }
-                staged.push(Staged { key, sequence_end: 0, operations: Vec::new() });
+                let layout = match self.uncommitted.get(&key) {
+                    Some((partition, _)) => partition.layout,
+                    None => {
+                        let partition = self.partitions.get_or_create(&key)?;
+                        let layout = partition.layout;
+                        self.uncommitted.insert(key.clone(), (partition, 0));
+                        layout
+                    }
+                };
+                staged.push(Staged { key, layout, sequence_end: 0, operations: Vec::new() });
                 staged.len() - 1
             }
         };
         let staged = &mut staged[position];
         staged.sequence_end = sequence + 1;
-        staged.operations.push(UserOperation::Add(self.fields.document(record, sequence)));
+        staged.operations.push(UserOperation::Add(self.fields.document_in(staged.layout, record, sequence)));
         Ok(())
     }
 
     /// Sends each partition's documents to its writer, in one operation group.
     fn index(&mut self, staged: Vec<Staged>) {
-        for Staged { key, sequence_end, operations } in staged {
+        for Staged { key, sequence_end, operations, .. } in staged {
             if let Some((_, end)) = self.uncommitted.get_mut(&key) {
                 *end = sequence_end;
             }
