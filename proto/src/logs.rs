@@ -111,8 +111,22 @@ impl Serialize for RecordId {
 
 impl<'de> Deserialize<'de> for RecordId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        // Read from the borrowed text where it can be: a page holds one a record.
+        struct RecordIdVisitor;
+
+        impl serde::de::Visitor<'_> for RecordIdVisitor {
+            type Value = RecordId;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a record id, <unix nanoseconds>-<sequence>")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RecordId, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(RecordIdVisitor)
     }
 }
 
