@@ -137,7 +137,7 @@ impl LogFields {
 /// (the JSON object, or nothing when empty) as `<service>:<host>:<level>:<attributes>:`, then
 /// those four and the message, in that order. Text, so that tantivy stores and reads it as one
 /// string (its stored bytes are read a byte at a time).
-pub fn pack(record: &LogRecord) -> String {
+fn pack(record: &LogRecord) -> String {
     use std::fmt::Write as _;
     let attributes = if record.attributes.is_empty() {
         String::new()
@@ -184,7 +184,7 @@ fn unpack(mut text: String) -> Option<Unpacked> {
         json if json.is_empty() => Map::new(),
         json => serde_json::from_str(&json).ok()?,
     };
-    text.get(at..)?;
+    // `at` ends the last part read, so it is on a character boundary.
     text.drain(..at);
     Some(Unpacked { service, host, level, attributes, message: text })
 }

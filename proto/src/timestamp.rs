@@ -78,7 +78,7 @@ impl Timestamp {
         put(buffer, 11, second_of_day / 3600, 2);
         put(buffer, 14, second_of_day / 60 % 60, 2);
         put(buffer, 17, second_of_day % 60, 2);
-        for (position, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+        for (position, separator) in RFC3339_SEPARATORS {
             buffer[position] = separator;
         }
         let mut end = 19;
@@ -109,8 +109,7 @@ impl Timestamp {
                 .iter()
                 .try_fold(0i64, |value, &byte| byte.is_ascii_digit().then(|| value * 10 + i64::from(byte - b'0')))
         };
-        let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-        if separators.iter().any(|&(position, separator)| bytes[position] != separator) {
+        if RFC3339_SEPARATORS.iter().any(|&(position, separator)| bytes[position] != separator) {
             return None;
         }
         let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
@@ -143,6 +142,9 @@ impl Timestamp {
 
 /// The longest RFC 3339 text [`Timestamp`] writes: `2262-04-11T23:47:16.854775807Z`.
 const RFC3339_MAX: usize = 30;
+
+/// Where the date and time of that text have their separators.
+const RFC3339_SEPARATORS: [(usize, u8); 5] = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
 
 /// The civil date (year, month, day) of a day counted from 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`, for days on or after it).
